@@ -1,0 +1,5 @@
+"""`python -m gql` is the `ordergraph` command line."""
+
+from gql.cli import main
+
+main()

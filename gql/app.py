@@ -1,0 +1,110 @@
+"""The ASGI application: GraphQL over HTTP and WebSocket, health, metrics and the web app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from gql.config import Settings, settings_from_env
+from gql.http import graphql_endpoint
+from gql.metrics import MetricsMiddleware, metrics
+from gql.schema import build_schema
+from gql.schema.context import Context
+from gql.store.connection import create_pool
+
+log = logging.getLogger("ordergraph")
+
+
+class _Subscriptions(GraphQL):  # type: ignore[type-arg]
+    """strawberry's WebSocket protocols, with a fresh context per connection."""
+
+    def __init__(self, settings: Settings, state: Any) -> None:
+        super().__init__(
+            build_schema(settings),
+            graphql_ide=None,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
+            connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout),
+            keep_alive=True,
+            keep_alive_interval=settings.keepalive_interval,
+        )
+        self.settings = settings
+        self.state = state
+
+    async def get_context(self, request: Any, response: Any = None) -> Context:
+        return Context(self.state.pool, self.settings, getattr(self.state, "live", None), request)
+
+
+def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> Starlette:
+    """The app; it opens (and closes) its own pool unless one is given."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        owned = pool is None
+        app.state.pool = pool or await create_pool(
+            settings.database_url, min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size)
+        try:
+            yield
+        finally:
+            if owned:
+                await app.state.pool.close()
+
+    def context(request: Request) -> Context:
+        return Context(request.app.state.pool, settings, getattr(request.app.state, "live", None),
+                       request)
+
+    try:
+        from gql import web
+    except ImportError:  # the web front-end is optional when running from a bare checkout
+        web = None  # type: ignore[assignment]
+    ide = web.graphiql_response if (web is not None and settings.ide) else None
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        checks: dict[str, Any] = {}
+        try:
+            async with request.app.state.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("select 1")
+            checks["database"] = "ok"
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            checks["database"] = f"unreachable: {type(exc).__name__}"
+        live = getattr(request.app.state, "live", None)
+        if live is not None:
+            checks["listener"] = "connected" if live.connected else "reconnecting"
+        ready = all(v in ("ok", "connected") for v in checks.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", **checks},
+                            200 if ready else 503)
+
+    app = Starlette(lifespan=lifespan, middleware=[Middleware(MetricsMiddleware)])
+    endpoint = graphql_endpoint(settings, context, ide)
+    routes: list[BaseRoute] = [
+        Route("/graphql", endpoint, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", _Subscriptions(settings, app.state)),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+    ]
+    if web is not None:
+        routes.extend(web.routes())
+    app.router.routes.extend(routes)
+    return app
+
+
+def app_from_env() -> Starlette:
+    """Factory for worker processes started by `ordergraph serve --workers N`."""
+    return create_app(settings_from_env(os.environ["ORDERGRAPH_WORKER_DATABASE_URL"]))

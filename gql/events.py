@@ -1,0 +1,101 @@
+"""The order domain's vocabulary: event types, statuses, new events and log positions.
+
+The rules themselves (state machine, amounts, projection) live in schema.sql, once, where the
+database enforces them for every writer; this module only names things.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gql.errors import BadUserInput
+
+
+class EventType(enum.Enum):
+    """Member names are the GraphQL enum values; values are the names stored in the log."""
+
+    ORDER_PLACED = "OrderPlaced"
+    ITEM_ADDED_TO_ORDER = "ItemAddedToOrder"
+    ITEM_REMOVED_FROM_ORDER = "ItemRemovedFromOrder"
+    PAYMENT_AUTHORIZED = "PaymentAuthorized"
+    PAYMENT_CAPTURED = "PaymentCaptured"
+    PAYMENT_CAPTURE_REVERSED = "PaymentCaptureReversed"
+    ORDER_SHIPPED = "OrderShipped"
+    ORDER_CANCELLED = "OrderCancelled"
+
+    @classmethod
+    def from_stored(cls, name: str) -> EventType:
+        return cls(name)
+
+
+class OrderStatus(enum.Enum):
+    PLACED = "PLACED"
+    PAYMENT_AUTHORIZED = "PAYMENT_AUTHORIZED"
+    PAID = "PAID"
+    SHIPPED = "SHIPPED"
+    CANCELLED = "CANCELLED"
+
+
+class EventOrder(enum.Enum):
+    STREAM_VERSION = "stream_version"
+    OCCURRED_AT = "occurred_at"
+    RECORDED_AT = "recorded_at"
+
+
+class TimeAxis(enum.Enum):
+    OCCURRED = "occurred_at"
+    RECORDED = "recorded_at"
+
+
+@dataclass(frozen=True)
+class Actor:
+    type: str
+    id: str
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event a writer asks to append; the database decides whether it may follow."""
+
+    order_id: uuid.UUID
+    type: EventType
+    payload: dict[str, Any]
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    expected_version: int | None = None
+    occurred_at: datetime | None = None
+    correlation_id: uuid.UUID | None = None
+    causation_id: uuid.UUID | None = None
+    actor: Actor | None = None
+    schema_version: int = 1
+
+
+_POSITION = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})$")
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in the global log: (writing transaction id, sequence number).
+
+    Encoded as a fixed-width string so that clients may compare positions as strings.
+    """
+
+    xid: int
+    seq: int
+
+    def encode(self) -> str:
+        return f"{self.xid:016x}-{self.seq:016x}"
+
+    @classmethod
+    def decode(cls, text: str, field: str = "after") -> Position:
+        match = _POSITION.match(text)
+        if match is None:
+            raise BadUserInput(f"{field} is not a position in the log", field=field)
+        return cls(int(match[1], 16), int(match[2], 16))
+
+
+ORIGIN = Position(0, 0)

@@ -1,0 +1,150 @@
+"""GraphQL over HTTP: POST and GET /graphql with the status codes of the GraphQL-over-HTTP spec.
+
+With `Accept: application/graphql-response+json` a request that cannot run gets a 4xx
+(400 unparsable, 422 invalid); legacy `application/json` clients get 200 with `errors`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
+
+from gql.config import Settings
+from gql.schema.context import Context
+from gql.schema.errors import client_error
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+log = logging.getLogger("ordergraph.http")
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.headers = headers or {}
+
+
+def _media_type(request: Request) -> str:
+    accept = request.headers.get("accept", "")
+    if GRAPHQL_RESPONSE in accept and not accept.startswith(JSON):
+        return GRAPHQL_RESPONSE
+    return JSON
+
+
+def _response(body: dict[str, Any], status: int, media_type: str,
+              headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type=f"{media_type}; charset=utf-8")
+
+
+def _error_body(message: str, code: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+async def _read_params(request: Request, settings: Settings) -> dict[str, Any]:
+    if request.method == "GET":
+        params: dict[str, Any] = dict(request.query_params)
+        if "variables" in params:
+            params["variables"] = _loads(params["variables"], "variables")
+        if "extensions" in params:
+            params["extensions"] = _loads(params["extensions"], "extensions")
+        return params
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type not in (JSON, "application/graphql+json", ""):
+        raise BadRequest(f"unsupported content type {content_type!r}; send application/json", 415)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        raise BadRequest(f"request body larger than {settings.max_body_bytes} bytes", 413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > settings.max_body_bytes:
+            raise BadRequest(f"request body larger than {settings.max_body_bytes} bytes", 413)
+    params = _loads(bytes(body), "body")
+    if not isinstance(params, dict):
+        raise BadRequest("the body must be a JSON object with a `query`")
+    return params
+
+
+def _loads(raw: str | bytes, what: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"the {what} is not valid JSON") from None
+
+
+def _check_params(params: dict[str, Any]) -> tuple[str, dict[str, Any] | None, str | None]:
+    query, variables, operation = (
+        params.get("query"), params.get("variables"), params.get("operationName"))
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest("no GraphQL query: send `query` as a string")
+    if variables is not None and not isinstance(variables, dict):
+        raise BadRequest("`variables` must be a JSON object")
+    if operation is not None and not isinstance(operation, str):
+        raise BadRequest("`operationName` must be a string")
+    return query, variables, operation
+
+
+def graphql_endpoint(
+    settings: Settings,
+    context: Callable[[Request], Context],
+    ide: Callable[[Request], Response] | None,
+) -> Callable[[Request], Awaitable[Response]]:
+    """The `/graphql` HTTP handler for a schema built with `settings`."""
+    from gql.schema import build_schema
+
+    schema = build_schema(settings)
+
+    async def endpoint(request: Request) -> Response:
+        media_type = _media_type(request)
+        if (request.method == "GET" and ide is not None and "query" not in request.query_params
+                and "text/html" in request.headers.get("accept", "")):
+            return ide(request)
+        try:
+            query, variables, operation = _check_params(await _read_params(request, settings))
+        except BadRequest as exc:
+            return _response(_error_body(exc.message, "BAD_REQUEST"), exc.status, media_type,
+                             exc.headers)
+        allowed = ({OperationType.QUERY} if request.method == "GET"
+                   else {OperationType.QUERY, OperationType.MUTATION})
+        try:
+            result = await schema.execute(query, variables, context(request),
+                                          operation_name=operation,
+                                          allowed_operation_types=allowed)
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type == OperationType.SUBSCRIPTION:
+                return _response(_error_body("subscriptions run over WebSocket at /graphql",
+                                             "BAD_REQUEST"), 405 if request.method == "GET"
+                                 else 400, media_type, {"Allow": "POST"})
+            return _response(_error_body("mutations must be sent with POST", "BAD_REQUEST"),
+                             405, media_type, {"Allow": "POST"})
+        except MissingQueryError:
+            return _response(_error_body("no GraphQL query", "BAD_REQUEST"), 400, media_type)
+        body: dict[str, Any] = {}
+        errors = [client_error(e) if not (e.extensions and "code" in e.extensions) else e
+                  for e in result.errors or []]
+        # errors before execution (parse, validation, variables) have no path and no data
+        refused = bool(errors) and result.data is None and all(e.path is None for e in errors)
+        if errors:
+            body["errors"] = [e.formatted for e in errors]
+        if not refused:
+            body["data"] = result.data
+        status = 200
+        if refused and media_type == GRAPHQL_RESPONSE:
+            codes = {(e.extensions or {}).get("code") for e in errors}
+            status = 400 if "GRAPHQL_PARSE_FAILED" in codes else 422
+        if result.extensions:
+            body["extensions"] = result.extensions
+        return _response(body, status, media_type)
+
+    return endpoint
+

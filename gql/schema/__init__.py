@@ -1,0 +1,51 @@
+"""The GraphQL schema: queries, mutations and subscriptions over the event store."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import strawberry
+from graphql import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from gql.config import Settings
+from gql.schema.errors import ErrorCodes
+from gql.schema.event_types import EVENT_CLASSES
+from gql.schema.mutations import Mutation
+from gql.schema.queries import Query
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    """A schema with the request limits of `settings` (defaults when None)."""
+    settings = settings or Settings(database_url="")
+    extensions: list[SchemaExtension | type[SchemaExtension]] = [
+        ErrorCodes(),
+        QueryDepthLimiter(max_depth=settings.max_depth),
+        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        MaxTokensLimiter(max_token_count=settings.max_tokens),
+        ParserCache(maxsize=256),
+        ValidationCache(maxsize=256),
+    ]
+    if not settings.introspection:
+        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        types=list(EVENT_CLASSES.values()),
+        extensions=extensions,
+        config=StrawberryConfig(auto_camel_case=True),
+    )
+
+
+@cache
+def sdl() -> str:
+    return build_schema().as_str()

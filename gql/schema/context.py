@@ -1,0 +1,75 @@
+"""Per-operation context: the pool, settings, and DataLoaders that live for one operation."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info as StrawberryInfo
+
+from gql.config import Settings
+from gql.events import EventOrder, EventType
+from gql.store import reads
+
+# Each Order.events page is its own key, so that orders on one page batch into one query
+# per distinct (page size, cursor, types, order) combination.
+EventsKey = tuple[uuid.UUID, int, int | None, tuple[EventType, ...] | None, EventOrder]
+
+
+@dataclass
+class Loaders:
+    """Fresh per operation (and per subscription event), so nobody sees stale rows."""
+
+    pool: asyncpg.Pool
+    orders: DataLoader[uuid.UUID, asyncpg.Record | None] = field(init=False)
+    customers: DataLoader[uuid.UUID, asyncpg.Record | None] = field(init=False)
+    order_events: DataLoader[EventsKey, list[asyncpg.Record]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.orders = DataLoader(self._load_orders)
+        self.customers = DataLoader(self._load_customers)
+        self.order_events = DataLoader(self._load_order_events)
+
+    async def _load_orders(self, ids: list[uuid.UUID]) -> list[asyncpg.Record | None]:
+        return await reads.load_orders(self.pool, ids)
+
+    async def _load_customers(self, ids: list[uuid.UUID]) -> list[asyncpg.Record | None]:
+        return await reads.load_customers(self.pool, ids)
+
+    async def _load_order_events(self, keys: list[EventsKey]) -> list[list[asyncpg.Record]]:
+        groups: dict[tuple[Any, ...], list[uuid.UUID]] = {}
+        for order_id, *page in keys:
+            groups.setdefault(tuple(page), []).append(order_id)
+        pages: dict[EventsKey, list[asyncpg.Record]] = {}
+        for (limit, after, types, order), order_ids in groups.items():
+            found = await reads.list_order_events(
+                self.pool, order_ids, limit=limit, after_version=after, types=types, order=order
+            )
+            for order_id in order_ids:
+                pages[(order_id, limit, after, types, order)] = found.get(order_id, [])
+        return [pages[key] for key in keys]
+
+
+@dataclass
+class Context:
+    pool: asyncpg.Pool
+    settings: Settings
+    live: Any = None
+    request: Any = None
+    _loaders: Loaders | None = None
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = Loaders(self.pool)
+        return self._loaders
+
+    def fresh(self) -> Context:
+        """A copy with new loaders: each subscription event reads current rows."""
+        return Context(self.pool, self.settings, self.live, self.request)
+
+
+Info = StrawberryInfo[Context, None]

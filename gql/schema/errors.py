@@ -1,0 +1,49 @@
+"""Errors for clients: domain errors carry their SPEC code; anything unexpected is masked."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+
+from gql.errors import DomainError
+
+log = logging.getLogger("ordergraph.errors")
+
+
+def _pre_execution_code(error: GraphQLError) -> str:
+    message = error.message
+    if message.startswith("Syntax Error"):
+        return "GRAPHQL_PARSE_FAILED"
+    if message.startswith("Variable ") or "got invalid value" in message:
+        return "BAD_USER_INPUT"
+    return "GRAPHQL_VALIDATION_FAILED"
+
+
+def client_error(error: GraphQLError) -> GraphQLError:
+    """The error as a client may see it, always with `extensions.code`."""
+    original = error.original_error
+    if isinstance(original, DomainError):
+        extensions = {"code": original.code, **original.extensions}
+        return GraphQLError(original.message, error.nodes, error.source, error.positions,
+                            error.path, None, extensions)
+    if error.extensions and "code" in error.extensions:
+        return error
+    if error.path is None and (original is None or isinstance(original, ValueError | TypeError)):
+        # parsing, validation and variable coercion: the message is about the request
+        return GraphQLError(error.message, error.nodes, error.source, error.positions,
+                            None, None, {"code": _pre_execution_code(error)})
+    error_id = uuid.uuid4().hex[:12]
+    log.error("internal error %s at %s", error_id, error.path, exc_info=original or error)
+    return GraphQLError(f"Internal server error (id {error_id})", error.nodes, error.source,
+                        error.positions, error.path, None,
+                        {"code": "INTERNAL_SERVER_ERROR", "errorId": error_id})
+
+
+class ErrorCodes(MaskErrors):
+    """Applies `client_error` to every result, also each subscription result."""
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        return client_error(error)

@@ -1,0 +1,89 @@
+"""Mutation: one per event type, each appending one event through the append path."""
+
+from __future__ import annotations
+
+import uuid
+
+import strawberry
+
+from gql.events import EventType
+from gql.schema.context import Info
+from gql.schema.event_types import OrderEvent, event_from_row
+from gql.schema.inputs import (
+    AddItemToOrderInput,
+    AuthorizePaymentInput,
+    CancelOrderInput,
+    CapturePaymentInput,
+    EventMetadata,
+    PlaceOrderInput,
+    RegisterCustomerInput,
+    RemoveItemFromOrderInput,
+    ReversePaymentCaptureInput,
+    ShipOrderInput,
+    new_event,
+)
+from gql.schema.types import Customer, Order
+from gql.store.append import append_event, register_customer
+
+
+@strawberry.type(description="What an append recorded, and the order after it.")
+class AppendResult:
+    event: OrderEvent
+    order: Order
+    deduplicated: bool = strawberry.field(
+        description="True when this eventId (or authorizationId) was already recorded: "
+        "nothing new was appended and `event` is the original.")
+
+
+async def _append(info: Info, event_type: EventType, data: EventMetadata) -> AppendResult:
+    appended = await append_event(info.context.pool, new_event(event_type, data))
+    row = appended.event
+    order = await info.context.loaders.orders.load(row["order_id"])
+    assert order is not None  # the append committed the read model with the event
+    return AppendResult(event=event_from_row(row), order=Order.from_row(order),
+                        deduplicated=appended.deduplicated)
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Create a customer; the same details again return it.")
+    async def register_customer(self, info: Info, input: RegisterCustomerInput) -> Customer:
+        registered = await register_customer(
+            info.context.pool, input.customer_id or uuid.uuid4(), input.name, input.email)
+        return Customer.from_row(registered.customer)
+
+    @strawberry.mutation(description="OrderPlaced: starts a new order stream.")
+    async def place_order(self, info: Info, input: PlaceOrderInput) -> AppendResult:
+        return await _append(info, EventType.ORDER_PLACED, input)
+
+    @strawberry.mutation(description="ItemAddedToOrder (status PLACED).")
+    async def add_item_to_order(self, info: Info, input: AddItemToOrderInput) -> AppendResult:
+        return await _append(info, EventType.ITEM_ADDED_TO_ORDER, input)
+
+    @strawberry.mutation(description="ItemRemovedFromOrder (status PLACED).")
+    async def remove_item_from_order(
+        self, info: Info, input: RemoveItemFromOrderInput
+    ) -> AppendResult:
+        return await _append(info, EventType.ITEM_REMOVED_FROM_ORDER, input)
+
+    @strawberry.mutation(description="PaymentAuthorized for the order total (PLACED → PAYMENT_AUTHORIZED).")
+    async def authorize_payment(self, info: Info, input: AuthorizePaymentInput) -> AppendResult:
+        return await _append(info, EventType.PAYMENT_AUTHORIZED, input)
+
+    @strawberry.mutation(description="PaymentCaptured for the authorized amount (→ PAID).")
+    async def capture_payment(self, info: Info, input: CapturePaymentInput) -> AppendResult:
+        return await _append(info, EventType.PAYMENT_CAPTURED, input)
+
+    @strawberry.mutation(description="PaymentCaptureReversed: compensates a capture (PAID → PAYMENT_AUTHORIZED).")
+    async def reverse_payment_capture(
+        self, info: Info, input: ReversePaymentCaptureInput
+    ) -> AppendResult:
+        return await _append(info, EventType.PAYMENT_CAPTURE_REVERSED, input)
+
+    @strawberry.mutation(description="OrderShipped (PAID → SHIPPED, final).")
+    async def ship_order(self, info: Info, input: ShipOrderInput) -> AppendResult:
+        return await _append(info, EventType.ORDER_SHIPPED, input)
+
+    @strawberry.mutation(description="OrderCancelled (from PLACED, PAYMENT_AUTHORIZED or PAID; final).")
+    async def cancel_order(self, info: Info, input: CancelOrderInput) -> AppendResult:
+        return await _append(info, EventType.ORDER_CANCELLED, input)

@@ -1,0 +1,110 @@
+"""Relay connections with opaque keyset cursors (never offsets)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import orjson
+import strawberry
+
+from gql.errors import BadUserInput
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[T]):
+    cursor: str
+    node: T
+
+
+@strawberry.type
+class Connection(Generic[T]):
+    edges: list[Edge[T]]
+    page_info: PageInfo
+
+    @strawberry.field
+    def nodes(self) -> list[T]:
+        return [edge.node for edge in self.edges]
+
+
+def page_size(first: int | None, default: int, cap: int) -> int:
+    size = default if first is None else first
+    if size < 0:
+        raise BadUserInput("first must not be negative", field="first")
+    if size > cap:
+        raise BadUserInput(f"first must be at most {cap}", field="first", max=cap)
+    return size
+
+
+def connection(
+    rows: Sequence[R],
+    size: int,
+    node: Callable[[R], T],
+    cursor: Callable[[R], str],
+    *,
+    after: str | None,
+) -> Connection[T]:
+    """A page from `size + 1` fetched rows: the extra row only says there is a next page."""
+    edges = [Edge(cursor=cursor(row), node=node(row)) for row in rows[:size]]
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=len(rows) > size,
+            has_previous_page=after is not None,
+            start_cursor=edges[0].cursor if edges else None,
+            end_cursor=edges[-1].cursor if edges else None,
+        ),
+    )
+
+
+def encode_cursor(kind: str, *values: Any) -> str:
+    raw = orjson.dumps([kind, *(_plain(v) for v in values)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(text: str, kind: str, *types: type) -> tuple[Any, ...]:
+    """The cursor's values, checked against `types`; BAD_USER_INPUT if malformed."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        parts = orjson.loads(raw)
+        if not isinstance(parts, list) or parts[0] != kind or len(parts) != len(types) + 1:
+            raise ValueError(kind)
+        return tuple(_typed(value, t) for value, t in zip(parts[1:], types, strict=True))
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise BadUserInput("after is not a cursor from this connection", field="after") from None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _typed(value: Any, kind: type) -> Any:
+    if kind is datetime:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            raise ValueError(value)
+        return parsed
+    if kind is uuid.UUID:
+        return uuid.UUID(value)
+    if kind is int and (not isinstance(value, int) or isinstance(value, bool)):
+        raise ValueError(value)
+    return value

@@ -1,0 +1,77 @@
+"""Scalars: UUID, DateTime (offset required), Decimal (strings only, never floats), JSON."""
+
+from __future__ import annotations
+
+import decimal
+import uuid
+from datetime import datetime
+from typing import Any, NewType
+
+import strawberry
+from strawberry.scalars import JSON
+
+__all__ = ["JSON", "DateTime", "Decimal", "UUID", "money"]
+
+
+def _parse_uuid(value: Any) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise ValueError("UUID must be a string such as 5f0e…-…")
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a UUID") from None
+
+
+def _parse_datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("DateTime must be an ISO 8601 string with an offset")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise ValueError(f"{value!r} has no UTC offset; add one, e.g. 'Z' or '+02:00'")
+    return parsed
+
+
+def _parse_decimal(value: Any) -> decimal.Decimal:
+    if not isinstance(value, str):
+        raise ValueError("Decimal amounts are strings such as \"12.50\", never numbers")
+    try:
+        parsed = decimal.Decimal(value)
+    except decimal.InvalidOperation:
+        raise ValueError(f"{value!r} is not a decimal amount") from None
+    if not parsed.is_finite():
+        raise ValueError(f"{value!r} is not a finite decimal amount")
+    return parsed
+
+
+def money(value: decimal.Decimal | str) -> str:
+    """Amounts with at least two decimals: "12" → "12.00", "0.125" stays."""
+    amount = decimal.Decimal(value)
+    if amount.as_tuple().exponent > -2:  # type: ignore[operator]
+        amount = amount.quantize(decimal.Decimal("0.01"))
+    return str(amount)
+
+
+UUID = strawberry.scalar(
+    NewType("UUID", uuid.UUID),
+    name="UUID",
+    description="A UUID, e.g. 0b9f5c1e-3a4d-4c2e-9a7b-5d6e7f8a9b0c.",
+    serialize=str,
+    parse_value=_parse_uuid,
+)
+DateTime = strawberry.scalar(
+    NewType("DateTime", datetime),
+    name="DateTime",
+    description="An ISO 8601 date-time with a UTC offset, e.g. 2026-11-30T09:15:00+01:00.",
+    serialize=lambda value: value.isoformat(),
+    parse_value=_parse_datetime,
+)
+Decimal = strawberry.scalar(
+    NewType("Decimal", decimal.Decimal),
+    name="Decimal",
+    description="Money as a decimal string, e.g. \"12.50\"; never a float.",
+    serialize=money,
+    parse_value=_parse_decimal,
+)

@@ -1,0 +1,55 @@
+"""`ordergraph serve`: database, schema, demo data, then uvicorn until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+
+import uvicorn
+from rich.console import Console
+
+from gql.config import settings_from_env
+from gql.database import database_url as resolve_database, default_data_dir
+from gql.store.connection import create_pool, migrate
+
+DEMO_ORDERS = 600
+console = Console(highlight=False)
+
+
+async def _prepare(url: str, demo: bool) -> None:
+    pool = await create_pool(url, min_size=1, max_size=8)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            empty = not await conn.fetchval("select exists (select from orders_current)")
+        if demo and empty:
+            from gql.seed import seed
+
+            with console.status(f"seeding {DEMO_ORDERS} demo orders…"):
+                result = await seed(pool, orders=DEMO_ORDERS)
+            console.print(f"seeded {result.orders} demo orders ({result.events} events)")
+    finally:
+        await pool.close()
+
+
+def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    with resolve_database(database_url, default_data_dir()) as url:
+        asyncio.run(_prepare(url, demo))
+        base = f"http://{host}:{port}"
+        console.print(f"ordergraph serving on {base}\n"
+                      f"  GraphQL + GraphiQL  {base}/graphql\n"
+                      f"  subscriptions       ws://{host}:{port}/graphql\n"
+                      f"  live order board    {base}/\n"
+                      f"  health, metrics     {base}/healthz {base}/readyz {base}/metrics")
+        if workers > 1:
+            os.environ["ORDERGRAPH_WORKER_DATABASE_URL"] = url
+            uvicorn.run("gql.app:app_from_env", factory=True, host=host, port=port,
+                        workers=workers, log_level="warning", timeout_graceful_shutdown=10)
+        else:
+            from gql.app import create_app
+
+            app = create_app(settings_from_env(url))
+            uvicorn.run(app, host=host, port=port, log_level="warning",
+                        timeout_graceful_shutdown=10)

@@ -1,0 +1,91 @@
+"""The append path: one round trip per event through `og_append` (schema.sql)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from gql.errors import IdempotencyConflict
+from gql.events import NewEvent
+from gql.store.errors import RETRYABLE, domain_error
+
+APPEND = """
+select (a.event).*, a.deduplicated
+from og_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) a
+"""
+
+REGISTER_CUSTOMER = """
+with inserted as (
+    insert into customers (customer_id, name, email) values ($1, $2, $3)
+    on conflict (customer_id) do nothing
+    returning customer_id, name, email, registered_at, false as existed
+)
+select * from inserted
+union all
+select customer_id, name, email, registered_at, true from customers
+where customer_id = $1 and not exists (select from inserted)
+"""
+
+# A concurrent writer may win a unique key between our check and our insert; the retry
+# then sees its committed row and answers deduplicated or conflict.
+_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Appended:
+    event: asyncpg.Record
+    deduplicated: bool
+
+
+async def append_event(db: asyncpg.Pool | asyncpg.Connection, event: NewEvent) -> Appended:
+    """Record `event` (or find its earlier recording) and update the read models atomically."""
+    args = (
+        event.event_id,
+        event.order_id,
+        event.type.value,
+        event.payload,
+        event.expected_version,
+        event.occurred_at,
+        event.correlation_id,
+        event.causation_id,
+        event.actor.type if event.actor else None,
+        event.actor.id if event.actor else None,
+        event.schema_version,
+    )
+    for attempt in range(_ATTEMPTS):
+        try:
+            row = await db.fetchrow(APPEND, *args)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name in RETRYABLE and attempt + 1 < _ATTEMPTS:
+                continue
+            raise domain_error(exc) or exc from None
+        except asyncpg.PostgresError as exc:
+            raise domain_error(exc) or exc from None
+        assert row is not None
+        return Appended(event=row, deduplicated=row["deduplicated"])
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class Registered:
+    customer: asyncpg.Record
+    existed: bool
+
+
+async def register_customer(
+    db: asyncpg.Pool | asyncpg.Connection, customer_id: uuid.UUID, name: str, email: str
+) -> Registered:
+    """Create a customer; registering the same one again returns it unchanged."""
+    try:
+        row = await db.fetchrow(REGISTER_CUSTOMER, customer_id, name, email)
+    except asyncpg.PostgresError as exc:
+        raise domain_error(exc) or exc from None
+    assert row is not None
+    if row["existed"] and (row["name"], row["email"]) != (name, email):
+        raise IdempotencyConflict(
+            f"customer {customer_id} is already registered with other details",
+            field="customerId",
+        )
+    return Registered(customer=row, existed=row["existed"])

@@ -1,0 +1,86 @@
+"""Connections: pools with the codecs ordergraph needs, and applying schema.sql."""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+from gql.errors import DatabaseUnavailable
+
+SCHEMA_SQL = "schema.sql"
+
+
+def schema_sql() -> str:
+    """The schema, from the checkout when running from source, else from the package."""
+    source = Path(__file__).resolve().parents[2] / SCHEMA_SQL
+    if source.is_file():
+        return source.read_text()
+    return importlib.resources.files("gql").joinpath(SCHEMA_SQL).read_text()
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, schema="pg_catalog", encoder=_dumps, decoder=orjson.loads, format="text"
+        )
+
+
+async def create_pool(
+    url: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    on_connect: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+) -> asyncpg.Pool:
+    async def init(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        if on_connect is not None:
+            await on_connect(conn)
+
+    try:
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, init=init, command_timeout=60
+        )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {describe(exc)}") from exc
+    assert pool is not None
+    return pool
+
+
+async def connect(url: str) -> asyncpg.Connection:
+    try:
+        conn = await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {describe(exc)}") from exc
+    await init_connection(conn)
+    return conn
+
+
+async def ensure_database(admin_url: str, name: str) -> None:
+    """Create database `name` on the server at `admin_url` unless it exists."""
+    conn = await connect(admin_url)
+    try:
+        if not await conn.fetchval("select 1 from pg_database where datname = $1", name):
+            await conn.execute(f'create database "{name}"')
+    finally:
+        await conn.close()
+
+
+async def migrate(conn: asyncpg.Connection) -> None:
+    """Apply schema.sql in one transaction; it is idempotent."""
+    async with conn.transaction():
+        await conn.execute(schema_sql())
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text

@@ -1,0 +1,62 @@
+"""The one table from database constraint names to domain errors."""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+
+from gql import errors
+from gql.events import EventType
+
+# Rules raised by schema.sql's functions (`og_fail(code, …)`) and named table constraints.
+_BY_CONSTRAINT: dict[str, tuple[type[errors.DomainError], dict[str, str]]] = {
+    "bad_user_input": (errors.BadUserInput, {}),
+    "invalid_transition": (errors.InvalidTransition, {}),
+    "order_not_found": (errors.OrderNotFound, {}),
+    "order_already_exists": (errors.OrderAlreadyExists, {}),
+    "orders_current_pkey": (errors.OrderAlreadyExists, {}),
+    "idempotency_conflict": (errors.IdempotencyConflict, {}),
+    "wrong_expected_version": (errors.WrongExpectedVersion, {}),
+    "log_immutable": (errors.LogImmutable, {}),
+    "order_events_customer_fkey": (errors.CustomerNotFound, {"field": "customerId"}),
+    "orders_current_customer_fkey": (errors.CustomerNotFound, {"field": "customerId"}),
+    "order_events_payload_size": (errors.BadUserInput, {"field": "payload"}),
+    "order_events_actor_type_valid": (errors.BadUserInput, {"field": "actor.type"}),
+    "order_events_actor_id_valid": (errors.BadUserInput, {"field": "actor.id"}),
+    "customers_name_valid": (errors.BadUserInput, {"field": "name"}),
+    "customers_email_valid": (errors.BadUserInput, {"field": "email"}),
+    "customers_email_key": (errors.BadUserInput, {"field": "email"}),
+}
+
+_MESSAGES = {
+    "order_events_customer_fkey": "customer does not exist",
+    "orders_current_customer_fkey": "customer does not exist",
+    "order_events_payload_size": "the event data is larger than 64 KB",
+    "order_events_actor_type_valid": "actor.type is longer than 100 characters",
+    "order_events_actor_id_valid": "actor.id is longer than 200 characters",
+    "customers_name_valid": "name must be 1 to 200 characters",
+    "customers_email_valid": "email must be an address such as ann@example.com",
+    "customers_email_key": "a customer with this email is already registered",
+    "orders_current_pkey": "the order already exists",
+}
+
+# Unique violations that a concurrent writer can cause; a retry sees its committed row.
+RETRYABLE = frozenset(
+    {"order_events_pkey", "orders_current_pkey", "order_events_authorization_key"}
+)
+
+
+def domain_error(exc: asyncpg.PostgresError) -> errors.DomainError | None:
+    """The domain error a database failure stands for, or None for an unexpected one."""
+    name = getattr(exc, "constraint_name", None)
+    if name not in _BY_CONSTRAINT:
+        return None
+    cls, defaults = _BY_CONSTRAINT[name]
+    extensions: dict[str, object] = dict(defaults)
+    detail = getattr(exc, "detail", None)
+    if detail and detail.startswith("{"):
+        extensions.update(orjson.loads(detail))
+    if "eventType" in extensions:
+        extensions["eventType"] = EventType(extensions["eventType"]).name
+    message = _MESSAGES.get(name) or getattr(exc, "message", None) or str(exc)
+    return cls(message, **extensions)

@@ -1,0 +1,184 @@
+"""Reads of the read models and the log, shaped for pages and DataLoader batches."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+
+from gql.events import EventOrder, EventType, Position, TimeAxis
+
+Db = asyncpg.Pool | asyncpg.Connection
+
+ORDER_COLUMNS = """order_id, customer_id, status, currency, total_amount, authorized_amount,
+    captured_amount, items, version, placed_at, last_event_at"""
+
+EVENT_COLUMNS = """event_id, order_id, stream_version, global_position, log_xid, event_type,
+    occurred_at, recorded_at, correlation_id, causation_id, actor_type, actor_id, customer_id,
+    payload, schema_version"""
+
+LOAD_ORDERS = f"select {ORDER_COLUMNS} from orders_current where order_id = any($1::uuid[])"
+
+LOAD_CUSTOMERS = """
+select customer_id, name, email, registered_at from customers where customer_id = any($1::uuid[])
+"""
+
+# Most recently active first; the keyset is (last_event_at, order_id), both descending.
+LIST_ORDERS = f"""
+select {ORDER_COLUMNS} from orders_current
+where ($1::timestamptz is null or (last_event_at, order_id) < ($1, $2::uuid))
+  and ($3::text[] is null or status = any($3))
+  and ($4::uuid is null or customer_id = $4)
+  and ($5::timestamptz is null or placed_at > $5)
+  and ($6::timestamptz is null or placed_at < $6)
+order by last_event_at desc, order_id desc
+limit $7
+"""
+
+FIND_EVENT = f"select {EVENT_COLUMNS} from order_events where event_id = $1"
+
+# The global feed in the log's order, only below the oldest running transaction: once a
+# reader has seen a position, no event can appear before it later.
+LIST_EVENTS = f"""
+select {EVENT_COLUMNS} from order_events
+where (log_xid, global_position) > ($1::xid8, $2::bigint)
+  and log_xid < pg_snapshot_xmin(pg_current_snapshot())
+  and ($3::text[] is null or event_type = any($3))
+  and ($4::uuid is null or order_id = $4)
+  and ($5::uuid is null or correlation_id = $5)
+  and ($6::timestamptz is null or occurred_at > $6)
+  and ($7::timestamptz is null or occurred_at < $7)
+order by log_xid, global_position
+limit $8
+"""
+
+# One order's timeline page per requested order, in one statement. The cursor is a
+# stream version; the keyset is (ordering column, stream_version).
+_ORDER_EVENTS = """
+select e.* from unnest($1::uuid[]) as o(id)
+cross join lateral (
+    select {columns} from order_events x
+    where x.order_id = o.id
+      and ($2::text[] is null or x.event_type = any($2))
+      and ($3::bigint is null or (x.{key}, x.stream_version) > (
+          select a.{key}, a.stream_version from order_events a
+          where a.order_id = o.id and a.stream_version = $3))
+    order by x.{key}, x.stream_version
+    limit $4
+) e
+"""
+LIST_ORDER_EVENTS = {
+    order: _ORDER_EVENTS.format(columns=EVENT_COLUMNS, key=order.value) for order in EventOrder
+}
+
+# Folds with the read model's own og_evolve: up to a version and/or a time on one axis.
+STATE_AT = {
+    axis: f"""
+select (og_fold(e order by e.stream_version)).* from order_events e
+where e.order_id = $1
+  and ($2::bigint is null or e.stream_version <= $2)
+  and ($3::timestamptz is null or e.{axis.value} <= $3)
+"""
+    for axis in TimeAxis
+}
+
+
+def _names(types: Sequence[EventType] | None) -> list[str] | None:
+    return [t.value for t in types] if types else None
+
+
+async def load_orders(db: Db, ids: Sequence[uuid.UUID]) -> list[asyncpg.Record | None]:
+    rows = await db.fetch(LOAD_ORDERS, list(ids))
+    by_id = {row["order_id"]: row for row in rows}
+    return [by_id.get(i) for i in ids]
+
+
+async def load_customers(db: Db, ids: Sequence[uuid.UUID]) -> list[asyncpg.Record | None]:
+    rows = await db.fetch(LOAD_CUSTOMERS, list(ids))
+    by_id = {row["customer_id"]: row for row in rows}
+    return [by_id.get(i) for i in ids]
+
+
+async def list_orders(
+    db: Db,
+    *,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    statuses: Sequence[str] | None = None,
+    customer_id: uuid.UUID | None = None,
+    placed_after: datetime | None = None,
+    placed_before: datetime | None = None,
+) -> list[asyncpg.Record]:
+    last_event_at, order_id = after if after else (None, None)
+    return await db.fetch(
+        LIST_ORDERS,
+        last_event_at,
+        order_id,
+        list(statuses) if statuses else None,
+        customer_id,
+        placed_after,
+        placed_before,
+        limit,
+    )
+
+
+async def find_event(db: Db, event_id: uuid.UUID) -> asyncpg.Record | None:
+    return await db.fetchrow(FIND_EVENT, event_id)
+
+
+async def list_events(
+    db: Db,
+    *,
+    limit: int,
+    after: Position | None = None,
+    types: Sequence[EventType] | None = None,
+    order_id: uuid.UUID | None = None,
+    correlation_id: uuid.UUID | None = None,
+    occurred_after: datetime | None = None,
+    occurred_before: datetime | None = None,
+) -> list[asyncpg.Record]:
+    start = after or Position(0, 0)
+    return await db.fetch(
+        LIST_EVENTS,
+        start.xid,
+        start.seq,
+        _names(types),
+        order_id,
+        correlation_id,
+        occurred_after,
+        occurred_before,
+        limit,
+    )
+
+
+async def list_order_events(
+    db: Db,
+    order_ids: Sequence[uuid.UUID],
+    *,
+    limit: int,
+    after_version: int | None = None,
+    types: Sequence[EventType] | None = None,
+    order: EventOrder = EventOrder.STREAM_VERSION,
+) -> dict[uuid.UUID, list[asyncpg.Record]]:
+    rows = await db.fetch(
+        LIST_ORDER_EVENTS[order], list(order_ids), _names(types), after_version, limit
+    )
+    pages: dict[uuid.UUID, list[asyncpg.Record]] = defaultdict(list)
+    for row in rows:
+        pages[row["order_id"]].append(row)
+    return pages
+
+
+async def state_at(
+    db: Db,
+    order_id: uuid.UUID,
+    *,
+    version: int | None = None,
+    as_of: datetime | None = None,
+    axis: TimeAxis = TimeAxis.OCCURRED,
+) -> asyncpg.Record | None:
+    """The order folded up to a version or a time (None: every event)."""
+    return await db.fetchrow(STATE_AT[axis], order_id, version, as_of)

@@ -1,0 +1,532 @@
+-- ordergraph: the whole database schema. Applied by `ordergraph migrate` (and `serve`);
+-- every statement is idempotent, so applying it again changes nothing and keeps the data.
+--
+-- The rules of the order domain live here, once: the state machine is a table, the checks
+-- and the projection are functions, and triggers apply them to every writer, plain SQL
+-- INSERTs included. Python maps the named failures (`constraint` of each error) to the
+-- SPEC error codes in gql/errors.py.
+
+-- Serialise concurrent migrations (several workers starting at once).
+select pg_advisory_xact_lock(7318462019);
+
+-- ---------------------------------------------------------------------------------------
+-- Vocabulary and the state machine (data, read by the checks below and by `ordergraph`)
+-- ---------------------------------------------------------------------------------------
+create table if not exists order_statuses (
+    status   text primary key,
+    is_final boolean not null
+);
+
+create table if not exists order_transitions (
+    event_type  text not null,
+    from_status text references order_statuses,      -- null: a new stream
+    to_status   text not null references order_statuses,
+    constraint order_transitions_key unique nulls not distinct (event_type, from_status)
+);
+
+insert into order_statuses (status, is_final) values
+    ('PLACED', false), ('PAYMENT_AUTHORIZED', false), ('PAID', false),
+    ('SHIPPED', true), ('CANCELLED', true)
+on conflict (status) do update set is_final = excluded.is_final
+    where order_statuses.is_final is distinct from excluded.is_final;
+
+with wanted (event_type, from_status, to_status) as (values
+    ('OrderPlaced',            null,                 'PLACED'),
+    ('ItemAddedToOrder',       'PLACED',             'PLACED'),
+    ('ItemRemovedFromOrder',   'PLACED',             'PLACED'),
+    ('PaymentAuthorized',      'PLACED',             'PAYMENT_AUTHORIZED'),
+    ('PaymentCaptured',        'PAYMENT_AUTHORIZED', 'PAID'),
+    ('PaymentCaptureReversed', 'PAID',               'PAYMENT_AUTHORIZED'),
+    ('OrderShipped',           'PAID',               'SHIPPED'),
+    ('OrderCancelled',         'PLACED',             'CANCELLED'),
+    ('OrderCancelled',         'PAYMENT_AUTHORIZED', 'CANCELLED'),
+    ('OrderCancelled',         'PAID',               'CANCELLED')
+), removed as (
+    delete from order_transitions t
+    where not exists (select from wanted w where w.event_type = t.event_type
+                      and w.from_status is not distinct from t.from_status
+                      and w.to_status = t.to_status)
+)
+insert into order_transitions (event_type, from_status, to_status)
+select event_type, from_status, to_status from wanted w
+where not exists (select from order_transitions t where w.event_type = t.event_type
+                  and w.from_status is not distinct from t.from_status
+                  and w.to_status = t.to_status);
+
+-- ---------------------------------------------------------------------------------------
+-- Tables
+-- ---------------------------------------------------------------------------------------
+create table if not exists customers (
+    customer_id   uuid primary key,
+    name          text not null
+        constraint customers_name_valid check (btrim(name) <> '' and length(name) <= 200),
+    email         text not null
+        constraint customers_email_valid check (email ~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' and length(email) <= 320),
+    registered_at timestamptz not null default now()
+);
+create unique index if not exists customers_email_key on customers (lower(email));
+
+create sequence if not exists order_events_position_seq;
+
+-- The log. Columns a writer may set: event_id, order_id, event_type, occurred_at,
+-- correlation_id, causation_id, actor_type, actor_id, customer_id (OrderPlaced only),
+-- payload, schema_version. The append trigger sets stream_version (or checks it),
+-- global_position, log_xid and recorded_at, so no writer can forge them.
+create table if not exists order_events (
+    event_id        uuid not null constraint order_events_pkey primary key,
+    order_id        uuid not null,
+    stream_version  bigint not null,
+    global_position bigint not null,
+    -- the writing transaction's id, raised to the stream's previous event when lower, so
+    -- that (log_xid, global_position) orders the log as readers may safely see it
+    log_xid         xid8 not null,
+    event_type      text not null,
+    occurred_at     timestamptz not null default now(),
+    recorded_at     timestamptz not null default now(),
+    correlation_id  uuid,
+    causation_id    uuid,
+    actor_type      text constraint order_events_actor_type_valid check (length(actor_type) <= 100),
+    actor_id        text constraint order_events_actor_id_valid check (length(actor_id) <= 200),
+    customer_id     uuid not null constraint order_events_customer_fkey references customers,
+    payload         jsonb not null default '{}'
+        constraint order_events_payload_size check (octet_length(payload::text) <= 65536),
+    schema_version  int not null default 1,
+    -- promoted from the payload for filtering and constraints (the payload is the truth)
+    amount          numeric generated always as (
+        case when event_type in ('PaymentAuthorized', 'PaymentCaptured', 'PaymentCaptureReversed')
+             then (payload ->> 'amount')::numeric end) stored,
+    currency        text generated always as (
+        case when event_type = 'OrderPlaced' then payload ->> 'currency' end) stored,
+    authorization_id text generated always as (
+        case when event_type = 'PaymentAuthorized' then payload ->> 'authorizationId' end) stored,
+    constraint order_events_stream_version_key unique (order_id, stream_version)
+);
+create index if not exists order_events_log_idx on order_events (log_xid, global_position);
+create index if not exists order_events_type_recorded_idx on order_events (event_type, recorded_at);
+create index if not exists order_events_order_type_idx
+    on order_events (order_id, event_type, stream_version desc);
+create index if not exists order_events_correlation_idx
+    on order_events (correlation_id) where correlation_id is not null;
+create index if not exists order_events_customer_idx on order_events (customer_id);
+create unique index if not exists order_events_authorization_key
+    on order_events (authorization_id) where event_type = 'PaymentAuthorized';
+
+-- The read model: one row per order, the fold of its stream (see og_evolve).
+create table if not exists orders_current (
+    order_id          uuid primary key,
+    customer_id       uuid not null constraint orders_current_customer_fkey references customers,
+    status            text references order_statuses,
+    currency          text not null,
+    total_amount      numeric not null default 0,
+    authorized_amount numeric not null default 0,
+    captured_amount   numeric not null default 0,
+    items             jsonb not null default '[]',   -- [{sku, quantity, unitPrice}], by sku
+    version           bigint not null,
+    placed_at         timestamptz not null,
+    last_event_at     timestamptz not null,             -- latest occurred_at of the stream
+    last_recorded_at  timestamptz not null,
+    last_log_xid      xid8 not null,
+    last_position     bigint not null
+);
+create index if not exists orders_current_activity_idx
+    on orders_current (last_event_at desc, order_id desc);
+create index if not exists orders_current_status_idx
+    on orders_current (status, last_event_at desc, order_id desc);
+create index if not exists orders_current_customer_idx
+    on orders_current (customer_id, last_event_at desc, order_id desc);
+create index if not exists orders_current_placed_idx on orders_current (placed_at);
+
+-- ---------------------------------------------------------------------------------------
+-- Failures: every refusal names its rule in `constraint`, with JSON extensions in `detail`
+-- ---------------------------------------------------------------------------------------
+create or replace function og_fail(code text, message text, extensions jsonb default '{}')
+returns void language plpgsql as $$
+begin
+    raise exception using message = message, constraint = code, detail = extensions::text;
+end $$;
+
+create or replace function og_bad_input(field text, message text) returns void
+language sql as $$ select og_fail('bad_user_input', message, jsonb_build_object('field', field)) $$;
+
+-- A required non-empty string of at most 200 characters.
+create or replace function og_text(payload jsonb, key text, field text default null) returns text
+language plpgsql immutable as $$
+declare v jsonb := payload -> key;
+begin
+    if v is null or jsonb_typeof(v) <> 'string' or btrim(v #>> '{}') = '' then
+        perform og_bad_input(coalesce(field, key), format('%s is required', coalesce(field, key)));
+    elsif length(v #>> '{}') > 200 then
+        perform og_bad_input(coalesce(field, key), format('%s is longer than 200 characters', coalesce(field, key)));
+    end if;
+    return v #>> '{}';
+end $$;
+
+-- Money: a non-negative decimal, given as a string (preferred) or a JSON number.
+create or replace function og_money(payload jsonb, key text, field text default null) returns numeric
+language plpgsql immutable as $$
+declare v jsonb := payload -> key;
+begin
+    if v is null or jsonb_typeof(v) not in ('string', 'number')
+       or (v #>> '{}') !~ '^[0-9]{1,15}(\.[0-9]{1,6})?$' then
+        perform og_bad_input(coalesce(field, key),
+            format('%s must be a non-negative decimal amount such as "12.50"', coalesce(field, key)));
+    end if;
+    return (v #>> '{}')::numeric;
+end $$;
+
+create or replace function og_quantity(payload jsonb, key text, field text default null) returns int
+language plpgsql immutable as $$
+declare v jsonb := payload -> key;
+begin
+    if v is null or jsonb_typeof(v) <> 'number' or (v #>> '{}') !~ '^[0-9]{1,9}$'
+       or (v #>> '{}')::int <= 0 then
+        perform og_bad_input(coalesce(field, key),
+            format('%s must be a whole number greater than 0', coalesce(field, key)));
+    end if;
+    return (v #>> '{}')::int;
+end $$;
+
+-- ---------------------------------------------------------------------------------------
+-- Items: a jsonb array of {sku, quantity, unitPrice}, one line per sku
+-- ---------------------------------------------------------------------------------------
+create or replace function og_items_total(items jsonb) returns numeric
+language sql immutable as $$
+    select coalesce(sum((i ->> 'quantity')::numeric * (i ->> 'unitPrice')::numeric), 0)
+    from jsonb_array_elements(items) i
+$$;
+
+create or replace function og_items_add(items jsonb, sku text, quantity int, unit_price text)
+returns jsonb language sql immutable as $$
+    select case
+        when exists (select from jsonb_array_elements(items) i where i ->> 'sku' = sku) then
+            (select jsonb_agg(case when i ->> 'sku' = sku
+                    then jsonb_set(i, '{quantity}', to_jsonb((i ->> 'quantity')::int + quantity))
+                    else i end order by n)
+             from jsonb_array_elements(items) with ordinality as t(i, n))
+        else items || jsonb_build_array(jsonb_build_object(
+                 'sku', sku, 'quantity', quantity, 'unitPrice', unit_price))
+    end
+$$;
+
+create or replace function og_items_remove(items jsonb, sku text, quantity int)
+returns jsonb language sql immutable as $$
+    select coalesce(jsonb_agg(case when i ->> 'sku' = sku
+                then jsonb_set(i, '{quantity}', to_jsonb((i ->> 'quantity')::int - quantity))
+                else i end order by n)
+              filter (where i ->> 'sku' <> sku or (i ->> 'quantity')::int > quantity), '[]')
+    from jsonb_array_elements(items) with ordinality as t(i, n)
+$$;
+
+create or replace function og_items_held(items jsonb, sku text) returns int
+language sql immutable as $$
+    select coalesce(sum((i ->> 'quantity')::int), 0)::int
+    from jsonb_array_elements(items) i where i ->> 'sku' = sku
+$$;
+
+-- Validates one item line of an event and checks it agrees with the order's price for
+-- that sku; returns the line in canonical form.
+create or replace function og_check_item(items jsonb, line jsonb, prefix text) returns jsonb
+language plpgsql immutable as $$
+declare
+    sku text;
+    quantity int;
+    price numeric;
+    held_price text;
+begin
+    if line is null or jsonb_typeof(line) <> 'object' then
+        perform og_bad_input(rtrim(prefix, '.'), format('%s must be an object', rtrim(prefix, '.')));
+    end if;
+    sku := og_text(line, 'sku', prefix || 'sku');
+    quantity := og_quantity(line, 'quantity', prefix || 'quantity');
+    price := og_money(line, 'unitPrice', prefix || 'unitPrice');
+    select i ->> 'unitPrice' into held_price from jsonb_array_elements(items) i where i ->> 'sku' = sku;
+    if held_price is not null and held_price::numeric <> price then
+        perform og_bad_input(prefix || 'unitPrice', format(
+            'sku %s is already on the order at unitPrice %s', sku, held_price));
+    end if;
+    return jsonb_build_object('sku', sku, 'quantity', quantity, 'unitPrice', line ->> 'unitPrice');
+end $$;
+
+-- ---------------------------------------------------------------------------------------
+-- The domain: og_check decides whether an event may follow a state; og_evolve folds it in.
+-- The read model, `rebuild-projections` and `Order.stateAt` all fold with og_evolve.
+-- ---------------------------------------------------------------------------------------
+create or replace function og_check(s orders_current, e order_events) returns void
+language plpgsql stable as $$
+declare
+    p jsonb := e.payload;
+    total numeric;
+    amount numeric;
+    items jsonb;
+    line jsonb;
+    n int := 0;
+begin
+    if not exists (select from order_transitions t where t.event_type = e.event_type) then
+        perform og_bad_input('eventType', format('unknown event type %s', coalesce(e.event_type, 'null')));
+    end if;
+    if jsonb_typeof(p) is distinct from 'object' then
+        perform og_bad_input('payload', 'payload must be a JSON object');
+    end if;
+    -- the state machine first: it wins over any data rule
+    if s.order_id is null and e.event_type <> 'OrderPlaced' then
+        perform og_fail('order_not_found', format('order %s does not exist', e.order_id),
+                        jsonb_build_object('orderId', e.order_id));
+    elsif s.order_id is not null and e.event_type = 'OrderPlaced' then
+        perform og_fail('order_already_exists', format('order %s already exists', e.order_id),
+                        jsonb_build_object('orderId', e.order_id));
+    elsif s.order_id is not null and not exists (
+            select from order_transitions t
+            where t.event_type = e.event_type and t.from_status = s.status) then
+        perform og_fail('invalid_transition',
+            format('%s is not allowed when the order is %s', e.event_type, s.status),
+            jsonb_build_object('status', s.status, 'eventType', e.event_type));
+    end if;
+
+    case e.event_type
+    when 'OrderPlaced' then
+        if coalesce(p ->> 'currency', '') !~ '^[A-Z]{3}$' then
+            perform og_bad_input('currency', 'currency must be a 3-letter ISO 4217 code such as "EUR"');
+        end if;
+        if jsonb_typeof(coalesce(p -> 'items', '[]')) <> 'array' then
+            perform og_bad_input('items', 'items must be a list');
+        end if;
+        items := '[]';
+        for line in select * from jsonb_array_elements(coalesce(p -> 'items', '[]')) loop
+            line := og_check_item(items, line, format('items[%s].', n));
+            items := og_items_add(items, line ->> 'sku', (line ->> 'quantity')::int, line ->> 'unitPrice');
+            n := n + 1;
+        end loop;
+    when 'ItemAddedToOrder' then
+        perform og_check_item(s.items, p, '');
+    when 'ItemRemovedFromOrder' then
+        if og_quantity(p, 'quantity') > og_items_held(s.items, og_text(p, 'sku')) then
+            perform og_bad_input('quantity', format('the order holds %s of sku %s',
+                og_items_held(s.items, p ->> 'sku'), p ->> 'sku'));
+        end if;
+    when 'PaymentAuthorized' then
+        amount := og_money(p, 'amount');
+        perform og_text(p, 'paymentProvider');
+        perform og_text(p, 'authorizationId');
+        total := og_items_total(s.items);
+        if total <= 0 then
+            perform og_bad_input('amount', 'the order total is 0: there is nothing to authorize');
+        elsif amount <> total then
+            perform og_bad_input('amount', format('amount %s must equal the order total %s', amount, total));
+        end if;
+    when 'PaymentCaptured' then
+        amount := og_money(p, 'amount');
+        if amount <> s.authorized_amount then
+            perform og_bad_input('amount', format('amount %s must equal the authorized amount %s',
+                amount, s.authorized_amount));
+        end if;
+    when 'PaymentCaptureReversed' then
+        amount := og_money(p, 'amount');
+        perform og_text(p, 'reason');
+        if amount <> s.captured_amount then
+            perform og_bad_input('amount', format('amount %s must equal the captured amount %s',
+                amount, s.captured_amount));
+        end if;
+    when 'OrderShipped' then
+        perform og_text(p, 'carrier');
+        perform og_text(p, 'trackingNumber');
+        if p ? 'shippedItems' then
+            if jsonb_typeof(p -> 'shippedItems') <> 'array' or jsonb_array_length(p -> 'shippedItems') = 0 then
+                perform og_bad_input('shippedItems', 'shippedItems must be a non-empty list');
+            end if;
+            for line in select * from jsonb_array_elements(p -> 'shippedItems') loop
+                if og_quantity(line, 'quantity', format('shippedItems[%s].quantity', n))
+                   > og_items_held(s.items, og_text(line, 'sku', format('shippedItems[%s].sku', n))) then
+                    perform og_bad_input(format('shippedItems[%s].quantity', n),
+                        format('the order holds %s of sku %s', og_items_held(s.items, line ->> 'sku'),
+                               line ->> 'sku'));
+                end if;
+                n := n + 1;
+            end loop;
+        end if;
+    when 'OrderCancelled' then
+        perform og_text(p, 'reason');
+    end case;
+end $$;
+
+create or replace function og_evolve(s orders_current, e order_events) returns orders_current
+language plpgsql stable as $$
+declare
+    p jsonb := e.payload;
+    line jsonb;
+begin
+    case e.event_type
+    when 'OrderPlaced' then
+        s.order_id := e.order_id;
+        s.customer_id := e.customer_id;
+        s.currency := p ->> 'currency';
+        s.placed_at := e.occurred_at;
+        s.items := '[]';
+        s.authorized_amount := 0;
+        s.captured_amount := 0;
+        for line in select * from jsonb_array_elements(coalesce(p -> 'items', '[]')) loop
+            s.items := og_items_add(s.items, line ->> 'sku', (line ->> 'quantity')::int, line ->> 'unitPrice');
+        end loop;
+    when 'ItemAddedToOrder' then
+        s.items := og_items_add(s.items, p ->> 'sku', (p ->> 'quantity')::int, p ->> 'unitPrice');
+    when 'ItemRemovedFromOrder' then
+        s.items := og_items_remove(s.items, p ->> 'sku', (p ->> 'quantity')::int);
+    when 'PaymentAuthorized' then
+        s.authorized_amount := (p ->> 'amount')::numeric;
+    when 'PaymentCaptured' then
+        s.captured_amount := (p ->> 'amount')::numeric;
+    when 'PaymentCaptureReversed' then
+        s.captured_amount := s.captured_amount - (p ->> 'amount')::numeric;
+    else null;
+    end case;
+    s.status := coalesce(
+        (select t.to_status from order_transitions t
+         where t.event_type = e.event_type and t.from_status is not distinct from s.status),
+        (select t.to_status from order_transitions t where t.event_type = e.event_type limit 1));
+    s.total_amount := og_items_total(s.items);
+    s.version := e.stream_version;
+    s.last_event_at := greatest(s.last_event_at, e.occurred_at);
+    s.last_recorded_at := e.recorded_at;
+    s.last_log_xid := e.log_xid;
+    s.last_position := e.global_position;
+    return s;
+end $$;
+
+-- Folds a stream (events given in stream order) into its state.
+create or replace aggregate og_fold(order_events) (sfunc = og_evolve, stype = orders_current);
+
+-- ---------------------------------------------------------------------------------------
+-- The append trigger: every writer goes through it
+-- ---------------------------------------------------------------------------------------
+create or replace function og_before_append() returns trigger language plpgsql as $$
+declare
+    cur orders_current;
+    nxt orders_current;
+begin
+    select * into cur from orders_current where order_id = new.order_id for update;
+    if new.event_type = 'OrderPlaced' then
+        new.customer_id := coalesce(new.customer_id, (new.payload ->> 'customerId')::uuid);
+        if new.customer_id is null then
+            perform og_bad_input('customerId', 'customerId is required');
+        end if;
+        new.payload := new.payload || jsonb_build_object('customerId', new.customer_id);
+    else
+        new.customer_id := cur.customer_id;
+    end if;
+    perform og_check(cur, new);
+    if new.stream_version is distinct from coalesce(cur.version, 0) + 1 and new.stream_version is not null then
+        perform og_fail('wrong_expected_version',
+            format('stream_version must be %s, the next version of order %s',
+                   coalesce(cur.version, 0) + 1, new.order_id),
+            jsonb_build_object('currentVersion', coalesce(cur.version, 0)));
+    end if;
+    if new.event_type = 'OrderShipped' and not new.payload ? 'shippedItems' then
+        new.payload := new.payload || jsonb_build_object('shippedItems',
+            (select coalesce(jsonb_agg(jsonb_build_object('sku', i ->> 'sku', 'quantity', i -> 'quantity')), '[]')
+             from jsonb_array_elements(cur.items) i));
+    end if;
+    new.stream_version := coalesce(cur.version, 0) + 1;
+    new.recorded_at := greatest(clock_timestamp(), cur.last_recorded_at);
+    new.log_xid := greatest(pg_current_xact_id(), cur.last_log_xid);
+    new.global_position := nextval('order_events_position_seq');
+    nxt := og_evolve(cur, new);
+    if cur.order_id is null then
+        insert into orders_current select nxt.*;
+    else
+        update orders_current set
+            status = nxt.status, total_amount = nxt.total_amount,
+            authorized_amount = nxt.authorized_amount, captured_amount = nxt.captured_amount,
+            items = nxt.items, version = nxt.version, last_event_at = nxt.last_event_at,
+            last_recorded_at = nxt.last_recorded_at, last_log_xid = nxt.last_log_xid,
+            last_position = nxt.last_position
+        where order_id = new.order_id;
+    end if;
+    return new;
+end $$;
+
+create or replace function og_after_append() returns trigger language plpgsql as $$
+begin
+    -- a doorbell for the listener; the log is the truth (payloads are capped at 8000 bytes)
+    perform pg_notify('ordergraph_events',
+        json_build_object('position', new.global_position, 'orderId', new.order_id,
+                          'type', new.event_type)::text);
+    return null;
+end $$;
+
+create or replace function og_refuse_change() returns trigger language plpgsql as $$
+begin
+    perform og_fail('log_immutable',
+        format('order_events is append-only: %s is not allowed', tg_op), '{}');
+    return null;
+end $$;
+
+create or replace trigger order_events_append before insert on order_events
+    for each row execute function og_before_append();
+create or replace trigger order_events_notify after insert on order_events
+    for each row execute function og_after_append();
+create or replace trigger order_events_immutable before update or delete on order_events
+    for each statement execute function og_refuse_change();
+create or replace trigger order_events_no_truncate before truncate on order_events
+    for each statement execute function og_refuse_change();
+
+-- ---------------------------------------------------------------------------------------
+-- The append path's single round trip: idempotency, natural keys, expected version, insert
+-- ---------------------------------------------------------------------------------------
+create or replace function og_append(
+    p_event_id uuid, p_order_id uuid, p_event_type text, p_payload jsonb,
+    p_expected_version bigint, p_occurred_at timestamptz, p_correlation_id uuid,
+    p_causation_id uuid, p_actor_type text, p_actor_id text, p_schema_version int,
+    out deduplicated boolean, out event order_events)
+language plpgsql as $$
+declare
+    cur orders_current;
+    authorized numeric;
+begin
+    -- lock the stream head first: retries and concurrent appends to one stream queue here
+    select * into cur from orders_current where order_id = p_order_id for update;
+    select * into event from order_events where event_id = p_event_id;
+    if found then
+        if event.order_id = p_order_id and event.event_type = p_event_type
+           and (event.payload = p_payload
+                or (p_event_type = 'OrderShipped' and not p_payload ? 'shippedItems'
+                    and event.payload - 'shippedItems' = p_payload)) then
+            deduplicated := true;
+            return;
+        end if;
+        perform og_fail('idempotency_conflict',
+            format('event %s was already recorded with different content', p_event_id),
+            jsonb_build_object('field', 'eventId', 'eventId', p_event_id));
+    end if;
+    if p_event_type = 'PaymentAuthorized' then
+        select * into event from order_events
+        where event_type = 'PaymentAuthorized' and authorization_id = p_payload ->> 'authorizationId';
+        if found then
+            authorized := og_money(p_payload, 'amount');
+            if event.order_id = p_order_id and event.amount = authorized then
+                deduplicated := true;
+                return;
+            end if;
+            perform og_fail('idempotency_conflict',
+                format('authorizationId %s was already used for another payment',
+                       p_payload ->> 'authorizationId'),
+                jsonb_build_object('field', 'authorizationId'));
+        end if;
+    end if;
+    if cur.order_id is not null and p_expected_version is not null and p_event_type <> 'OrderPlaced'
+       and p_expected_version <> cur.version then
+        perform og_fail('wrong_expected_version',
+            format('expected version %s but order %s is at version %s',
+                   p_expected_version, p_order_id, cur.version),
+            jsonb_build_object('currentVersion', cur.version));
+    elsif cur.order_id is null and coalesce(p_expected_version, 0) <> 0
+          and p_event_type = 'OrderPlaced' then
+        perform og_fail('wrong_expected_version',
+            format('expected version %s but order %s does not exist yet', p_expected_version, p_order_id),
+            jsonb_build_object('currentVersion', 0));
+    end if;
+    insert into order_events (event_id, order_id, event_type, occurred_at, correlation_id,
+                              causation_id, actor_type, actor_id, payload, schema_version)
+    values (p_event_id, p_order_id, p_event_type, coalesce(p_occurred_at, now()), p_correlation_id,
+            p_causation_id, p_actor_type, p_actor_id, p_payload, coalesce(p_schema_version, 1))
+    returning * into event;
+    deduplicated := false;
+end $$;

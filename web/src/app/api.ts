@@ -1,0 +1,65 @@
+// Talking to ordergraph: GraphQL over HTTP for reads, graphql-ws for live updates.
+import { createClient } from "graphql-ws";
+
+export class GraphQLError extends Error {}
+
+export async function request<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const response = await fetch("/graphql", {
+    method: "POST",
+    headers: { accept: "application/graphql-response+json, application/json", "content-type": "application/json" },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: T; errors?: { message: string }[] };
+  if (body.errors?.length) throw new GraphQLError(body.errors.map((error) => error.message).join("; "));
+  if (!body.data) throw new GraphQLError(`HTTP ${response.status}`);
+  return body.data;
+}
+
+export type LinkState = "connecting" | "live" | "offline";
+const linkListeners = new Set<(state: LinkState) => void>();
+let linkState: LinkState = "connecting";
+
+function setLinkState(state: LinkState): void {
+  linkState = state;
+  for (const listener of linkListeners) listener(state);
+}
+
+/** Calls `listener` now and on every change of the WebSocket's state; returns an unsubscribe. */
+export function watchLink(listener: (state: LinkState) => void): () => void {
+  linkListeners.add(listener);
+  listener(linkState);
+  return () => linkListeners.delete(listener);
+}
+
+const socketUrl = new URL("/graphql", window.location.href);
+socketUrl.protocol = socketUrl.protocol === "https:" ? "wss:" : "ws:";
+
+// Retries forever with graphql-ws's randomised back-off: an operator's board should heal by itself.
+const client = createClient({
+  url: socketUrl.href,
+  retryAttempts: Number.POSITIVE_INFINITY,
+  shouldRetry: () => true,
+  on: {
+    connecting: () => setLinkState("connecting"),
+    connected: () => setLinkState("live"),
+    closed: () => setLinkState("offline"),
+  },
+});
+
+/** Starts a subscription; `onData` receives each result's data. Returns the unsubscribe. */
+export function subscribe<T>(
+  query: string,
+  variables: Record<string, unknown>,
+  onData: (data: T) => void,
+): () => void {
+  return client.subscribe<T>(
+    { query, variables },
+    {
+      next: (result) => {
+        if (result.data) onData(result.data);
+      },
+      error: (error) => console.error("subscription failed", error),
+      complete: () => undefined,
+    },
+  );
+}

@@ -1,0 +1,44 @@
+// The offline GraphiQL page served at GET /graphql: every asset (editor, workers, fonts) comes
+// from this bundle, so the IDE works without internet access.
+import { explorerPlugin } from "@graphiql/plugin-explorer";
+import { GraphiQL } from "graphiql";
+import "graphiql/setup-workers/vite";
+import { StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { createFetcher } from "./fetcher";
+import "graphiql/style.css";
+import "@graphiql/plugin-explorer/style.css";
+import "./graphiql.css";
+
+const defaultQuery = `# Welcome to ordergraph. Ctrl-Enter runs the operation under the cursor.
+query RecentOrders {
+  orders(first: 5) {
+    nodes {
+      id
+      status
+      totalAmount
+      currency
+      customer { name }
+      lastEventAt
+    }
+    pageInfo { hasNextPage endCursor }
+  }
+}
+
+subscription StatusChanges {
+  orderStatusChanged {
+    previousStatus
+    status
+    order { id totalAmount }
+  }
+}
+`;
+
+const fetcher = createFetcher(new URL("/graphql", window.location.href).href);
+const plugins = [explorerPlugin()];
+
+createRoot(document.getElementById("graphiql")!).render(
+  <StrictMode>
+    <GraphiQL fetcher={fetcher} plugins={plugins} defaultQuery={defaultQuery} shouldPersistHeaders />
+  </StrictMode>,
+);
