@@ -34,9 +34,12 @@ export function watchLink(listener: (state: LinkState) => void): () => void {
 const socketUrl = new URL("/graphql", window.location.href);
 socketUrl.protocol = socketUrl.protocol === "https:" ? "wss:" : "ws:";
 
-// Retries forever with graphql-ws's randomised back-off: an operator's board should heal by itself.
+// Connected eagerly and kept open (every view subscribes), pinged so that a dead link is noticed,
+// and retried forever with graphql-ws's randomised back-off: an operator's board heals by itself.
 const client = createClient({
   url: socketUrl.href,
+  lazy: false,
+  keepAlive: 10_000,
   retryAttempts: Number.POSITIVE_INFINITY,
   shouldRetry: () => true,
   on: {
