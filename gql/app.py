@@ -91,6 +91,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> Starlett
                             200 if ready else 503)
 
     app = Starlette(lifespan=lifespan, middleware=[Middleware(MetricsMiddleware)])
+    if pool is not None:
+        app.state.pool = pool  # usable without running the lifespan (ASGI test clients)
     endpoint = graphql_endpoint(settings, context, ide)
     routes: list[BaseRoute] = [
         Route("/graphql", endpoint, methods=["GET", "POST"]),

@@ -10,7 +10,8 @@ import uvicorn
 from rich.console import Console
 
 from gql.config import settings_from_env
-from gql.database import database_url as resolve_database, default_data_dir
+from gql.database import database_url as resolve_database
+from gql.database import default_data_dir
 from gql.store.connection import create_pool, migrate
 
 DEMO_ORDERS = 600

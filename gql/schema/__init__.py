@@ -22,6 +22,7 @@ from gql.schema.errors import ErrorCodes
 from gql.schema.event_types import EVENT_CLASSES
 from gql.schema.mutations import Mutation
 from gql.schema.queries import Query
+from gql.schema.scalars import SCALARS
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
@@ -42,7 +43,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         mutation=Mutation,
         types=list(EVENT_CLASSES.values()),
         extensions=extensions,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )
 
 

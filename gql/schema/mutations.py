@@ -74,7 +74,9 @@ class Mutation:
     async def capture_payment(self, info: Info, input: CapturePaymentInput) -> AppendResult:
         return await _append(info, EventType.PAYMENT_CAPTURED, input)
 
-    @strawberry.mutation(description="PaymentCaptureReversed: compensates a capture (PAID → PAYMENT_AUTHORIZED).")
+    @strawberry.mutation(
+        description="PaymentCaptureReversed, compensating a capture (PAID → PAYMENT_AUTHORIZED)."
+    )
     async def reverse_payment_capture(
         self, info: Info, input: ReversePaymentCaptureInput
     ) -> AppendResult:

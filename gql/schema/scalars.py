@@ -10,7 +10,7 @@ from typing import Any, NewType
 import strawberry
 from strawberry.scalars import JSON
 
-__all__ = ["JSON", "DateTime", "Decimal", "UUID", "money"]
+__all__ = ["JSON", "SCALARS", "UUID", "DateTime", "Decimal", "money"]
 
 
 def _parse_uuid(value: Any) -> uuid.UUID:
@@ -54,24 +54,27 @@ def money(value: decimal.Decimal | str) -> str:
     return str(amount)
 
 
-UUID = strawberry.scalar(
-    NewType("UUID", uuid.UUID),
-    name="UUID",
-    description="A UUID, e.g. 0b9f5c1e-3a4d-4c2e-9a7b-5d6e7f8a9b0c.",
-    serialize=str,
-    parse_value=_parse_uuid,
-)
-DateTime = strawberry.scalar(
-    NewType("DateTime", datetime),
-    name="DateTime",
-    description="An ISO 8601 date-time with a UTC offset, e.g. 2026-11-30T09:15:00+01:00.",
-    serialize=lambda value: value.isoformat(),
-    parse_value=_parse_datetime,
-)
-Decimal = strawberry.scalar(
-    NewType("Decimal", decimal.Decimal),
-    name="Decimal",
-    description="Money as a decimal string, e.g. \"12.50\"; never a float.",
-    serialize=money,
-    parse_value=_parse_decimal,
-)
+UUID = NewType("UUID", uuid.UUID)
+DateTime = NewType("DateTime", datetime)
+Decimal = NewType("Decimal", decimal.Decimal)
+
+SCALARS = {
+    UUID: strawberry.scalar(
+        name="UUID",
+        description="A UUID, e.g. 0b9f5c1e-3a4d-4c2e-9a7b-5d6e7f8a9b0c.",
+        serialize=str,
+        parse_value=_parse_uuid,
+    ),
+    DateTime: strawberry.scalar(
+        name="DateTime",
+        description="An ISO 8601 date-time with a UTC offset, e.g. 2026-11-30T09:15:00+01:00.",
+        serialize=lambda value: value.isoformat(),
+        parse_value=_parse_datetime,
+    ),
+    Decimal: strawberry.scalar(
+        name="Decimal",
+        description="Money as a decimal string, e.g. \"12.50\"; never a float.",
+        serialize=money,
+        parse_value=_parse_decimal,
+    ),
+}

@@ -1,0 +1,146 @@
+"""Fixtures: one PostgreSQL per run, a fresh database per test cloned from a template.
+
+The server is the embedded PostgreSQL 18 unless ORDERGRAPH_TEST_DATABASE_URL names one.
+Tests commit for real (NOTIFY fires only on commit), so each gets its own database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+
+from gql.app import create_app
+from gql.config import Settings
+from gql.store.connection import create_pool, migrate
+
+_counter = itertools.count()
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    configured = os.environ.get("ORDERGRAPH_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    from gql.database import embedded_postgres
+
+    with embedded_postgres(tmp_path_factory.mktemp("pg") / "data") as url:
+        async def tune() -> None:
+            conn = await asyncpg.connect(url)
+            # test data is disposable: skip durable commits to keep the suite fast
+            await conn.execute("alter system set synchronous_commit = off")
+            await conn.execute("select pg_reload_conf()")
+            await conn.close()
+
+        asyncio.run(tune())
+        yield url
+
+
+@pytest.fixture(scope="session")
+def template_name(server_url: str) -> str:
+    name = f"og_template_{os.getpid()}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(server_url)
+        await admin.execute(f'drop database if exists "{name}"')
+        await admin.execute(f'create database "{name}"')
+        await admin.close()
+        conn = await asyncpg.connect(with_database(server_url, name))
+        await migrate(conn)
+        await conn.close()
+
+    asyncio.run(create())
+    return name
+
+
+@pytest.fixture
+async def database_url(server_url: str, template_name: str) -> AsyncIterator[str]:
+    name = f"og_test_{os.getpid()}_{next(_counter)}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'create database "{name}" template "{template_name}"')
+    try:
+        yield with_database(server_url, name)
+    finally:
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(database_url, min_size=1, max_size=20)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url)
+
+
+@pytest.fixture
+async def client(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, pool=pool)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@dataclass
+class LiveServer:
+    url: str
+    database_url: str
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/graphql"
+
+
+def _run_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning",
+                            lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        threading.Event().wait(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def live_server(database_url: str) -> AsyncIterator[LiveServer]:
+    """A real uvicorn server (own thread and event loop) on a fresh database with demo data."""
+    from gql.seed import seed
+
+    seeding = await create_pool(database_url, min_size=1, max_size=4)
+    await seed(seeding, orders=12, customers=4, seed=7, concurrency=4)
+    await seeding.close()
+    server, thread, url = await asyncio.to_thread(
+        _run_server, Settings(database_url=database_url))
+    try:
+        yield LiveServer(url=url, database_url=database_url)
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)
+
+
+def new_id() -> uuid.UUID:
+    return uuid.uuid4()

@@ -1,0 +1,72 @@
+"""Factories: customers and orders brought to a status through the real append path."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from gql.events import EventType, NewEvent, OrderStatus
+from gql.store.append import Appended, append_event, register_customer
+
+UNIT_PRICE = "12.50"
+QUANTITY = 2
+TOTAL = "25.00"
+
+
+async def customer(db: asyncpg.Pool, name: str = "Ada Lovelace") -> uuid.UUID:
+    customer_id = uuid.uuid4()
+    await register_customer(db, customer_id, name, f"{customer_id.hex[:12]}@example.com")
+    return customer_id
+
+
+def payload_for(event_type: EventType, customer_id: uuid.UUID | None = None) -> dict[str, Any]:
+    """Valid data for `event_type` on an order holding QUANTITY x UNIT_PRICE of SKU-1."""
+    return {
+        EventType.ORDER_PLACED: {"customerId": str(customer_id), "currency": "EUR",
+                                 "items": [{"sku": "SKU-1", "quantity": QUANTITY,
+                                            "unitPrice": UNIT_PRICE}]},
+        EventType.ITEM_ADDED_TO_ORDER: {"sku": "SKU-2", "quantity": 1, "unitPrice": "3.00"},
+        EventType.ITEM_REMOVED_FROM_ORDER: {"sku": "SKU-1", "quantity": 1},
+        EventType.PAYMENT_AUTHORIZED: {"amount": TOTAL, "paymentProvider": "stripe",
+                                       "authorizationId": f"auth-{uuid.uuid4().hex}"},
+        EventType.PAYMENT_CAPTURED: {"amount": TOTAL},
+        EventType.PAYMENT_CAPTURE_REVERSED: {"amount": TOTAL, "reason": "chargeback"},
+        EventType.ORDER_SHIPPED: {"carrier": "DHL", "trackingNumber": "TRK1"},
+        EventType.ORDER_CANCELLED: {"reason": "changed mind"},
+    }[event_type]
+
+
+# The events that bring a new order to each status.
+PATHS: dict[OrderStatus, list[EventType]] = {
+    OrderStatus.PLACED: [EventType.ORDER_PLACED],
+    OrderStatus.PAYMENT_AUTHORIZED: [EventType.ORDER_PLACED, EventType.PAYMENT_AUTHORIZED],
+    OrderStatus.PAID: [EventType.ORDER_PLACED, EventType.PAYMENT_AUTHORIZED,
+                       EventType.PAYMENT_CAPTURED],
+    OrderStatus.SHIPPED: [EventType.ORDER_PLACED, EventType.PAYMENT_AUTHORIZED,
+                          EventType.PAYMENT_CAPTURED, EventType.ORDER_SHIPPED],
+    OrderStatus.CANCELLED: [EventType.ORDER_PLACED, EventType.ORDER_CANCELLED],
+}
+
+
+async def order_in(db: asyncpg.Pool, status: OrderStatus,
+                   customer_id: uuid.UUID | None = None) -> uuid.UUID:
+    customer_id = customer_id or await customer(db)
+    order_id = uuid.uuid4()
+    for event_type in PATHS[status]:
+        await append(db, order_id, event_type, payload_for(event_type, customer_id))
+    return order_id
+
+
+async def append(db: asyncpg.Pool | asyncpg.Connection, order_id: uuid.UUID,
+                 event_type: EventType, payload: dict[str, Any], **meta: Any) -> Appended:
+    return await append_event(db, NewEvent(order_id=order_id, type=event_type,
+                                           payload=payload, **meta))
+
+
+async def snapshot(db: asyncpg.Pool) -> tuple[list[Any], list[Any]]:
+    """Everything appends can change: the log and the read model."""
+    events = await db.fetch("select * from order_events order by global_position")
+    orders = await db.fetch("select * from orders_current order by order_id")
+    return [tuple(r.values()) for r in events], [tuple(r.values()) for r in orders]
