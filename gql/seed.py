@@ -63,9 +63,13 @@ class _Stream:
     def add(self, type: EventType, payload: dict[str, object], actor: Actor, *,
             late: bool = False) -> None:
         self.clock += timedelta(minutes=self.rng.randint(2, 600))
-        occurred = self.clock - timedelta(minutes=self.rng.randint(30, 240)) if late else self.clock
-        if late and self.events:  # reported late, but it happened after the order was placed
-            occurred = max(occurred, self.events[0].occurred_at or occurred)
+        occurred = self.clock
+        if late and len(self.events) >= 2:
+            # reported late: it happened between the placement and the previous event
+            first, previous = self.events[0].occurred_at, self.events[-1].occurred_at
+            assert first is not None and previous is not None
+            span = int((previous - first).total_seconds() // 60)
+            occurred = first + timedelta(minutes=self.rng.randint(1, max(1, span - 1)))
         event = NewEvent(
             order_id=self.order_id, type=type, payload=payload, event_id=_uuid(self.rng),
             occurred_at=occurred, correlation_id=self.correlation, causation_id=self.previous,
@@ -107,7 +111,7 @@ def plan_order(rng: random.Random, customer: uuid.UUID) -> list[NewEvent]:
             stream.items[sku] = ((held[0] if held else 0) + quantity, Decimal(price))
             stream.add(EventType.ITEM_ADDED_TO_ORDER,
                        {"sku": sku, "quantity": quantity, "unitPrice": price}, buyer,
-                       late=rng.random() < 0.15)
+                       late=rng.random() < 0.3)
     fate = rng.random()
     if stream.total == 0 or fate < 0.10:
         if stream.total == 0 or rng.random() < 0.5:
@@ -122,7 +126,7 @@ def plan_order(rng: random.Random, customer: uuid.UUID) -> list[NewEvent]:
             stream.add(EventType.ORDER_CANCELLED, {"reason": "payment review failed"},
                        Actor("user", "risk-desk"))
         return stream.events
-    stream.add(EventType.PAYMENT_CAPTURED, {"amount": amount}, payments, late=rng.random() < 0.1)
+    stream.add(EventType.PAYMENT_CAPTURED, {"amount": amount}, payments, late=rng.random() < 0.15)
     if fate < 0.27:
         stream.add(EventType.PAYMENT_CAPTURE_REVERSED, {"amount": amount,
                    "reason": "duplicate capture detected"}, payments)

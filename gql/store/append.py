@@ -28,8 +28,8 @@ select customer_id, name, email, registered_at, true from customers
 where customer_id = $1 and not exists (select from inserted)
 """
 
-# A concurrent writer may win a unique key between our check and our insert; the retry
-# then sees its committed row and answers deduplicated or conflict.
+# A concurrent writer may win a unique key (or create the stream) between our check and
+# our insert; the retry then sees its committed row and answers deduplicated or conflict.
 _ATTEMPTS = 3
 
 
@@ -57,11 +57,9 @@ async def append_event(db: asyncpg.Pool | asyncpg.Connection, event: NewEvent) -
     for attempt in range(_ATTEMPTS):
         try:
             row = await db.fetchrow(APPEND, *args)
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name in RETRYABLE and attempt + 1 < _ATTEMPTS:
-                continue
-            raise domain_error(exc) or exc from None
         except asyncpg.PostgresError as exc:
+            if getattr(exc, "constraint_name", None) in RETRYABLE and attempt + 1 < _ATTEMPTS:
+                continue
             raise domain_error(exc) or exc from None
         assert row is not None
         return Appended(event=row, deduplicated=row["deduplicated"])

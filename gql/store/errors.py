@@ -40,10 +40,12 @@ _MESSAGES = {
     "orders_current_pkey": "the order already exists",
 }
 
-# Unique violations that a concurrent writer can cause; a retry sees its committed row.
-RETRYABLE = frozenset(
-    {"order_events_pkey", "orders_current_pkey", "order_events_authorization_key"}
-)
+# Failures a concurrent writer can cause between og_append's checks and its insert; a
+# retry sees the other writer's committed row and answers deduplicated or the real error.
+RETRYABLE = frozenset({
+    "order_events_pkey", "orders_current_pkey", "order_events_authorization_key",
+    "order_already_exists",
+})
 
 
 def domain_error(exc: asyncpg.PostgresError) -> errors.DomainError | None:

@@ -1,0 +1,238 @@
+"""The web app and the offline GraphiQL page, driven in headless Debian Chromium.
+
+Each test records every request the page makes and fails on one that leaves the server: the
+pages must work with the network cut to loopback. Screenshots land in tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.async_api import BrowserContext, Page, async_playwright, expect
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's Chromium; never a downloaded browser. Missing is a failure, not a skip."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+async def browser_context(chromium: Path) -> AsyncIterator[BrowserContext]:
+    """One Chromium per run, with a fresh profile."""
+    with tempfile.TemporaryDirectory(prefix="ordergraph-chromium-") as profile:
+        async with async_playwright() as playwright:
+            context = await playwright.chromium.launch_persistent_context(
+                profile,
+                executable_path=str(chromium),
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport={"width": 1440, "height": 900},
+            )
+            context.set_default_timeout(TIMEOUT_MS)
+            yield context
+            await context.close()
+
+
+class Browser:
+    """A page on the live server that remembers every URL it requested."""
+
+    def __init__(self, page: Page, origin: str) -> None:
+        self.page = page
+        self.origin = origin
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        page.on("request", lambda request: self.requests.append(request.url))
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def foreign_requests(self) -> list[str]:
+        local = (self.origin, self.origin.replace("http://", "ws://"), "data:", "blob:")
+        return [url for url in self.requests if not url.startswith(local)]
+
+    async def screenshot(self, name: str) -> None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        await self.page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+@pytest.fixture
+async def browser(browser_context: BrowserContext, live_server: Any) -> AsyncIterator[Browser]:
+    page = await browser_context.new_page()
+    session = Browser(page, live_server.url)
+    yield session
+    await page.close()
+    assert session.foreign_requests() == [], "the page reached beyond the server"
+    assert session.errors == [], "the page raised uncaught errors"
+
+
+async def graphql(url: str, query: str, **variables: Any) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=url) as client:
+        response = await client.post("/graphql", json={"query": query, "variables": variables})
+    body = response.json()
+    assert "errors" not in body, body
+    return body["data"]
+
+
+ORDERS = "query { orders(first: 100) { nodes { id status version customer { id } } } }"
+PLACE_ORDER = """mutation($input: PlaceOrderInput!) {
+  placeOrder(input: $input) { order { id totalAmount } }
+}"""
+AUTHORIZE = """mutation($input: AuthorizePaymentInput!) {
+  authorizePayment(input: $input) { order { status } }
+}"""
+
+
+async def place_order(url: str, customer_id: str) -> dict[str, Any]:
+    items = [{"sku": "BROWSER-TEST", "quantity": 2, "unitPrice": "12.50"}]
+    data = await graphql(
+        url, PLACE_ORDER, input={"customerId": customer_id, "currency": "EUR", "items": items}
+    )
+    return data["placeOrder"]["order"]
+
+
+def result_window(page: Page) -> Any:
+    return page.get_by_role("region", name="Result Window")
+
+
+def card(page: Page, order_id: str, status: str | None = None) -> Any:
+    scope = page.locator(f'.column[data-status="{status}"]') if status else page
+    return scope.locator(f'.card[data-order-id="{order_id}"]')
+
+
+async def test_graphiql_runs_a_query_without_leaving_the_server(browser: Browser, live_server: Any) -> None:
+    page = browser.page
+    await page.goto(f"{live_server.url}/graphql")
+    editor = page.locator(".graphiql-query-editor")
+    await expect(editor).to_contain_text("RecentOrders")
+    await editor.get_by_text("RecentOrders").click()
+    await page.keyboard.press("Control+Enter")
+    response = result_window(page)
+    await expect(response).to_contain_text('"hasNextPage"')
+    expected = (await graphql(live_server.url, "{ orders(first: 5) { nodes { id } } }"))["orders"]
+    await expect(response).to_contain_text(expected["nodes"][0]["id"])
+    await browser.screenshot("graphiql")
+    assert any(url.endswith("/graphql") for url in browser.requests)
+
+
+async def test_graphiql_sends_headers_in_the_websocket_connection_init(
+    browser: Browser, live_server: Any
+) -> None:
+    page = browser.page
+    sent: list[dict[str, Any]] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(json.loads(frame))))
+    await page.goto(f"{live_server.url}/graphql")
+    await page.get_by_role("button", name="Headers").click()
+    await page.locator('[data-uri$="request-headers.json"]').click()
+    await page.keyboard.insert_text('{"authorization": "Bearer browser-test"}')
+    await page.locator(".graphiql-query-editor").get_by_text("StatusChanges").click()
+    await page.keyboard.press("Control+Enter")
+    for _ in range(100):
+        if any(message.get("type") == "subscribe" for message in sent):
+            break
+        await page.wait_for_timeout(100)
+    init = [message for message in sent if message.get("type") == "connection_init"]
+    assert [message.get("payload") for message in init] == [{"authorization": "Bearer browser-test"}]
+
+    customer_id = (await graphql(live_server.url, ORDERS))["orders"]["nodes"][0]["customer"]["id"]
+    order = await place_order(live_server.url, customer_id)
+    await expect(result_window(page)).to_contain_text(order["id"])
+    await browser.screenshot("graphiql-subscription")
+
+
+async def test_board_shows_the_seeded_orders(browser: Browser, live_server: Any) -> None:
+    orders = (await graphql(live_server.url, ORDERS))["orders"]["nodes"]
+    assert orders, "the live server has seeded orders"
+    page = browser.page
+    await page.goto(live_server.url)
+    await expect(page.locator(".card")).to_have_count(len(orders))
+    for order in orders:
+        await expect(card(page, order["id"], order["status"])).to_be_visible()
+    await expect(page.locator(".link-state")).to_have_text("Live")
+    await browser.screenshot("board")
+
+
+async def test_board_shows_a_placed_order_and_its_moves_without_reload(
+    browser: Browser, live_server: Any
+) -> None:
+    page = browser.page
+    await page.goto(live_server.url)
+    await expect(page.locator(".link-state")).to_have_text("Live")
+    await page.evaluate("window.__sameDocument = true")
+    customer_id = (await graphql(live_server.url, ORDERS))["orders"]["nodes"][0]["customer"]["id"]
+
+    order = await place_order(live_server.url, customer_id)
+    await expect(card(page, order["id"], "PLACED")).to_be_visible()
+    await expect(card(page, order["id"], "PLACED")).to_contain_text("€25.00")
+
+    payment = {
+        "orderId": order["id"],
+        "amount": order["totalAmount"],
+        "paymentProvider": "test",
+        "authorizationId": f"auth-{order['id']}",
+    }
+    await graphql(live_server.url, AUTHORIZE, input=payment)
+    await expect(card(page, order["id"], "PAYMENT_AUTHORIZED")).to_be_visible()
+    await expect(card(page, order["id"])).to_have_count(1)
+    assert await page.evaluate("window.__sameDocument") is True, "the board reloaded"
+    await browser.screenshot("board-live")
+
+
+async def test_order_page_shows_the_timeline_and_the_slider_changes_the_state(
+    browser: Browser, live_server: Any
+) -> None:
+    orders = (await graphql(live_server.url, ORDERS))["orders"]["nodes"]
+    order = max(orders, key=lambda node: node["version"])
+    assert order["version"] >= 3, "the seed has orders with a few events"
+    first = (
+        await graphql(
+            live_server.url,
+            "query($id: UUID!) { order(id: $id) { stateAt(version: 1) { status } } }",
+            id=order["id"],
+        )
+    )["order"]["stateAt"]
+
+    page = browser.page
+    await page.goto(f"{live_server.url}/#/orders/{order['id']}")
+    events = page.locator(".events > .event")
+    await expect(events).to_have_count(order["version"])
+    await expect(events.first).to_contain_text("Order placed")
+    await expect(page.locator(".axes .axis-event")).to_have_count(order["version"])
+    state = page.locator(".state")
+    await expect(state).to_have_attribute("data-version", str(order["version"]))
+    await expect(state.locator(".badge")).to_have_text(re.compile(order["status"].replace("_", " "), re.I))
+    latest = await state.inner_text()
+    await browser.screenshot("timeline")
+
+    slider = page.get_by_role("slider", name="Stream version")
+    await slider.focus()
+    await page.keyboard.press("Home")
+    await expect(state).to_have_attribute("data-version", "1")
+    await expect(state.locator(".badge")).to_have_text(re.compile(first["status"].replace("_", " "), re.I))
+    assert await state.inner_text() != latest
+    await expect(events.nth(1)).to_have_class(re.compile(r"\bis-after\b"))
+    assert page.url.endswith("?version=1")
+    await browser.screenshot("timeline-version-1")
