@@ -20,7 +20,7 @@ import {
   type StateAtResult,
 } from "./queries";
 import { boardHref, orderHref } from "./routes";
-import { eventList, lateness, timeAxes } from "./timeline";
+import { eventList, LATE_RECORDING_MS, lateness, timeAxes } from "./timeline";
 
 async function loadEvents(orderId: string): Promise<OrderEvent[]> {
   const events: OrderEvent[] = [];
@@ -151,16 +151,15 @@ class OrderPage {
     this.slider.max = String(this.events.length);
     this.slider.disabled = this.events.length < 2;
     const handlers = { select: (version: number) => this.show(version), openEvent: (id: string) => void openEvent(id) };
-    const late = lateness(this.events);
-    const lateCount = [...late.values()].filter((flags) => flags.outOfOrder || flags.lagMs > 60_000).length;
+    const late = [...lateness(this.events).values()];
+    const outOfOrder = late.filter((flags) => flags.outOfOrder).length;
+    const recordedLate = late.filter((flags) => flags.lagMs > LATE_RECORDING_MS).length;
+    const counts = [`${this.events.length} events`];
+    if (outOfOrder) counts.push(`${outOfOrder} out of order`);
+    if (recordedLate) counts.push(`${recordedLate} recorded late`);
     this.timeline.replaceChildren(
-      h(
-        "header",
-        { class: "timeline-head" },
-        h("h2", {}, "Timeline"),
-        h("span", { class: "muted" }, `${this.events.length} events${lateCount ? ` · ${lateCount} late` : ""}`),
-      ),
-      this.events.length ? timeAxes(this.events, late) : "",
+      h("header", { class: "timeline-head" }, h("h2", {}, "Timeline"), h("span", { class: "muted" }, counts.join(" · "))),
+      this.events.length ? timeAxes(this.events, lateness(this.events)) : "",
       eventList(this.events, this.order.currency, handlers),
     );
     this.mark();

@@ -5,7 +5,7 @@ import { dateTime, duration, money, shortId, splitPascal } from "./format";
 import { COMMON_EVENT_FIELDS, type OrderEvent } from "./queries";
 
 /** Recorded more than this after it occurred: the producer sent it late. */
-const LATE_RECORDING_MS = 60_000;
+export const LATE_RECORDING_MS = 5 * 60_000;
 
 export interface Lateness {
   /** occurredAt earlier than the occurredAt of an event before it in the stream */
@@ -25,41 +25,47 @@ export function lateness(events: OrderEvent[]): Map<string, Lateness> {
   return result;
 }
 
-function isLate(late: Lateness): boolean {
-  return late.outOfOrder || late.lagMs > LATE_RECORDING_MS;
-}
-
-/** Two time axes, occurred above and recorded below; a slanted line is an event recorded late. */
+/**
+ * Business time against recording order: each event is a dot on the occurred-at axis (to scale)
+ * joined to its place in the stream (evenly spaced, as recorded). Crossing lines are events that
+ * arrived out of order.
+ */
 export function timeAxes(events: OrderEvent[], late: Map<string, Lateness>): SVGElement {
-  const times = events.flatMap((event) => [Date.parse(event.occurredAt), Date.parse(event.recordedAt)]);
-  const [first, last] = [Math.min(...times), Math.max(...times)];
-  const [left, right, top, bottom] = [90, 980, 26, 84];
-  const x = (iso: string): number => left + ((Date.parse(iso) - first) / Math.max(last - first, 1)) * (right - left);
-  const chart = svg("svg", { class: "axes", viewBox: "0 0 1000 110", role: "img", "aria-label": "Occurred and recorded times" });
-  for (const [y, label] of [[top, "Occurred"], [bottom, "Recorded"]] as const) {
-    chart.append(
-      svg("text", { x: 0, y: y + 4, class: "axis-label" }, document.createTextNode(label)),
-      svg("line", { x1: left, x2: right, y1: y, y2: y, class: "axis" }),
-    );
-  }
-  for (const event of events) {
-    const flagged = isLate(late.get(event.id)!) ? " late" : "";
-    const tip = svg("title", {}, document.createTextNode(`v${event.streamVersion} ${splitPascal(event.__typename)}`));
-    chart.append(
-      svg(
-        "g",
-        { class: `axis-event${flagged}`, "data-version": event.streamVersion },
-        tip,
-        svg("line", { x1: x(event.occurredAt), x2: x(event.recordedAt), y1: top, y2: bottom }),
-        svg("circle", { cx: x(event.occurredAt), cy: top, r: 5 }),
-        svg("circle", { cx: x(event.recordedAt), cy: bottom, r: 5 }),
-      ),
-    );
-  }
+  const occurred = events.map((event) => Date.parse(event.occurredAt));
+  const [first, last] = [Math.min(...occurred), Math.max(...occurred)];
+  const [left, right, top, bottom] = [120, 975, 22, 86];
+  const span = (fraction: number): number => left + fraction * (right - left);
+  const atTime = (time: number): number => span(last > first ? (time - first) / (last - first) : 0.5);
+  const atVersion = (index: number): number => span(events.length > 1 ? index / (events.length - 1) : 0.5);
+  const labelEvery = Math.ceil(events.length / 24);
+  const text = (attrs: Record<string, string | number>, content: string): SVGElement =>
+    svg("text", attrs, document.createTextNode(content));
+
+  const chart = svg("svg", { class: "axes", viewBox: "0 0 1000 118", role: "img", "aria-label": "Occurred time against recording order" });
   chart.append(
-    svg("text", { x: left, y: 106, class: "axis-tick" }, document.createTextNode(dateTime(new Date(first).toISOString()))),
-    svg("text", { x: right, y: 106, class: "axis-tick end" }, document.createTextNode(dateTime(new Date(last).toISOString()))),
+    text({ x: 0, y: top + 4, class: "axis-label" }, "Occurred"),
+    text({ x: 0, y: bottom + 4, class: "axis-label" }, "Recorded order"),
+    svg("line", { x1: left, x2: right, y1: top, y2: top, class: "axis" }),
+    svg("line", { x1: left, x2: right, y1: bottom, y2: bottom, class: "axis" }),
+    text({ x: left, y: top - 9, class: "axis-tick" }, dateTime(new Date(first).toISOString())),
+    text({ x: right, y: top - 9, class: "axis-tick end" }, dateTime(new Date(last).toISOString())),
   );
+  events.forEach((event, index) => {
+    const flags = late.get(event.id)!;
+    const name = `v${event.streamVersion} ${splitPascal(event.__typename)}`;
+    const group = svg(
+      "g",
+      { class: flags.outOfOrder ? "axis-event late" : "axis-event", "data-version": event.streamVersion },
+      svg("title", {}, document.createTextNode(`${name}, occurred ${dateTime(event.occurredAt)}`)),
+      svg("line", { x1: atTime(occurred[index]), x2: atVersion(index), y1: top, y2: bottom }),
+      svg("circle", { cx: atTime(occurred[index]), cy: top, r: 5 }),
+      svg("circle", { cx: atVersion(index), cy: bottom, r: 5 }),
+    );
+    if (index % labelEvery === 0) {
+      group.append(text({ x: atVersion(index), y: bottom + 22, class: "axis-tick middle" }, `v${event.streamVersion}`));
+    }
+    chart.append(group);
+  });
   return chart;
 }
 
@@ -173,7 +179,7 @@ function focusEvent(eventId: string): void {
 }
 
 function times(event: OrderEvent, late: Lateness): HTMLElement {
-  const lag = late.lagMs > LATE_RECORDING_MS ? h("span", { class: "flag" }, `recorded ${duration(late.lagMs)} later`) : null;
+  const lag = late.lagMs > LATE_RECORDING_MS ? h("span", { class: "flag" }, `${duration(late.lagMs)} after it occurred`) : null;
   return h(
     "dl",
     { class: "event-times" },
@@ -193,7 +199,7 @@ export function eventList(events: OrderEvent[], currency: string, handlers: Time
       return h(
         "li",
         {
-          class: isLate(flags) ? "event is-late" : "event",
+          class: flags.outOfOrder ? "event is-late" : "event",
           id: `event-${event.id}`,
           "data-version": event.streamVersion,
           "data-type": event.type,
@@ -208,8 +214,12 @@ export function eventList(events: OrderEvent[], currency: string, handlers: Time
             { class: "event-head" },
             h("span", { class: "version" }, `v${event.streamVersion}`),
             h("h3", {}, splitPascal(event.__typename)),
-            flags.outOfOrder ? h("span", { class: "badge badge-late", title: "Occurred before an earlier event in the stream" }, "Out of order") : null,
-            flags.lagMs > LATE_RECORDING_MS ? h("span", { class: "badge badge-late" }, "Late") : null,
+            flags.outOfOrder
+              ? h("span", { class: "badge badge-late", title: "Occurred before an event that the stream recorded earlier" }, "Late · out of order")
+              : null,
+            flags.lagMs > LATE_RECORDING_MS
+              ? h("span", { class: "badge badge-lag", title: `Recorded ${duration(flags.lagMs)} after it occurred` }, "Recorded late")
+              : null,
             h("button", { class: "button button-quiet show-state", type: "button", onclick: () => handlers.select(event.streamVersion) }, "Show state"),
           ),
           times(event, flags),

@@ -10,8 +10,10 @@ import "graphiql/style.css";
 import "@graphiql/plugin-explorer/style.css";
 import "./graphiql.css";
 
-const defaultQuery = `# Welcome to ordergraph. Ctrl-Enter runs the operation under the cursor.
-query RecentOrders {
+// Two starting tabs: a query to run at once, and a subscription that shows live updates.
+const defaultTabs = [
+  {
+    query: `query RecentOrders {
   orders(first: 5) {
     nodes {
       id
@@ -24,21 +26,25 @@ query RecentOrders {
     pageInfo { hasNextPage endCursor }
   }
 }
-
-subscription StatusChanges {
+`,
+  },
+  {
+    query: `subscription StatusChanges {
   orderStatusChanged {
     previousStatus
     status
-    order { id totalAmount }
+    order { id totalAmount currency }
   }
 }
-`;
+`,
+  },
+];
 
 const fetcher = createFetcher(new URL("/graphql", window.location.href).href);
 const plugins = [explorerPlugin()];
 
 createRoot(document.getElementById("graphiql")!).render(
   <StrictMode>
-    <GraphiQL fetcher={fetcher} plugins={plugins} defaultQuery={defaultQuery} shouldPersistHeaders />
+    <GraphiQL fetcher={fetcher} plugins={plugins} defaultTabs={defaultTabs} shouldPersistHeaders />
   </StrictMode>,
 );
