@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 
 import strawberry
@@ -28,21 +29,22 @@ from gql.schema.scalars import SCALARS
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """A schema with the request limits of `settings` (defaults when None)."""
     settings = settings or Settings(database_url="")
-    extensions: list[SchemaExtension | type[SchemaExtension]] = [
-        ErrorCodes(),
-        QueryDepthLimiter(max_depth=settings.max_depth),
-        MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        MaxTokensLimiter(max_token_count=settings.max_tokens),
-        ParserCache(maxsize=256),
-        ValidationCache(maxsize=256),
+    # factories: strawberry builds fresh extension instances for every operation
+    extensions: list[Callable[[], SchemaExtension]] = [
+        ErrorCodes,
+        lambda: QueryDepthLimiter(max_depth=settings.max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
     ]
     if not settings.introspection:
-        extensions.append(AddValidationRules([NoSchemaIntrospectionCustomRule]))
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
         types=list(EVENT_CLASSES.values()),
-        extensions=extensions,
+        extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )
 

@@ -34,6 +34,11 @@ async def init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Skip asyncpg's reset query on release (a round trip per statement): ordergraph never
+    leaves session state behind; open transactions are still rolled back by the pool."""
+
+
 async def create_pool(
     url: str,
     *,
@@ -48,7 +53,8 @@ async def create_pool(
 
     try:
         pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, init=init, command_timeout=60
+            url, min_size=min_size, max_size=max_size, init=init, reset=_keep_session,
+            command_timeout=60,
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {describe(exc)}") from exc
