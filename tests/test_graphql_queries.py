@@ -147,7 +147,8 @@ async def test_state_at_latest_version_equals_read_model_for_every_seeded_order(
     client: httpx.AsyncClient, pool: asyncpg.Pool,
 ) -> None:
     await seed(pool, orders=80, seed=9)
-    state = "status version totalAmount authorizedAmount capturedAmount items { sku quantity unitPrice lineTotal }"
+    state = ("status version totalAmount authorizedAmount capturedAmount "
+             "items { sku quantity unitPrice lineTotal }")
     result = await data(client, "{ orders(first: 100) { nodes { %s stateAt { %s } } } }"
                         % (ORDER_FIELDS, state))
     nodes = result["orders"]["nodes"]

@@ -31,7 +31,8 @@ def client_error(error: GraphQLError) -> GraphQLError:
                             error.path, None, extensions)
     if error.extensions and "code" in error.extensions:
         return error
-    if error.path is None and (original is None or isinstance(original, GraphQLError | ValueError | TypeError)):
+    request_error = original is None or isinstance(original, GraphQLError | ValueError | TypeError)
+    if error.path is None and request_error:
         # parsing, validation and variable coercion: the message is about the request
         return GraphQLError(error.message, error.nodes, error.source, error.positions,
                             None, None, {"code": _pre_execution_code(error)})
