@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -53,6 +54,31 @@ where (log_xid, global_position) > ($1::xid8, $2::bigint)
   and ($7::timestamptz is null or occurred_at < $7)
 order by log_xid, global_position
 limit $8
+"""
+
+# The listener's batched read, one per wake-up for every subscription of the process: the
+# next events of the whole log with `safe` (below the oldest running transaction; only that
+# prefix may be delivered, the rest is held back until it is) and the order's status after
+# and before each event, from the state machine's table, for orderStatusChanged.
+READ_LOG = f"""
+select {EVENT_COLUMNS},
+    log_xid < pg_snapshot_xmin(pg_current_snapshot()) as safe,
+    (select min(t.to_status) from order_transitions t where t.event_type = e.event_type) as status,
+    (select min(t.to_status) from order_events p
+     join order_transitions t on t.event_type = p.event_type
+     where p.order_id = e.order_id and p.stream_version = e.stream_version - 1) as previous_status
+from order_events e
+where (log_xid, global_position) > ($1::xid8, $2::bigint)
+order by log_xid, global_position
+limit $3
+"""
+
+# Where a new listener starts: the last event readers may safely see now.
+LAST_SAFE_POSITION = """
+select log_xid, global_position from order_events
+where log_xid < pg_snapshot_xmin(pg_current_snapshot())
+order by log_xid desc, global_position desc
+limit 1
 """
 
 # One order's timeline page per requested order, in one statement. The cursor is a
@@ -182,3 +208,15 @@ async def state_at(
 ) -> asyncpg.Record | None:
     """The order folded up to a version or a time (None: every event)."""
     return await db.fetchrow(STATE_AT[axis], order_id, version, as_of)
+
+
+async def read_log(db: Db, *, after: Position, limit: int) -> tuple[list[asyncpg.Record], bool]:
+    """The next safe events after `after`, and whether later committed ones are held back."""
+    rows = await db.fetch(READ_LOG, after.xid, after.seq, limit)
+    safe = list(itertools.takewhile(lambda row: row["safe"], rows))  # safe rows come first
+    return safe, len(safe) < len(rows)
+
+
+async def last_safe_position(db: Db) -> Position:
+    row = await db.fetchrow(LAST_SAFE_POSITION)
+    return Position(row["log_xid"], row["global_position"]) if row else Position(0, 0)
