@@ -25,6 +25,7 @@ interface Column {
   cursor: string | null;
   hasNext: boolean;
   loading: boolean;
+  failed: boolean;
   list: HTMLOListElement;
   count: HTMLElement;
   more: HTMLButtonElement;
@@ -58,7 +59,8 @@ function card(order: OrderCard, fresh: boolean): HTMLElement {
 function updateCount(column: Column): void {
   const loaded = column.cards.size;
   column.count.textContent = column.hasNext ? `${loaded}+` : String(loaded);
-  column.more.hidden = !column.hasNext;
+  column.more.hidden = !column.hasNext && !column.failed;
+  column.more.textContent = column.failed ? "Could not load: retry" : "Load more";
   column.list.classList.toggle("is-empty", loaded === 0 && !column.loading);
 }
 
@@ -81,6 +83,10 @@ async function loadPage(column: Column, filter: BoardFilter): Promise<void> {
     }
     column.cursor = orders.pageInfo.endCursor;
     column.hasNext = orders.pageInfo.hasNextPage;
+    column.failed = false;
+  } catch (error) {
+    column.failed = true;
+    console.error(`loading ${column.status} orders failed`, error);
   } finally {
     column.loading = false;
     column.more.disabled = false;
@@ -96,6 +102,7 @@ function columnView(status: OrderStatus, filter: BoardFilter): [Column, HTMLElem
     cursor: null,
     hasNext: false,
     loading: false,
+    failed: false,
     list,
     count: h("span", { class: "column-count" }, "…"),
     more: h("button", { class: "button button-quiet more", type: "button", hidden: true }, "Load more"),
@@ -184,7 +191,13 @@ export function renderBoard(root: HTMLElement, filter: BoardFilter): () => void 
     h(
       "div",
       { class: "board-page" },
-      h("div", { class: "toolbar" }, statusToggles(filter), customerFilter(filter)),
+      h(
+        "div",
+        { class: "toolbar" },
+        h("h1", { class: "page-title" }, "Orders"),
+        statusToggles(filter),
+        customerFilter(filter),
+      ),
       sections.length
         ? h("div", { class: "columns", style: `--columns: ${sections.length}` }, sections)
         : h("p", { class: "empty-state" }, "Pick at least one status to see orders."),
@@ -197,7 +210,7 @@ export function renderBoard(root: HTMLElement, filter: BoardFilter): () => void 
   const observer = new IntersectionObserver((entries) => {
     for (const entry of entries) {
       const column = columns.get((entry.target.closest(".column") as HTMLElement).dataset.status as OrderStatus);
-      if (entry.isIntersecting && column?.hasNext) void loadPage(column, filter);
+      if (entry.isIntersecting && column?.hasNext && !column.failed) void loadPage(column, filter);
     }
   });
   for (const column of columns.values()) observer.observe(column.more);

@@ -101,16 +101,23 @@ export function renderOrder(root: HTMLElement, orderId: string, initialVersion?:
   let unsubscribe = (): void => undefined;
   root.replaceChildren(h("p", { class: "loading" }, "Loading order…"));
 
-  void Promise.all([request<OrderResult>(ORDER, { id: orderId }), loadEvents(orderId)]).then(([{ order }, events]) => {
-    if (stopped) return;
-    if (!order) {
-      root.replaceChildren(h("div", { class: "empty-state" }, h("h1", {}, "Order not found"), h("a", { href: boardHref({}) }, "Back to the board")));
-      return;
-    }
-    const page = new OrderPage(root, order, events);
-    page.show(initialVersion ?? order.version);
-    unsubscribe = subscribe<LiveEvent>(LIVE_EVENTS, { orderId }, ({ orderEvents }) => page.receive(orderEvents));
-  });
+  Promise.all([request<OrderResult>(ORDER, { id: orderId }), loadEvents(orderId)]).then(
+    ([{ order }, events]) => {
+      if (stopped) return;
+      if (!order) {
+        root.replaceChildren(
+          h("div", { class: "empty-state" }, h("h1", {}, "Order not found"), h("a", { href: boardHref({}) }, "Back to the board")),
+        );
+        return;
+      }
+      const page = new OrderPage(root, order, events);
+      page.show(initialVersion ?? order.version);
+      unsubscribe = subscribe<LiveEvent>(LIVE_EVENTS, { orderId }, ({ orderEvents }) => page.receive(orderEvents));
+    },
+    (error: Error) => {
+      if (!stopped) root.replaceChildren(h("p", { class: "loading error" }, `Could not load the order: ${error.message}`));
+    },
+  );
 
   return () => {
     stopped = true;
