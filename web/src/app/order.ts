@@ -127,7 +127,15 @@ export function renderOrder(root: HTMLElement, orderId: string, initialVersion?:
 
 class OrderPage {
   private readonly states = new Map<number, Promise<OrderState>>();
-  private readonly slider = h("input", { type: "range", class: "slider", min: 1, step: 1, "aria-label": "Stream version" });
+  private readonly slider = h("input", {
+    type: "range",
+    class: "slider",
+    min: 1,
+    step: 1,
+    list: "versions",
+    "aria-label": "Stream version",
+  });
+  private readonly ticks = h("datalist", { id: "versions" });
   private readonly caption = h("p", { class: "slider-caption" });
   private readonly stateSlot = h("div", { class: "state-slot" });
   private readonly head = h("div");
@@ -146,6 +154,7 @@ class OrderPage {
       h("h2", {}, "State over time"),
       this.caption,
       this.slider,
+      this.ticks,
       h("div", { class: "slider-ends" }, h("span", {}, "first event"), h("span", {}, "latest")),
       this.stateSlot,
     );
@@ -156,6 +165,7 @@ class OrderPage {
   private draw(): void {
     this.head.replaceChildren(summary(this.order));
     this.slider.max = String(this.events.length);
+    this.ticks.replaceChildren(...this.events.map((event) => h("option", { value: event.streamVersion })));
     this.slider.disabled = this.events.length < 2;
     const handlers = { select: (version: number) => this.show(version), openEvent: (id: string) => void openEvent(id) };
     const late = [...lateness(this.events).values()];

@@ -1,7 +1,7 @@
 // The offline GraphiQL page served at GET /graphql: every asset (editor, workers, fonts) comes
 // from this bundle, so the IDE works without internet access.
 import { explorerPlugin } from "@graphiql/plugin-explorer";
-import { GraphiQL } from "graphiql";
+import { GraphiQL, HISTORY_PLUGIN } from "graphiql";
 import "graphiql/setup-workers/vite";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
@@ -41,7 +41,7 @@ const defaultTabs = [
 ];
 
 const fetcher = createFetcher(new URL("/graphql", window.location.href).href);
-const plugins = [explorerPlugin()];
+const plugins = [HISTORY_PLUGIN, explorerPlugin()];
 
 createRoot(document.getElementById("graphiql")!).render(
   <StrictMode>
