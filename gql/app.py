@@ -20,6 +20,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from gql.config import Settings, settings_from_env
 from gql.http import graphql_endpoint
+from gql.live import LiveHub
 from gql.metrics import MetricsMiddleware, metrics
 from gql.schema import build_schema
 from gql.schema.context import Context
@@ -56,9 +57,12 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> Starlett
         app.state.pool = pool or await create_pool(
             settings.database_url, min_size=settings.pool_min_size,
             max_size=settings.pool_max_size)
+        app.state.live = LiveHub(app.state.pool, settings)
+        await app.state.live.start()
         try:
             yield
         finally:
+            await app.state.live.stop()
             if owned:
                 await app.state.pool.close()
 

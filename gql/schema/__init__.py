@@ -24,6 +24,7 @@ from gql.schema.event_types import EVENT_CLASSES
 from gql.schema.mutations import Mutation
 from gql.schema.queries import Query
 from gql.schema.scalars import SCALARS
+from gql.schema.subscriptions import FreshContextPerEvent, Subscription
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
@@ -43,6 +44,8 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
+        execution_context_class=FreshContextPerEvent,
         types=list(EVENT_CLASSES.values()),
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),

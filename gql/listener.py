@@ -1,0 +1,102 @@
+"""The listener: one dedicated LISTEN connection per process that rings the hub's doorbell.
+
+A notification only says "the log has grown"; the hub reads the log itself. asyncpg does not
+re-LISTEN after a dropped connection, so this module watches for termination, reconnects with
+backoff, LISTENs again and rings once more so the hub catches up on what it missed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+
+import asyncpg
+
+from gql.metrics import LISTENER_UP
+
+CHANNEL = "ordergraph_events"  # the channel schema.sql's og_after_append notifies
+APPLICATION_NAME = "ordergraph-listener"
+log = logging.getLogger("ordergraph.listener")
+
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+class Listener:
+    """Keeps a LISTEN connection open and calls `ring()` on every doorbell and reconnect."""
+
+    def __init__(
+        self,
+        database_url: str,
+        ring: Callable[[], None],
+        *,
+        check_interval: float = 10.0,
+        min_backoff: float = 0.05,
+        max_backoff: float = 2.0,
+    ) -> None:
+        self.database_url = database_url
+        self.ring = ring
+        self.check_interval = check_interval
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.connected = False
+        self.reconnects = 0
+        self._task: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="ordergraph-listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = self.min_backoff
+        while True:
+            try:
+                await self._listen()
+                backoff = self.min_backoff  # the connection worked before it was lost
+            except _DB_ERRORS as exc:
+                log.warning("listener connection failed: %s", exc)
+            finally:
+                self._set_connected(False)
+            self.reconnects += 1
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, self.max_backoff)
+
+    async def _listen(self) -> None:
+        """One connection's life: LISTEN, ring for the catch-up, then watch until it is lost."""
+        lost = asyncio.Event()
+        conn = await asyncpg.connect(
+            self.database_url, timeout=5,
+            server_settings={"application_name": APPLICATION_NAME},
+        )
+        self._conn = conn
+        try:
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(CHANNEL, self._on_notification)
+            self._set_connected(True)
+            # events committed while no LISTEN was active are read by this catch-up
+            self.ring()
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self.check_interval)
+                if not lost.is_set():  # a half-open TCP connection never terminates by itself
+                    await conn.fetchval("select 1", timeout=self.check_interval)
+            log.warning("listener connection lost; reconnecting")
+        finally:
+            self._conn = None
+            conn.terminate()
+
+    def _on_notification(self, conn: object, pid: int, channel: str, payload: str) -> None:
+        self.ring()
+
+    def _set_connected(self, connected: bool) -> None:
+        self.connected = connected
+        LISTENER_UP.set(1 if connected else 0)

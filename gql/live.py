@@ -1,0 +1,247 @@
+"""The live hub: reads the log once per doorbell and fans the events out to every subscription.
+
+The log is the truth and notifications are only doorbells, so nothing is lost while the
+listener reconnects: the next read starts where the last one ended. Each read sees only the
+log's safe prefix (below the oldest running transaction), so events reach subscribers in the
+log's order even when transactions commit out of order, and no event can appear behind one
+already delivered. Queues are bounded: a subscriber that falls too far behind is ended with
+SUBSCRIPTION_OVERFLOW and resumes from its last position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from gql.config import Settings
+from gql.errors import DomainError
+from gql.events import EventType, OrderStatus, Position
+from gql.listener import Listener
+from gql.metrics import SUBSCRIPTIONS
+from gql.store import reads
+
+log = logging.getLogger("ordergraph.live")
+
+READ_PAGE = 500  # events per log read; a wake-up reads pages until it reaches the safe end
+REPLAY_PAGE = 200  # events per page while a subscription replays from its cursor
+FIRST_RETRY = 0.002  # seconds before re-reading held-back events; doubles up to the poll
+
+
+class SubscriptionOverflow(DomainError):
+    code = "SUBSCRIPTION_OVERFLOW"
+
+
+class TooManySubscriptions(DomainError):
+    code = "TOO_MANY_SUBSCRIPTIONS"
+
+
+def position_of(row: asyncpg.Record) -> Position:
+    return Position(row["log_xid"], row["global_position"])
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Which events a subscription wants; `status_changes` keeps only events that move the order."""
+
+    order_id: uuid.UUID | None = None
+    types: frozenset[EventType] | None = None
+    status_changes: bool = False
+    statuses: frozenset[OrderStatus] | None = None
+
+    def matches(self, row: asyncpg.Record) -> bool:
+        if self.types is not None and EventType(row["event_type"]) not in self.types:
+            return False
+        if self.status_changes:
+            if row["status"] == row["previous_status"]:
+                return False
+            if self.statuses is not None and OrderStatus(row["status"]) not in self.statuses:
+                return False
+        return True
+
+
+class Subscription:
+    """One subscriber's bounded queue; the hub offers, the subscriber takes."""
+
+    def __init__(self, event_filter: EventFilter, capacity: int) -> None:
+        self.filter = event_filter
+        self.capacity = capacity
+        self.replaying = True  # while True, an overflow means "read the log again", not an error
+        self.lagged = False
+        self.overflowed = False
+        self.closed = False
+        self._queue: deque[asyncpg.Record] = deque()
+        self._ready = asyncio.Event()
+
+    def offer(self, row: asyncpg.Record) -> None:
+        if self.overflowed or self.lagged or not self.filter.matches(row):
+            return
+        if len(self._queue) >= self.capacity:
+            if self.replaying:
+                self._queue.clear()  # the replay re-reads these from the log
+                self.lagged = True
+            else:
+                self.overflowed = True
+                self._ready.set()
+            return
+        self._queue.append(row)
+        self._ready.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self._ready.set()
+
+    async def take(self) -> asyncpg.Record | None:
+        """The next queued event; None once closed, or overflowed and drained."""
+        while not self._queue:
+            if self.overflowed or self.closed:
+                return None
+            self._ready.clear()
+            await self._ready.wait()
+        return self._queue.popleft()
+
+
+class LiveHub:
+    """Fan-out for one process: a listener, one reader task, and every subscription."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.head = Position(0, 0)  # every event up to here has been offered to subscriptions
+        self.listener = Listener(settings.database_url, self.wake)
+        self.reads = 0
+        self._wake = asyncio.Event()
+        self._subscriptions: dict[uuid.UUID | None, set[Subscription]] = defaultdict(set)
+        self._per_connection: dict[Hashable, int] = defaultdict(int)
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.listener.connected
+
+    async def start(self) -> None:
+        self.head = await reads.last_safe_position(self.pool)
+        self._reader = asyncio.create_task(self._read_forever(), name="ordergraph-live")
+        self.listener.start()
+
+    async def stop(self) -> None:
+        await self.listener.stop()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        for subs in self._subscriptions.values():
+            for sub in subs:
+                sub.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _read_forever(self) -> None:
+        """Read on every doorbell, retry soon while events are held back, else poll for safety."""
+        poll = self.settings.safety_poll_interval
+        delay = poll
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            self._wake.clear()
+            try:
+                held = await self._read()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("reading the log failed: %s", exc)
+                delay = poll
+                continue
+            except Exception:  # a bug must not stop every subscription of the process
+                log.exception("live fan-out failed")
+                delay = poll
+                continue
+            delay = min(delay * 2 if delay < poll else FIRST_RETRY, poll) if held else poll
+
+    async def _read(self) -> bool:
+        """Offer every safe event after the head to its subscriptions; True when some are held."""
+        while True:
+            rows, held = await reads.read_log(self.pool, after=self.head, limit=READ_PAGE)
+            self.reads += 1
+            self._fan_out(rows)
+            if held or len(rows) < READ_PAGE:
+                return held
+
+    def _fan_out(self, rows: Sequence[asyncpg.Record]) -> None:
+        everyone = self._subscriptions.get(None, ())
+        for row in rows:
+            for sub in everyone:
+                sub.offer(row)
+            for sub in self._subscriptions.get(row["order_id"], ()):
+                sub.offer(row)
+        if rows:
+            self.head = position_of(rows[-1])
+
+    @contextlib.contextmanager
+    def _subscription(self, event_filter: EventFilter, connection: Hashable | None) -> Iterator[Subscription]:
+        limit = self.settings.max_subscriptions_per_connection
+        if connection is not None and self._per_connection.get(connection, 0) >= limit:
+            raise TooManySubscriptions(
+                f"a connection may hold at most {limit} subscriptions", limit=limit)
+        sub = Subscription(event_filter, self.settings.subscription_queue_size)
+        self._per_connection[connection] += 1
+        self._subscriptions[event_filter.order_id].add(sub)
+        SUBSCRIPTIONS.inc()
+        try:
+            yield sub
+        finally:
+            SUBSCRIPTIONS.dec()
+            self._subscriptions[event_filter.order_id].discard(sub)
+            if not self._subscriptions[event_filter.order_id]:
+                del self._subscriptions[event_filter.order_id]
+            self._per_connection[connection] -= 1
+            if not self._per_connection[connection]:
+                del self._per_connection[connection]
+
+    async def follow(
+        self, event_filter: EventFilter, *, after: Position | None = None,
+        connection: Hashable | None = None,
+    ) -> AsyncIterator[asyncpg.Record]:
+        """Events matching the filter: those after `after` from the log, then live ones.
+
+        Without `after`, only events the hub reads from now on. Replay and live events meet
+        without a gap because the subscription queues live events before the replay starts,
+        and without a duplicate because nothing at or before the last yielded position passes.
+        """
+        with self._subscription(event_filter, connection) as sub:
+            last = self.head if after is None else after
+            sub.replaying = after is not None
+            while sub.replaying:
+                sub.lagged = False
+                async for row in self._replay(event_filter, last):
+                    yield row
+                    last = position_of(row)
+                # every event offered during this pass is queued, unless the queue overflowed:
+                # then it was dropped, and another pass reads it from the log
+                sub.replaying = sub.lagged
+            while (row := await sub.take()) is not None:
+                position = position_of(row)
+                if position > last:
+                    yield row
+                    last = position
+            if sub.overflowed:
+                raise SubscriptionOverflow(
+                    f"the subscription fell more than {sub.capacity} events behind and was ended; "
+                    "subscribe again with `after: lastPosition` to continue without a gap",
+                    lastPosition=last.encode(), queueSize=sub.capacity)
+
+    async def _replay(self, event_filter: EventFilter, after: Position) -> AsyncIterator[asyncpg.Record]:
+        types = sorted(event_filter.types, key=lambda t: t.value) if event_filter.types else None
+        while True:
+            rows = await reads.list_events(self.pool, limit=REPLAY_PAGE, after=after, types=types,
+                                           order_id=event_filter.order_id)
+            for row in rows:
+                yield row
+            if len(rows) < REPLAY_PAGE:
+                return
+            after = position_of(rows[-1])
