@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 npm --prefix web ci --no-audit --no-fund
-npm --prefix web run build
+npm --prefix web run lint   # formatting, so diffs stay about behaviour
+npm --prefix web run build  # type-checks, then bundles into gql/static
 
 stale=$(git status --porcelain --untracked-files=all -- gql/static)
 if [ -n "$stale" ]; then

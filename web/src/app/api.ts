@@ -1,7 +1,7 @@
 // Talking to ordergraph: GraphQL over HTTP for reads, graphql-ws for live updates.
 import { createClient } from "graphql-ws";
 
-export class GraphQLError extends Error {}
+class GraphQLError extends Error {}
 
 export async function request<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
   const response = await fetch("/graphql", {
@@ -50,11 +50,7 @@ const client = createClient({
 });
 
 /** Starts a subscription; `onData` receives each result's data. Returns the unsubscribe. */
-export function subscribe<T>(
-  query: string,
-  variables: Record<string, unknown>,
-  onData: (data: T) => void,
-): () => void {
+export function subscribe<T>(query: string, variables: Record<string, unknown>, onData: (data: T) => void): () => void {
   return client.subscribe<T>(
     { query, variables },
     {

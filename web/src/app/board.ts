@@ -44,7 +44,11 @@ function card(order: OrderCard, fresh: boolean): HTMLElement {
     h("span", { class: "card-amount" }, money(order.totalAmount, order.currency)),
     h(
       "a",
-      { class: "card-customer", href: boardHref({ customerId: order.customer.id }), title: "Show this customer's orders" },
+      {
+        class: "card-customer",
+        href: boardHref({ customerId: order.customer.id }),
+        title: "Show this customer's orders",
+      },
       order.customer.name,
     ),
     h(
@@ -111,7 +115,13 @@ function columnView(status: OrderStatus, filter: BoardFilter): [Column, HTMLElem
   const section = h(
     "section",
     { class: "column", "data-status": status },
-    h("header", { class: "column-head" }, h("span", { class: `dot status-${status}` }), h("h2", {}, humanize(status)), column.count),
+    h(
+      "header",
+      { class: "column-head" },
+      h("span", { class: `dot status-${status}` }),
+      h("h2", {}, humanize(status)),
+      column.count,
+    ),
     h("div", { class: "column-body" }, list, column.more),
   );
   return [column, section];
@@ -153,7 +163,15 @@ function customerFilter(filter: BoardFilter): HTMLElement {
       { class: "filter-chip" },
       "Customer ",
       name,
-      h("a", { class: "chip-clear", href: boardHref({ ...filter, customerId: undefined }), "aria-label": "Clear customer filter" }, "×"),
+      h(
+        "a",
+        {
+          class: "chip-clear",
+          href: boardHref({ ...filter, customerId: undefined }),
+          "aria-label": "Clear customer filter",
+        },
+        "×",
+      ),
     );
   }
   const input = h("input", {

@@ -52,7 +52,11 @@ export function duration(ms: number): string {
   if (abs < 60_000) return `${(abs / 1_000).toFixed(1)} s`;
   const parts: string[] = [];
   let rest = Math.round(abs / 60_000);
-  for (const [unit, size] of [["d", 1_440], ["h", 60], ["min", 1]] as const) {
+  for (const [unit, size] of [
+    ["d", 1_440],
+    ["h", 60],
+    ["min", 1],
+  ] as const) {
     const count = Math.floor(rest / size);
     if (count > 0) parts.push(`${count} ${unit}`);
     rest -= count * size;

@@ -17,7 +17,12 @@ function header(): HTMLElement {
   return h(
     "header",
     { class: "topbar" },
-    h("a", { class: "brand", href: boardHref({}) }, h("span", { class: "brand-mark", "aria-hidden": "true" }), "ordergraph"),
+    h(
+      "a",
+      { class: "brand", href: boardHref({}) },
+      h("span", { class: "brand-mark", "aria-hidden": "true" }),
+      "ordergraph",
+    ),
     h("nav", { class: "nav" }, h("a", { href: boardHref({}) }, "Orders"), h("a", { href: "/graphql" }, "GraphiQL")),
     link,
   );

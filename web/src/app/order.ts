@@ -43,16 +43,31 @@ function summary(order: OrderDetail): HTMLElement {
     "section",
     { class: "order-head" },
     h("a", { class: "back", href: boardHref({}) }, "← Board"),
-    h("div", { class: "title-row" }, h("h1", {}, "Order ", h("span", { class: "mono" }, order.id)), statusBadge(order.status)),
+    h(
+      "div",
+      { class: "title-row" },
+      h("h1", {}, "Order ", h("span", { class: "mono" }, order.id)),
+      statusBadge(order.status),
+    ),
     h(
       "dl",
       { class: "facts" },
-      fact("Customer", h("a", { href: boardHref({ customerId: order.customer.id }), title: order.customer.email }, order.customer.name)),
+      fact(
+        "Customer",
+        h(
+          "a",
+          { href: boardHref({ customerId: order.customer.id }), title: order.customer.email },
+          order.customer.name,
+        ),
+      ),
       fact("Total", money(order.totalAmount, order.currency)),
       fact("Authorized", money(order.authorizedAmount, order.currency)),
       fact("Captured", money(order.capturedAmount, order.currency)),
       fact("Placed", h("time", { datetime: order.placedAt }, dateTime(order.placedAt))),
-      fact("Last event", h("time", { datetime: order.lastEventAt, title: dateTime(order.lastEventAt) }, relative(order.lastEventAt))),
+      fact(
+        "Last event",
+        h("time", { datetime: order.lastEventAt, title: dateTime(order.lastEventAt) }, relative(order.lastEventAt)),
+      ),
       fact("Version", String(order.version)),
     ),
   );
@@ -75,7 +90,18 @@ function stateView(state: OrderState, currency: string): HTMLElement {
       ? h(
           "table",
           { class: "items" },
-          h("thead", {}, h("tr", {}, h("th", {}, "SKU"), h("th", { class: "num" }, "Qty"), h("th", { class: "num" }, "Unit price"), h("th", { class: "num" }, "Line total"))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", {}, "SKU"),
+              h("th", { class: "num" }, "Qty"),
+              h("th", { class: "num" }, "Unit price"),
+              h("th", { class: "num" }, "Line total"),
+            ),
+          ),
           h(
             "tbody",
             {},
@@ -106,7 +132,12 @@ export function renderOrder(root: HTMLElement, orderId: string, initialVersion?:
       if (stopped) return;
       if (!order) {
         root.replaceChildren(
-          h("div", { class: "empty-state" }, h("h1", {}, "Order not found"), h("a", { href: boardHref({}) }, "Back to the board")),
+          h(
+            "div",
+            { class: "empty-state" },
+            h("h1", {}, "Order not found"),
+            h("a", { href: boardHref({}) }, "Back to the board"),
+          ),
         );
         return;
       }
@@ -115,7 +146,8 @@ export function renderOrder(root: HTMLElement, orderId: string, initialVersion?:
       unsubscribe = subscribe<LiveEvent>(LIVE_EVENTS, { orderId }, ({ orderEvents }) => page.receive(orderEvents));
     },
     (error: Error) => {
-      if (!stopped) root.replaceChildren(h("p", { class: "loading error" }, `Could not load the order: ${error.message}`));
+      if (!stopped)
+        root.replaceChildren(h("p", { class: "loading error" }, `Could not load the order: ${error.message}`));
     },
   );
 
@@ -158,7 +190,9 @@ class OrderPage {
       h("div", { class: "slider-ends" }, h("span", {}, "first event"), h("span", {}, "latest")),
       this.stateSlot,
     );
-    root.replaceChildren(h("div", { class: "order-page" }, this.head, h("div", { class: "order-body" }, this.timeline, panel)));
+    root.replaceChildren(
+      h("div", { class: "order-page" }, this.head, h("div", { class: "order-body" }, this.timeline, panel)),
+    );
     this.draw();
   }
 
@@ -175,7 +209,12 @@ class OrderPage {
     if (outOfOrder) counts.push(`${outOfOrder} out of order`);
     if (recordedLate) counts.push(`${recordedLate} recorded late`);
     this.timeline.replaceChildren(
-      h("header", { class: "timeline-head" }, h("h2", {}, "Timeline"), h("span", { class: "muted" }, counts.join(" · "))),
+      h(
+        "header",
+        { class: "timeline-head" },
+        h("h2", {}, "Timeline"),
+        h("span", { class: "muted" }, counts.join(" · ")),
+      ),
       this.events.length ? timeAxes(this.events, lateness(this.events)) : "",
       eventList(this.events, this.order.currency, handlers),
     );

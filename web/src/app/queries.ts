@@ -3,7 +3,7 @@
 export const STATUSES = ["PLACED", "PAYMENT_AUTHORIZED", "PAID", "SHIPPED", "CANCELLED"] as const;
 export type OrderStatus = (typeof STATUSES)[number];
 
-export interface OrderItem {
+interface OrderItem {
   sku: string;
   quantity: number;
   unitPrice: string;
@@ -22,7 +22,7 @@ export interface OrderCard {
 
 const CARD_FIELDS = `id status currency totalAmount lastEventAt customer { id name } items { quantity }`;
 
-export interface Page<T> {
+interface Page<T> {
   nodes: T[];
   pageInfo: { hasNextPage: boolean; endCursor: string | null };
 }
@@ -65,7 +65,15 @@ const EVENT_FIELDS = `__typename id streamVersion type occurredAt recordedAt cor
 
 /** The fields every event has; the rest of an event object is its typed data. */
 export const COMMON_EVENT_FIELDS = new Set([
-  "__typename", "id", "streamVersion", "type", "occurredAt", "recordedAt", "correlationId", "causationId", "actor",
+  "__typename",
+  "id",
+  "streamVersion",
+  "type",
+  "occurredAt",
+  "recordedAt",
+  "correlationId",
+  "causationId",
+  "actor",
 ]);
 
 export interface OrderEvent {

@@ -7,7 +7,7 @@ export interface BoardFilter {
   customerId?: string;
 }
 
-export type Route = { view: "board"; filter: BoardFilter } | { view: "order"; orderId: string; version?: number };
+type Route = { view: "board"; filter: BoardFilter } | { view: "order"; orderId: string; version?: number };
 
 export function parseRoute(hash: string): Route {
   const [path, query = ""] = hash.replace(/^#/, "").split("?", 2);
@@ -15,7 +15,11 @@ export function parseRoute(hash: string): Route {
   const order = /^\/orders\/([^/]+)$/.exec(path);
   if (order) {
     const version = Number.parseInt(params.get("version") ?? "", 10);
-    return { view: "order", orderId: decodeURIComponent(order[1]), version: Number.isNaN(version) ? undefined : version };
+    return {
+      view: "order",
+      orderId: decodeURIComponent(order[1]),
+      version: Number.isNaN(version) ? undefined : version,
+    };
   }
   const wanted = params.get("status")?.split(",");
   const statuses = wanted ? STATUSES.filter((status) => wanted.includes(status)) : [...STATUSES];

@@ -7,7 +7,7 @@ import { COMMON_EVENT_FIELDS, type OrderEvent } from "./queries";
 /** Recorded more than this after it occurred: the producer sent it late. */
 export const LATE_RECORDING_MS = 5 * 60_000;
 
-export interface Lateness {
+interface Lateness {
   /** occurredAt earlier than the occurredAt of an event before it in the stream */
   outOfOrder: boolean;
   /** recordedAt - occurredAt */
@@ -41,7 +41,12 @@ export function timeAxes(events: OrderEvent[], late: Map<string, Lateness>): SVG
   const text = (attrs: Record<string, string | number>, content: string): SVGElement =>
     svg("text", attrs, document.createTextNode(content));
 
-  const chart = svg("svg", { class: "axes", viewBox: "0 0 1000 118", role: "img", "aria-label": "Occurred time against recording order" });
+  const chart = svg("svg", {
+    class: "axes",
+    viewBox: "0 0 1000 118",
+    role: "img",
+    "aria-label": "Occurred time against recording order",
+  });
   chart.append(
     text({ x: 0, y: top + 4, class: "axis-label" }, "Occurred"),
     text({ x: 0, y: bottom + 4, class: "axis-label" }, "Recorded order"),
@@ -110,7 +115,7 @@ function eventData(event: OrderEvent, currency: string): HTMLElement | null {
   );
 }
 
-export interface TimelineHandlers {
+interface TimelineHandlers {
   /** an event's "show state" action */
   select(version: number): void;
   /** a causation id that is not in this stream */
@@ -149,11 +154,14 @@ function links(event: OrderEvent, byId: Map<string, OrderEvent>, handlers: Timel
           onclick: () => (cause ? focusEvent(cause.id) : handlers.openEvent(causationId)),
         },
         "caused by ",
-        cause ? `v${cause.streamVersion} ${splitPascal(cause.__typename)}` : h("span", { class: "mono" }, shortId(causationId)),
+        cause
+          ? `v${cause.streamVersion} ${splitPascal(cause.__typename)}`
+          : h("span", { class: "mono" }, shortId(causationId)),
       ),
     );
   }
-  if (event.actor) parts.push(h("span", { class: "actor" }, `by ${event.actor.type} `, h("span", { class: "mono" }, event.actor.id)));
+  if (event.actor)
+    parts.push(h("span", { class: "actor" }, `by ${event.actor.type} `, h("span", { class: "mono" }, event.actor.id)));
   parts.push(h("span", { class: "event-id mono", title: "Event id" }, event.id));
   return h("footer", { class: "event-links" }, parts);
 }
@@ -179,12 +187,23 @@ function focusEvent(eventId: string): void {
 }
 
 function times(event: OrderEvent, late: Lateness): HTMLElement {
-  const lag = late.lagMs > LATE_RECORDING_MS ? h("span", { class: "flag" }, `${duration(late.lagMs)} after it occurred`) : null;
+  const lag =
+    late.lagMs > LATE_RECORDING_MS ? h("span", { class: "flag" }, `${duration(late.lagMs)} after it occurred`) : null;
   return h(
     "dl",
     { class: "event-times" },
-    h("div", {}, h("dt", {}, "Occurred"), h("dd", {}, h("time", { datetime: event.occurredAt }, dateTime(event.occurredAt)))),
-    h("div", {}, h("dt", {}, "Recorded"), h("dd", {}, h("time", { datetime: event.recordedAt }, dateTime(event.recordedAt)), lag)),
+    h(
+      "div",
+      {},
+      h("dt", {}, "Occurred"),
+      h("dd", {}, h("time", { datetime: event.occurredAt }, dateTime(event.occurredAt))),
+    ),
+    h(
+      "div",
+      {},
+      h("dt", {}, "Recorded"),
+      h("dd", {}, h("time", { datetime: event.recordedAt }, dateTime(event.recordedAt)), lag),
+    ),
   );
 }
 
@@ -215,12 +234,28 @@ export function eventList(events: OrderEvent[], currency: string, handlers: Time
             h("span", { class: "version" }, `v${event.streamVersion}`),
             h("h3", {}, splitPascal(event.__typename)),
             flags.outOfOrder
-              ? h("span", { class: "badge badge-late", title: "Occurred before an event that the stream recorded earlier" }, "Late · out of order")
+              ? h(
+                  "span",
+                  { class: "badge badge-late", title: "Occurred before an event that the stream recorded earlier" },
+                  "Late · out of order",
+                )
               : null,
             flags.lagMs > LATE_RECORDING_MS
-              ? h("span", { class: "badge badge-lag", title: `Recorded ${duration(flags.lagMs)} after it occurred` }, "Recorded late")
+              ? h(
+                  "span",
+                  { class: "badge badge-lag", title: `Recorded ${duration(flags.lagMs)} after it occurred` },
+                  "Recorded late",
+                )
               : null,
-            h("button", { class: "button button-quiet show-state", type: "button", onclick: () => handlers.select(event.streamVersion) }, "Show state"),
+            h(
+              "button",
+              {
+                class: "button button-quiet show-state",
+                type: "button",
+                onclick: () => handlers.select(event.streamVersion),
+              },
+              "Show state",
+            ),
           ),
           times(event, flags),
           eventData(event, currency),
