@@ -115,6 +115,24 @@ async def place_order(url: str, customer_id: str) -> dict[str, Any]:
     return data["placeOrder"]["order"]
 
 
+async def active_subscriptions(url: str) -> float:
+    async with httpx.AsyncClient(base_url=url) as client:
+        metrics = (await client.get("/metrics")).text
+    found = re.search(r"^ordergraph_subscriptions (\S+)$", metrics, re.MULTILINE)
+    assert found, "the server exports ordergraph_subscriptions"
+    return float(found.group(1))
+
+
+async def until_subscribed(page: Page, url: str, before: float) -> None:
+    """Waits until the server has registered one more subscription: events appended from
+    then on reach the page, so a test that appends next does not race the subscription."""
+    for _ in range(100):
+        if await active_subscriptions(url) > before:
+            return
+        await page.wait_for_timeout(100)
+    raise AssertionError("the page's subscription never reached the server")
+
+
 def result_window(page: Page) -> Any:
     return page.get_by_role("region", name="Result Window")
 
@@ -149,11 +167,9 @@ async def test_graphiql_sends_headers_in_the_websocket_connection_init(
     await page.get_by_role("button", name="Headers").click()
     await page.locator('[data-uri$="request-headers.json"]').click()
     await page.keyboard.insert_text('{"authorization": "Bearer browser-test"}')
+    before = await active_subscriptions(live_server.url)
     await page.get_by_role("button", name="Execute query").click()
-    for _ in range(100):
-        if any(message.get("type") == "subscribe" for message in sent):
-            break
-        await page.wait_for_timeout(100)
+    await until_subscribed(page, live_server.url, before)
     init = [message for message in sent if message.get("type") == "connection_init"]
     assert [message.get("payload") for message in init] == [{"authorization": "Bearer browser-test"}]
 
@@ -179,7 +195,9 @@ async def test_board_shows_a_placed_order_and_its_moves_without_reload(
     browser: Browser, live_server: Any
 ) -> None:
     page = browser.page
+    before = await active_subscriptions(live_server.url)
     await page.goto(live_server.url)
+    await until_subscribed(page, live_server.url, before)
     await expect(page.locator(".link-state")).to_have_text("Live")
     await page.evaluate("window.__sameDocument = true")
     customer_id = (await graphql(live_server.url, ORDERS))["orders"]["nodes"][0]["customer"]["id"]
