@@ -23,6 +23,9 @@ export default defineConfig({
     },
   },
   worker: { format: "es" },
+  // The dev server's dependency pre-bundling cannot follow `?worker` imports, which GraphiQL's
+  // Monaco worker setup uses; serve that module as it is.
+  optimizeDeps: { exclude: ["@graphiql/react"] },
   // `npm run dev` serves the sources with hot reload and forwards the API to a running server.
   server: {
     proxy: { "/graphql": { target: server, ws: true } },
