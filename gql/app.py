@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -17,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
 from gql.config import Settings, settings_from_env
 from gql.http import graphql_endpoint
@@ -29,8 +31,28 @@ from gql.store.connection import create_pool
 log = logging.getLogger("ordergraph")
 
 
+class _PingingTransportWS(BaseGraphQLTransportWSHandler):  # type: ignore[type-arg]
+    """graphql-transport-ws with server pings, as graphql-ws has its keep-alive messages."""
+
+    async def handle(self) -> None:
+        pinger = asyncio.create_task(self._ping(self.view.settings.keepalive_interval))
+        try:
+            await super().handle()
+        finally:
+            pinger.cancel()
+
+    async def _ping(self, interval: float) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                await asyncio.sleep(interval)
+                if self.connection_acknowledged:
+                    await self.send_message({"type": "ping"})
+
+
 class _Subscriptions(GraphQL):  # type: ignore[type-arg]
     """strawberry's WebSocket protocols, with a fresh context per connection."""
+
+    graphql_transport_ws_handler_class = _PingingTransportWS
 
     def __init__(self, settings: Settings, state: Any) -> None:
         super().__init__(
@@ -40,6 +62,9 @@ class _Subscriptions(GraphQL):  # type: ignore[type-arg]
             connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout),
             keep_alive=True,
             keep_alive_interval=settings.keepalive_interval,
+            # the hub caps subscriptions with TOO_MANY_SUBSCRIPTIONS; this bound on in-flight
+            # operations of any kind (its error has no code) must not come first
+            max_subscriptions_per_connection=2 * settings.max_subscriptions_per_connection,
         )
         self.settings = settings
         self.state = state

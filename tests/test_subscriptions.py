@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import signal
+import socket
+import subprocess
+import sys
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 
 from gql.events import EventType, Position
@@ -267,3 +276,74 @@ async def test_mutations_over_http_reach_subscribers(live_server: LiveServer) ->
             change = (await ws.data())["orderStatusChanged"]
     assert change["order"]["id"] == placed["placeOrder"]["order"]["id"]
     assert (change["previousStatus"], change["status"]) == (None, "PLACED")
+
+
+@pytest.fixture
+def two_workers(database_url: str) -> Iterator[tuple[str, psutil.Process]]:
+    """`ordergraph serve --workers 2`, the real CLI, on the test's database."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": database_url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gql", "serve", "--port", str(port), "--workers", "2"],
+        env=env, cwd=Path(__file__).parents[1], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    try:
+        yield f"http://127.0.0.1:{port}", psutil.Process(server.pid)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.communicate()
+
+
+async def _ready(base_url: str) -> bool:
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=2) as http:
+            return (await http.get("/readyz")).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _connections_per_worker(server: psutil.Process, port: int) -> list[int]:
+    """How many established connections each process of the server holds on its port."""
+    return sorted(
+        sum(1 for c in proc.net_connections("tcp")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED)
+        for proc in server.children(recursive=True))
+
+
+@pytest.mark.slow
+async def test_workers_deliver_mutations_to_subscribers_on_every_worker(
+    two_workers: tuple[str, psutil.Process], pool: asyncpg.Pool
+) -> None:
+    """Subscribers on both worker processes; mutations, each on a new HTTP connection, served
+    by either; every subscriber sees every event."""
+    base_url, server = two_workers
+    port = int(base_url.rsplit(":", 1)[1])
+    await eventually(lambda: _ready(base_url), within=60)
+    ws_url = base_url.replace("http://", "ws://") + "/graphql"
+    customer_id = await customer(pool)
+    start = await end_of_log(pool)
+    async with contextlib.AsyncExitStack() as stack:
+        subscribers = []
+        # the kernel picks the worker that accepts; open connections until both hold some
+        while len(subscribers) < 4 or _connections_per_worker(server, port)[-2] == 0:
+            assert len(subscribers) < 32, "every connection went to the same worker"
+            subscribers.append(await stack.enter_async_context(client(ws_url)))
+            await subscribers[-1].subscribe(ORDER_EVENTS, after=start)
+        order_ids = []
+        for _ in range(6):
+            async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+                placed = await data(http, """mutation($input: PlaceOrderInput!) {
+                    placeOrder(input: $input) { order { id } } }""",
+                    input={"customerId": str(customer_id), "currency": "EUR", "items": []})
+            order_ids.append(placed["placeOrder"]["order"]["id"])
+        received = [[e["orderEvents"]["orderId"] for e in await ws.collect(6)] for ws in subscribers]
+    listeners = await pool.fetchval("select count(*) from pg_stat_activity where application_name = "
+                                    "'ordergraph-listener' and datname = current_database()")
+    assert received == [order_ids] * len(subscribers)
+    assert listeners == 2, "one LISTEN connection per worker process"

@@ -1,0 +1,198 @@
+"""The listener and the hub under faults and limits: killed connections, outages, slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from gql.config import Settings
+from gql.events import EventType
+from gql.listener import APPLICATION_NAME
+from gql.store.connection import create_pool
+from tests.conftest import LiveServer, _run_server
+from tests.factories import append, payload_for
+from tests.test_subscriptions import _place_orders, _until_count, _write, end_of_log, log_after
+from tests.ws import (
+    LEGACY,
+    ORDER_EVENTS,
+    TRANSPORT,
+    client,
+    eventually,
+    subscriptions_gauge,
+    until_subscribed,
+)
+
+LISTENER_PID = """select pid from pg_stat_activity
+where application_name = $1 and datname = current_database()"""
+
+
+@contextlib.asynccontextmanager
+async def serving(database_url: str, **overrides: Any) -> AsyncIterator[LiveServer]:
+    """A real server with non-default settings, on the test's database."""
+    server, thread, url = await asyncio.to_thread(
+        _run_server, Settings(database_url=database_url, **overrides))
+    try:
+        yield LiveServer(url=url, database_url=database_url)
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)
+
+
+async def _listener_pid(db: asyncpg.Pool | asyncpg.Connection) -> int | None:
+    return await db.fetchval(LISTENER_PID, APPLICATION_NAME)
+
+
+async def _readyz(base_url: str) -> tuple[int, dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        response = await http.get("/readyz")
+    return response.status_code, response.json()
+
+
+async def test_listener_killed_mid_stream_loses_nothing(live_server: LiveServer) -> None:
+    pool = await create_pool(live_server.database_url, min_size=2, max_size=8)
+    received: list[dict[str, Any]] = []
+    try:
+        start = await end_of_log(pool)
+        first_pid = await _listener_pid(pool)
+        assert first_pid is not None
+        reader = asyncio.create_task(_receive_all(live_server.ws_url, start, received))
+        orders = await _place_orders(pool, 8)
+        writers = [asyncio.create_task(_write(pool, orders, 150, seed)) for seed in range(4)]
+        await eventually(_at_least(received, 100))
+        assert await pool.fetchval("select pg_terminate_backend($1)", first_pid)
+        await asyncio.gather(*writers)
+        expected = await log_after(pool, start)
+        await _until_count(received, len(expected))
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+
+        async def reconnected() -> bool:
+            status, body = await _readyz(live_server.url)
+            pid = await _listener_pid(pool)
+            return status == 200 and body["listener"] == "connected" and pid not in (None, first_pid)
+
+        await eventually(reconnected)
+    finally:
+        await pool.close()
+    assert [e["id"] for e in received] == expected
+
+
+async def test_listener_outage_is_reported_and_caught_up_from_the_log(
+    database_url: str, server_url: str
+) -> None:
+    """With the safety poll out of the way, only the reconnect's catch-up can deliver events
+    appended while the listener was away."""
+    pool = await create_pool(database_url, min_size=2, max_size=2)
+    admin = await asyncpg.connect(server_url)
+    name = await pool.fetchval("select current_database()")
+    received: list[dict[str, Any]] = []
+    async with serving(database_url, safety_poll_interval=60) as server:
+        orders = await _place_orders(pool, 2)
+        start = await end_of_log(pool)
+        reader = asyncio.create_task(_receive_all(server.ws_url, start, received))
+        try:
+            async with pool.acquire() as conn:
+                await admin.execute(f'alter database "{name}" allow_connections false')
+                try:
+                    assert await conn.fetchval("select pg_terminate_backend($1)",
+                                               await _listener_pid(conn))
+
+                    async def reconnecting() -> bool:
+                        status, body = await _readyz(server.url)
+                        return status == 503 and body["listener"] == "reconnecting"
+
+                    await eventually(reconnecting)
+                    for _ in range(30):
+                        await append(conn, orders[0], EventType.ITEM_ADDED_TO_ORDER,
+                                     payload_for(EventType.ITEM_ADDED_TO_ORDER))
+                    await asyncio.sleep(0.3)
+                    assert received == [], "nothing can be delivered while the listener is away"
+                finally:
+                    await admin.execute(f'alter database "{name}" allow_connections true')
+            expected = await log_after(pool, start)
+            await _until_count(received, len(expected))
+            status, body = await _readyz(server.url)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            await admin.close()
+            await pool.close()
+    assert [e["id"] for e in received] == expected and len(expected) == 30
+    assert (status, body["listener"]) == (200, "connected")
+
+
+async def test_slow_subscription_is_ended_with_its_position_and_resumes(database_url: str) -> None:
+    pool = await create_pool(database_url, min_size=1, max_size=2)
+    async with serving(database_url, subscription_queue_size=5) as server:
+        [order_id] = await _place_orders(pool, 1)
+        baseline = await subscriptions_gauge(server.url)
+        async with client(server.ws_url) as ws:
+            await ws.subscribe(ORDER_EVENTS, orderId=str(order_id))
+            await until_subscribed(server.url, baseline + 1)
+            async with pool.acquire() as conn, conn.transaction():  # one read, one burst of 20
+                for _ in range(20):
+                    await append(conn, order_id, EventType.ITEM_ADDED_TO_ORDER,
+                                 payload_for(EventType.ITEM_ADDED_TO_ORDER))
+            queued = await ws.collect(5)
+            error = (await ws.result())["errors"][0]
+            assert (await ws.message())["type"] == "complete"
+            last = error["extensions"]["lastPosition"]
+            await ws.subscribe(ORDER_EVENTS, "2", orderId=str(order_id), after=last)
+            rest = await ws.collect(15, "2")
+        versions = [e["orderEvents"]["streamVersion"] for e in queued + rest]
+    await pool.close()
+    assert error["extensions"]["code"] == "SUBSCRIPTION_OVERFLOW"
+    assert last == queued[-1]["orderEvents"]["globalPosition"]
+    assert versions == list(range(2, 22))
+
+
+async def test_subscriptions_per_connection_are_capped(database_url: str) -> None:
+    async with serving(database_url, max_subscriptions_per_connection=2) as server:
+        baseline = await subscriptions_gauge(server.url)
+        async with client(server.ws_url) as ws:
+            await ws.subscribe(ORDER_EVENTS, "1")
+            await ws.subscribe(ORDER_EVENTS, "2")
+            await until_subscribed(server.url, baseline + 2)
+            await ws.subscribe(ORDER_EVENTS, "3")
+            error = (await ws.result("3"))["errors"][0]
+    assert error["extensions"] == {"code": "TOO_MANY_SUBSCRIPTIONS", "limit": 2}
+
+
+@pytest.mark.parametrize(("protocol", "ping"), [(TRANSPORT, "ping"), (LEGACY, "ka")])
+async def test_connections_get_keepalives(database_url: str, protocol: str, ping: str) -> None:
+    async with serving(database_url, keepalive_interval=0.1) as server, client(server.ws_url, protocol) as ws:
+        async with asyncio.timeout(5):
+            while json.loads(await ws.ws.recv())["type"] != ping:
+                pass
+
+
+async def test_connection_without_init_is_closed(database_url: str) -> None:
+    async with (serving(database_url, connection_init_timeout=0.2) as server,
+                connect(server.ws_url, subprotocols=[TRANSPORT]) as ws):  # type: ignore[list-item]
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(5):
+                await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4408
+
+
+def _at_least(items: list[Any], count: int) -> Any:
+    async def check() -> bool:
+        return len(items) >= count
+
+    return check
+
+
+async def _receive_all(ws_url: str, after: str, into: list[dict[str, Any]]) -> None:
+    async with client(ws_url) as ws:
+        await ws.subscribe(ORDER_EVENTS, after=after)
+        while True:
+            into.append((await ws.data(within=60))["orderEvents"])
