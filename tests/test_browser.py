@@ -162,8 +162,10 @@ async def test_graphiql_sends_headers_in_the_websocket_connection_init(
     sent: list[dict[str, Any]] = []
     page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(json.loads(frame))))
     await page.goto(f"{live_server.url}/graphql")
+    editor = page.locator(".graphiql-query-editor")
+    await expect(editor).to_contain_text("query RecentOrders")  # the editor is ready
     await page.get_by_role("tab", name="StatusChanges").click()
-    await expect(page.locator(".graphiql-query-editor")).to_contain_text("subscription StatusChanges")
+    await expect(editor).to_contain_text("subscription StatusChanges")
     await page.get_by_role("button", name="Headers").click()
     await page.locator('[data-uri$="request-headers.json"]').click()
     await page.keyboard.insert_text('{"authorization": "Bearer browser-test"}')
