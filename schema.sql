@@ -530,3 +530,88 @@ begin
     returning * into event;
     deduplicated := false;
 end $$;
+
+-- ---------------------------------------------------------------------------------------
+-- Reads: pages of the read model and the log, as inlinable SQL functions shared by the
+-- store's named queries and the compiled GraphQL fast path (gql/schema/compiled.py)
+-- ---------------------------------------------------------------------------------------
+
+-- Orders, most recently active first; the keyset is (last_event_at, order_id) descending.
+create or replace function og_orders_page(
+    after_at timestamptz, after_id uuid, statuses text[], customer uuid,
+    placed_after timestamptz, placed_before timestamptz, lim bigint)
+returns setof orders_current language sql stable as $$
+    select * from orders_current
+    where (after_at is null or (last_event_at, order_id) < (after_at, after_id))
+      and (statuses is null or status = any(statuses))
+      and (customer is null or customer_id = customer)
+      and (placed_after is null or placed_at > placed_after)
+      and (placed_before is null or placed_at < placed_before)
+    order by last_event_at desc, order_id desc
+    limit lim
+$$;
+
+-- The key an order's timeline is sorted by, before stream_version.
+create or replace function og_timeline_key(e order_events, order_by text) returns timestamptz
+language sql immutable as $$
+    select case order_by when 'occurred_at' then e.occurred_at
+                         when 'recorded_at' then e.recorded_at
+                         else '-infinity'::timestamptz end
+$$;
+
+-- One order's timeline page; the cursor is a stream version.
+create or replace function og_timeline_page(
+    stream uuid, types text[], after_version bigint, order_by text, lim bigint)
+returns setof order_events language sql stable as $$
+    select x.* from order_events x
+    where x.order_id = stream
+      and (types is null or x.event_type = any(types))
+      and (after_version is null or (og_timeline_key(x, order_by), x.stream_version) > (
+          select og_timeline_key(a, order_by), a.stream_version from order_events a
+          where a.order_id = stream and a.stream_version = after_version))
+    order by og_timeline_key(x, order_by), x.stream_version
+    limit lim
+$$;
+
+-- The global log in its safe order, only below the oldest running transaction: once a
+-- reader has seen a position, no event can appear before it later.
+create or replace function og_log_page(
+    after_xid xid8, after_seq bigint, types text[], stream uuid, correlation uuid,
+    occurred_after timestamptz, occurred_before timestamptz, lim bigint)
+returns setof order_events language sql stable as $$
+    select * from order_events
+    where (log_xid, global_position) > (after_xid, after_seq)
+      and log_xid < pg_snapshot_xmin(pg_current_snapshot())
+      and (types is null or event_type = any(types))
+      and (stream is null or order_id = stream)
+      and (correlation is null or correlation_id = correlation)
+      and (occurred_after is null or occurred_at > occurred_after)
+      and (occurred_before is null or occurred_at < occurred_before)
+    order by log_xid, global_position
+    limit lim
+$$;
+
+-- Text forms the API shows, identical whichever path renders them.
+create or replace function og_money_text(amount numeric) returns text
+language sql immutable as $$
+    select case when scale(amount) < 2 then round(amount, 2)::text else amount::text end
+$$;
+
+create or replace function og_iso(t timestamptz) returns text
+language sql stable as $$
+    select to_char(t at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+        || case when extract(microseconds from t)::bigint % 1000000 = 0 then ''
+                else to_char(t at time zone 'UTC', '.US') end
+        || '+00:00'
+$$;
+
+create or replace function og_position(xid xid8, seq bigint) returns text
+language sql immutable as $$
+    select lpad(to_hex(xid::text::bigint), 16, '0') || '-' || lpad(to_hex(seq), 16, '0')
+$$;
+
+create or replace function og_cursor(variadic parts text[]) returns text
+language sql stable as $$
+    select rtrim(translate(replace(encode(convert_to(array_to_string(parts, '|'), 'UTF8'),
+                                          'base64'), E'\n', ''), '+/', '-_'), '=')
+$$;

@@ -23,6 +23,7 @@ class Settings:
     connection_init_timeout: float = 3.0
     keepalive_interval: float = 15.0
     safety_poll_interval: float = 1.0
+    compiled_reads: bool = True  # the one-statement fast path for queries it knows
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -39,6 +40,7 @@ def settings_from_env(database_url: str) -> Settings:
         defaults,
         introspection=_flag("ORDERGRAPH_INTROSPECTION", defaults.introspection),
         ide=_flag("ORDERGRAPH_IDE", defaults.ide),
+        compiled_reads=_flag("ORDERGRAPH_COMPILED_READS", defaults.compiled_reads),
         max_page_size=int(os.environ.get("ORDERGRAPH_MAX_PAGE_SIZE", defaults.max_page_size)),
         max_depth=int(os.environ.get("ORDERGRAPH_MAX_DEPTH", defaults.max_depth)),
         pool_max_size=int(os.environ.get("ORDERGRAPH_POOL_SIZE", defaults.pool_max_size)),

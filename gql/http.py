@@ -10,6 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +21,8 @@ from strawberry.types.graphql import OperationType
 from gql.config import Settings
 from gql.schema.context import Context
 from gql.schema.errors import client_error
+from gql.schema.fastpath import FastPath
+from gql.store.reads import fetch_document
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -103,6 +106,19 @@ def graphql_endpoint(
     from gql.schema import build_schema
 
     schema = build_schema(settings)
+    fast = FastPath(schema._schema, settings) if settings.compiled_reads else None
+
+    async def compiled(request: Request, query: str, variables: dict[str, Any] | None,
+                       operation: str | None) -> bytes | None:
+        plan = fast.compile(query, operation, variables) if fast else None
+        if plan is None:
+            return None
+        try:
+            text = await fetch_document(request.app.state.pool, *plan)
+        except asyncpg.PostgresError:  # the resolvers will answer (and report) instead
+            log.exception("compiled query failed; answering through the resolvers")
+            return None
+        return b'{"data":' + text.encode() + b"}"
 
     async def endpoint(request: Request) -> Response:
         media_type = _media_type(request)
@@ -114,6 +130,9 @@ def graphql_endpoint(
         except BadRequest as exc:
             return _response(_error_body(exc.message, "BAD_REQUEST"), exc.status, media_type,
                              exc.headers)
+        body_bytes = await compiled(request, query, variables, operation)
+        if body_bytes is not None:
+            return Response(body_bytes, 200, media_type=f"{media_type}; charset=utf-8")
         allowed = ({OperationType.QUERY} if request.method == "GET"
                    else {OperationType.QUERY, OperationType.MUTATION})
         try:
@@ -144,6 +163,8 @@ def graphql_endpoint(
             status = 400 if "GRAPHQL_PARSE_FAILED" in codes else 422
         if result.extensions:
             body["extensions"] = result.extensions
+        if fast is not None and not errors:
+            fast.remember(query, operation)
         return _response(body, status, media_type)
 
     return endpoint

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -33,14 +35,16 @@ def with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_url() -> Iterator[str]:
     configured = os.environ.get("ORDERGRAPH_TEST_DATABASE_URL")
     if configured:
         yield configured
         return
     from gql.database import embedded_postgres
 
-    with embedded_postgres(tmp_path_factory.mktemp("pg") / "data") as url:
+    # its own directory: pytest prunes old basetemp dirs, also under a concurrent run
+    with tempfile.TemporaryDirectory(prefix="ordergraph-test-") as tmp, \
+            embedded_postgres(Path(tmp) / "data") as url:
         async def tune() -> None:
             conn = await asyncpg.connect(url)
             # test data is disposable: skip durable commits to keep the suite fast

@@ -27,34 +27,12 @@ LOAD_CUSTOMERS = """
 select customer_id, name, email, registered_at from customers where customer_id = any($1::uuid[])
 """
 
-# Most recently active first; the keyset is (last_event_at, order_id), both descending.
-LIST_ORDERS = f"""
-select {ORDER_COLUMNS} from orders_current
-where ($1::timestamptz is null or (last_event_at, order_id) < ($1, $2::uuid))
-  and ($3::text[] is null or status = any($3))
-  and ($4::uuid is null or customer_id = $4)
-  and ($5::timestamptz is null or placed_at > $5)
-  and ($6::timestamptz is null or placed_at < $6)
-order by last_event_at desc, order_id desc
-limit $7
-"""
+# The page functions live in schema.sql, shared with the compiled fast path.
+LIST_ORDERS = f"select {ORDER_COLUMNS} from og_orders_page($1, $2, $3, $4, $5, $6, $7)"
 
 FIND_EVENT = f"select {EVENT_COLUMNS} from order_events where event_id = $1"
 
-# The global feed in the log's order, only below the oldest running transaction: once a
-# reader has seen a position, no event can appear before it later.
-LIST_EVENTS = f"""
-select {EVENT_COLUMNS} from order_events
-where (log_xid, global_position) > ($1::xid8, $2::bigint)
-  and log_xid < pg_snapshot_xmin(pg_current_snapshot())
-  and ($3::text[] is null or event_type = any($3))
-  and ($4::uuid is null or order_id = $4)
-  and ($5::uuid is null or correlation_id = $5)
-  and ($6::timestamptz is null or occurred_at > $6)
-  and ($7::timestamptz is null or occurred_at < $7)
-order by log_xid, global_position
-limit $8
-"""
+LIST_EVENTS = f"select {EVENT_COLUMNS} from og_log_page($1, $2, $3, $4, $5, $6, $7, $8)"
 
 # The listener's batched read, one per wake-up for every subscription of the process: the
 # next events of the whole log with `safe` (below the oldest running transaction; only that
@@ -81,24 +59,11 @@ order by log_xid desc, global_position desc
 limit 1
 """
 
-# One order's timeline page per requested order, in one statement. The cursor is a
-# stream version; the keyset is (ordering column, stream_version).
-_ORDER_EVENTS = """
+# One timeline page per requested order, in one statement.
+LIST_ORDER_EVENTS = f"""
 select e.* from unnest($1::uuid[]) as o(id)
-cross join lateral (
-    select {columns} from order_events x
-    where x.order_id = o.id
-      and ($2::text[] is null or x.event_type = any($2))
-      and ($3::bigint is null or (x.{key}, x.stream_version) > (
-          select a.{key}, a.stream_version from order_events a
-          where a.order_id = o.id and a.stream_version = $3))
-    order by x.{key}, x.stream_version
-    limit $4
-) e
+cross join lateral (select {EVENT_COLUMNS} from og_timeline_page(o.id, $2, $3, $4, $5)) e
 """
-LIST_ORDER_EVENTS = {
-    order: _ORDER_EVENTS.format(columns=EVENT_COLUMNS, key=order.value) for order in EventOrder
-}
 
 # Folds with the read model's own og_evolve: up to a version and/or a time on one axis.
 STATE_AT = {
@@ -190,7 +155,7 @@ async def list_order_events(
     order: EventOrder = EventOrder.STREAM_VERSION,
 ) -> dict[uuid.UUID, list[asyncpg.Record]]:
     rows = await db.fetch(
-        LIST_ORDER_EVENTS[order], list(order_ids), _names(types), after_version, limit
+        LIST_ORDER_EVENTS, list(order_ids), _names(types), after_version, order.value, limit
     )
     pages: dict[uuid.UUID, list[asyncpg.Record]] = defaultdict(list)
     for row in rows:
@@ -220,3 +185,8 @@ async def read_log(db: Db, *, after: Position, limit: int) -> tuple[list[asyncpg
 async def last_safe_position(db: Db) -> Position:
     row = await db.fetchrow(LAST_SAFE_POSITION)
     return Position(row["log_xid"], row["global_position"]) if row else Position(0, 0)
+
+
+async def fetch_document(db: Db, sql: str, params: Sequence[object]) -> str:
+    """A compiled GraphQL document's `data`, rendered as JSON text by PostgreSQL."""
+    return await db.fetchval(sql, *params)

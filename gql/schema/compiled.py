@@ -1,0 +1,414 @@
+"""The fast path for queries: one GraphQL document becomes one SQL statement returning JSON.
+
+The strawberry resolvers define what every field means. For the read fields listed here
+this module renders the same answer inside PostgreSQL, with the same page functions and
+text forms (schema.sql's og_*_page, og_money_text, og_iso, og_position, og_cursor), so a
+page of orders with customers and timelines costs one round trip and no per-field Python.
+Whatever it does not know — introspection, an argument that would be an error, more fields
+than json_build_object takes — raises Unsupported and the resolvers answer instead.
+tests/test_compiled.py checks that both paths give the same data.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLIncludeDirective,
+    GraphQLSchema,
+    GraphQLSkipDirective,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+)
+from graphql.execution.values import get_argument_values, get_directive_values
+
+from gql.config import Settings
+from gql.errors import DomainError
+from gql.events import EventType, Position
+from gql.schema.pagination import decode_cursor, page_size
+
+
+class Unsupported(Exception):
+    """The document needs the resolvers."""
+
+
+Fields = dict[str, list[FieldNode]]
+EVENT_TYPE_NAME = "case {e}.event_type " + " ".join(
+    f"when '{t.value}' then '{t.name}'" for t in EventType) + " end"
+
+
+def _money(expr: str) -> str:
+    return f"og_money_text(({expr})::numeric)"
+
+
+class Compiler:
+    """Renders one operation; create one per request (it collects the parameters)."""
+
+    def __init__(self, schema: GraphQLSchema, document: DocumentNode,
+                 operation: OperationDefinitionNode, variables: dict[str, Any],
+                 settings: Settings) -> None:
+        self.schema = schema
+        self.variables = variables
+        self.settings = settings
+        self.operation = operation
+        self.fragments = {d.name.value: d for d in document.definitions
+                          if isinstance(d, FragmentDefinitionNode)}
+        self.params: list[Any] = []
+        self._aliases = itertools.count()
+
+    # -- plumbing ----------------------------------------------------------------------
+    def param(self, value: Any, cast: str) -> str:
+        self.params.append(value)
+        return f"${len(self.params)}::{cast}"
+
+    def alias(self) -> str:
+        return f"t{next(self._aliases)}"
+
+    def collect(self, type_name: str, selection_set: SelectionSetNode | None,
+                fields: Fields | None = None) -> Fields:
+        """Response keys in order of first appearance, as graphql-core collects them."""
+        fields = {} if fields is None else fields
+        for selection in selection_set.selections if selection_set else ():
+            if not self._included(selection):
+                continue
+            if isinstance(selection, FieldNode):
+                key = selection.alias.value if selection.alias else selection.name.value
+                fields.setdefault(key, []).append(selection)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                if condition is None or self._applies(condition.name.value, type_name):
+                    self.collect(type_name, selection.selection_set, fields)
+            elif isinstance(selection, FragmentSpreadNode):
+                fragment = self.fragments[selection.name.value]
+                if self._applies(fragment.type_condition.name.value, type_name):
+                    self.collect(type_name, fragment.selection_set, fields)
+        return fields
+
+    def _included(self, node: Any) -> bool:
+        if not node.directives:
+            return True
+        skip = get_directive_values(GraphQLSkipDirective, node, self.variables)
+        include = get_directive_values(GraphQLIncludeDirective, node, self.variables)
+        return not (skip and skip["if"]) and not (include and not include["if"])
+
+    def _applies(self, condition: str, type_name: str) -> bool:
+        if condition == type_name:
+            return True
+        abstract, concrete = self.schema.get_type(condition), self.schema.get_type(type_name)
+        return bool(abstract and concrete and self.schema.is_sub_type(abstract, concrete))  # type: ignore[arg-type]
+
+    def args(self, type_name: str, node: FieldNode) -> dict[str, Any]:
+        definition = self.schema.get_type(type_name).fields[node.name.value]  # type: ignore[union-attr]
+        return get_argument_values(definition, node, self.variables)
+
+    def obj(self, type_name: str, nodes: list[FieldNode] | None, render: Renderer,
+            fields: Fields | None = None) -> str:
+        """json_build_object of the selected fields of one object of `type_name`."""
+        if fields is None:
+            fields = {}
+            for node in nodes or []:
+                self.collect(type_name, node.selection_set, fields)
+        if len(fields) > 50:  # json_build_object takes at most 100 arguments
+            raise Unsupported("too many fields")
+        parts = []
+        for key, field_nodes in fields.items():
+            name = field_nodes[0].name.value
+            expr = f"'{type_name}'" if name == "__typename" else render(self, type_name, name,
+                                                                       field_nodes)
+            parts.append(f"'{key}', {expr}")
+        return f"json_build_object({', '.join(parts)})"
+
+    # -- the operation -----------------------------------------------------------------
+    def compile(self) -> str:
+        if self.operation.operation.value != "query":
+            raise Unsupported("only queries")
+        fields = self.collect("Query", self.operation.selection_set)
+        return f"select {self.obj('Query', None, _query, fields)}::text"
+
+    # -- connections -------------------------------------------------------------------
+    def connection(self, type_name: str, nodes: list[FieldNode], source: str,
+                   keys: tuple[str, ...], size: int, after: bool, node: NodeRenderer,
+                   cursor: Callable[[str], str]) -> str:
+        """A Relay connection over the rows of `source` (fetched with limit size + 1), whose
+        order is `keys`."""
+        r = self.alias()
+        within = f"filter (where {r}.og_n <= {size})"
+        edge_type = type_name.replace("Connection", "Edge")
+
+        def render(compiler: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
+            if name == "nodes":
+                return (f"coalesce(json_agg({node(self, r, field_nodes)} order by {r}.og_n) {within}, "
+                        "'[]'::json)")
+            if name == "edges":
+                def edge(c: Compiler, _: str, edge_field: str, edge_nodes: list[FieldNode]) -> str:
+                    return cursor(r) if edge_field == "cursor" else node(self, r, edge_nodes)
+
+                inner = self.obj(edge_type, field_nodes, edge)
+                return f"coalesce(json_agg({inner} order by {r}.og_n) {within}, '[]'::json)"
+            if name == "pageInfo":
+                def page_info(c: Compiler, _: str, info: str, __: list[FieldNode]) -> str:
+                    return {
+                        "hasNextPage": f"count(*) > {size}",
+                        "hasPreviousPage": "true" if after else "false",
+                        "startCursor": f"(array_agg({cursor(r)} order by {r}.og_n) {within})[1]",
+                        "endCursor": f"(array_agg({cursor(r)} order by {r}.og_n desc) {within})[1]",
+                    }[info]
+
+                return self.obj("PageInfo", field_nodes, page_info)
+            raise Unsupported(f"{owner}.{name}")
+
+        built = self.obj(type_name, nodes, render)
+        order = ", ".join(f"{r}.{key}" for key in keys)
+        return (f"(select {built} from (select {r}.*, row_number() over (order by {order}) as og_n "
+                f"from {source} {r}) {r})")
+
+
+Renderer = Callable[[Compiler, str, str, list[FieldNode]], str]
+NodeRenderer = Callable[[Compiler, str, list[FieldNode]], str]
+
+
+def _unsupported_argument(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except DomainError as exc:  # the resolvers report it with its code
+        raise Unsupported(str(exc)) from exc
+
+
+# -- Query -------------------------------------------------------------------------------
+def _query(c: Compiler, owner: str, name: str, nodes: list[FieldNode]) -> str:
+    args = c.args(owner, nodes[0])
+    if name == "order":
+        o = c.alias()
+        return (f"(select {_order(c, o, nodes)} from orders_current {o} "
+                f"where {o}.order_id = {c.param(args['id'], 'uuid')})")
+    if name == "customer":
+        k = c.alias()
+        return (f"(select {_customer(c, k, nodes)} from customers {k} "
+                f"where {k}.customer_id = {c.param(args['id'], 'uuid')})")
+    if name == "event":
+        e = c.alias()
+        return (f"(select {_event(c, e, nodes)} from order_events {e} "
+                f"where {e}.event_id = {c.param(args['id'], 'uuid')})")
+    if name == "orders":
+        return _orders_connection(c, nodes, args, None)
+    if name == "events":
+        return _log_connection(c, nodes, args)
+    raise Unsupported(f"Query.{name}")
+
+
+def _orders_connection(c: Compiler, nodes: list[FieldNode], args: dict[str, Any],
+                       customer: str | None) -> str:
+    size = _unsupported_argument(lambda: page_size(args["first"], 20, c.settings.max_page_size))
+    after = args["after"]
+    at, order_id = (_unsupported_argument(lambda: decode_cursor(after, "o", datetime, uuid.UUID))
+                    if after else (None, None))
+    statuses = [s.value for s in args["status"]] if args.get("status") else None
+    customer_sql = customer or c.param(args.get("customerId"), "uuid")
+    source = (f"og_orders_page({c.param(at, 'timestamptz')}, {c.param(order_id, 'uuid')}, "
+              f"{c.param(statuses, 'text[]')}, {customer_sql}, "
+              f"{c.param(args.get('placedAfter'), 'timestamptz')}, "
+              f"{c.param(args.get('placedBefore'), 'timestamptz')}, {size + 1})")
+    return c.connection(
+        "OrderConnection", nodes, source, ("last_event_at desc", "order_id desc"), size,
+        after is not None, _order,
+        lambda r: f"og_cursor('o', og_iso({r}.last_event_at), {r}.order_id::text)")
+
+
+def _log_connection(c: Compiler, nodes: list[FieldNode], args: dict[str, Any]) -> str:
+    size = _unsupported_argument(lambda: page_size(args["first"], 50, c.settings.max_page_size))
+    after = args["after"]
+    start = _unsupported_argument(lambda: Position.decode(after)) if after else Position(0, 0)
+    types = [t.value for t in args["types"]] if args.get("types") else None
+    source = (f"og_log_page({c.param(str(start.xid), 'text')}::xid8, {c.param(start.seq, 'int8')}, "
+              f"{c.param(types, 'text[]')}, {c.param(args.get('orderId'), 'uuid')}, "
+              f"{c.param(args.get('correlationId'), 'uuid')}, "
+              f"{c.param(args.get('occurredAfter'), 'timestamptz')}, "
+              f"{c.param(args.get('occurredBefore'), 'timestamptz')}, {size + 1})")
+    return c.connection(
+        "OrderEventConnection", nodes, source, ("log_xid", "global_position"), size,
+        after is not None, _event, lambda r: f"og_position({r}.log_xid, {r}.global_position)")
+
+
+# -- Order, Customer, items, state -------------------------------------------------------
+def _order(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
+    def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
+        simple = {
+            "id": f"{o}.order_id", "status": f"{o}.status", "currency": f"{o}.currency",
+            "totalAmount": _money(f"{o}.total_amount"),
+            "authorizedAmount": _money(f"{o}.authorized_amount"),
+            "capturedAmount": _money(f"{o}.captured_amount"),
+            "version": f"{o}.version", "placedAt": f"og_iso({o}.placed_at)",
+            "lastEventAt": f"og_iso({o}.last_event_at)",
+        }
+        if name in simple:
+            return simple[name]
+        if name == "items":
+            return _items(c, f"{o}.items", field_nodes)
+        if name == "customer":
+            k = c.alias()
+            return (f"(select {_customer(c, k, field_nodes)} from customers {k} "
+                    f"where {k}.customer_id = {o}.customer_id)")
+        if name == "events":
+            return _timeline(c, o, field_nodes)
+        if name == "stateAt":
+            return _state_at(c, o, field_nodes)
+        raise Unsupported(f"Order.{name}")
+
+    return c.obj("Order", nodes, render)
+
+
+def _customer(c: Compiler, k: str, nodes: list[FieldNode]) -> str:
+    def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
+        simple = {"id": f"{k}.customer_id", "name": f"{k}.name", "email": f"{k}.email"}
+        if name in simple:
+            return simple[name]
+        if name == "orders":
+            args = c.args("Customer", field_nodes[0])
+            args = {**args, "status": None, "placedAfter": None, "placedBefore": None}
+            return _orders_connection(c, field_nodes, args, f"{k}.customer_id")
+        raise Unsupported(f"Customer.{name}")
+
+    return c.obj("Customer", nodes, render)
+
+
+def _items(c: Compiler, source: str, nodes: list[FieldNode]) -> str:
+    i = c.alias()
+
+    def render(c: Compiler, owner: str, name: str, _: list[FieldNode]) -> str:
+        return {
+            "sku": f"{i}.v ->> 'sku'",
+            "quantity": f"({i}.v -> 'quantity')",
+            "unitPrice": _money(f"{i}.v ->> 'unitPrice'"),
+            "lineTotal": _money(f"({i}.v ->> 'quantity')::numeric * ({i}.v ->> 'unitPrice')::numeric"),
+        }[name]
+
+    return (f"(select coalesce(json_agg({c.obj('OrderItem', nodes, render)} order by {i}.n), "
+            f"'[]'::json) from jsonb_array_elements({source}) with ordinality {i}(v, n))")
+
+
+def _state_at(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
+    args = c.args("Order", nodes[0])
+    axis = args["axis"].value
+    s, e = c.alias(), c.alias()
+
+    def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
+        if name == "items":
+            return _items(c, f"coalesce({s}.items, '[]')", field_nodes)
+        return {
+            "status": f"{s}.status", "version": f"coalesce({s}.version, 0)",
+            "totalAmount": _money(f"coalesce({s}.total_amount, 0)"),
+            "authorizedAmount": _money(f"coalesce({s}.authorized_amount, 0)"),
+            "capturedAmount": _money(f"coalesce({s}.captured_amount, 0)"),
+        }[name]
+
+    return (f"(select {c.obj('OrderState', nodes, render)} from (select (og_fold({e} order by "
+            f"{e}.stream_version)).* from order_events {e} where {e}.order_id = {o}.order_id "
+            f"and ({c.param(args.get('version'), 'int8')} is null or "
+            f"{e}.stream_version <= {c.param(args.get('version'), 'int8')}) "
+            f"and ({c.param(args.get('asOf'), 'timestamptz')} is null or "
+            f"{e}.{axis} <= {c.param(args.get('asOf'), 'timestamptz')})) {s})")
+
+
+# -- events ------------------------------------------------------------------------------
+def _timeline(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
+    args = c.args("Order", nodes[0])
+    cap = c.settings.max_page_size
+    size = _unsupported_argument(lambda: page_size(args["first"], cap, cap))
+    after = args["after"]
+    version = _unsupported_argument(lambda: decode_cursor(after, "v", int)[0]) if after else None
+    types = [t.value for t in args["types"]] if args.get("types") else None
+    order = args["orderBy"].value
+    source = (f"og_timeline_page({o}.order_id, {c.param(types, 'text[]')}, "
+              f"{c.param(version, 'int8')}, '{order}', {size + 1})")
+    key = {"stream_version": "stream_version", "occurred_at": "occurred_at",
+           "recorded_at": "recorded_at"}[order]
+    keys = ("stream_version",) if key == "stream_version" else (key, "stream_version")
+    return c.connection(
+        "OrderEventConnection", nodes, source, keys, size, after is not None, _event,
+        lambda r: f"og_cursor('v', {r}.stream_version::text)")
+
+
+_TYPED: dict[str, dict[str, Callable[[str], str]]] = {
+    "OrderPlaced": {"customerId": lambda p: f"{p} ->> 'customerId'",
+                    "currency": lambda p: f"{p} ->> 'currency'"},
+    "ItemAddedToOrder": {"sku": lambda p: f"{p} ->> 'sku'", "quantity": lambda p: f"({p} -> 'quantity')",
+                         "unitPrice": lambda p: _money(f"{p} ->> 'unitPrice'")},
+    "ItemRemovedFromOrder": {"sku": lambda p: f"{p} ->> 'sku'",
+                             "quantity": lambda p: f"({p} -> 'quantity')"},
+    "PaymentAuthorized": {"amount": lambda p: _money(f"{p} ->> 'amount'"),
+                          "paymentProvider": lambda p: f"{p} ->> 'paymentProvider'",
+                          "authorizationId": lambda p: f"{p} ->> 'authorizationId'"},
+    "PaymentCaptured": {"amount": lambda p: _money(f"{p} ->> 'amount'")},
+    "PaymentCaptureReversed": {"amount": lambda p: _money(f"{p} ->> 'amount'"),
+                               "reason": lambda p: f"{p} ->> 'reason'"},
+    "OrderShipped": {"carrier": lambda p: f"{p} ->> 'carrier'",
+                     "trackingNumber": lambda p: f"{p} ->> 'trackingNumber'"},
+    "OrderCancelled": {"reason": lambda p: f"{p} ->> 'reason'"},
+}
+
+
+def _event(c: Compiler, e: str, nodes: list[FieldNode]) -> str:
+    """One object per concrete type, chosen by the row's event type."""
+    common = {
+        "id": f"{e}.event_id", "orderId": f"{e}.order_id",
+        "streamVersion": f"{e}.stream_version",
+        "globalPosition": f"og_position({e}.log_xid, {e}.global_position)",
+        "type": EVENT_TYPE_NAME.format(e=e), "occurredAt": f"og_iso({e}.occurred_at)",
+        "recordedAt": f"og_iso({e}.recorded_at)", "correlationId": f"{e}.correlation_id",
+        "causationId": f"{e}.causation_id", "schemaVersion": f"{e}.schema_version",
+        "payload": f"{e}.payload",
+    }
+
+    def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
+        if name in common:
+            return common[name]
+        if name in _TYPED[owner]:
+            return _TYPED[owner][name](f"{e}.payload")
+        if name == "actor":
+            def actor(c: Compiler, _: str, field: str, __: list[FieldNode]) -> str:
+                return {"type": f"{e}.actor_type", "id": f"{e}.actor_id"}[field]
+
+            return (f"case when coalesce({e}.actor_type, '') = '' then null else "
+                    f"{c.obj('Actor', field_nodes, actor)} end")
+        if name == "order":
+            o = c.alias()
+            return (f"(select {_order(c, o, field_nodes)} from orders_current {o} "
+                    f"where {o}.order_id = {e}.order_id)")
+        if name == "items" and owner == "OrderPlaced":
+            return _items(c, f"{e}.payload -> 'items'", field_nodes)
+        if name == "shippedItems" and owner == "OrderShipped":
+            i = c.alias()
+
+            def shipped(c: Compiler, _: str, field: str, __: list[FieldNode]) -> str:
+                return {"sku": f"{i}.v ->> 'sku'", "quantity": f"({i}.v -> 'quantity')"}[field]
+
+            return (f"(select coalesce(json_agg({c.obj('ShippedItem', field_nodes, shipped)} "
+                    f"order by {i}.n), '[]'::json) from jsonb_array_elements({e}.payload -> "
+                    f"'shippedItems') with ordinality {i}(v, n))")
+        raise Unsupported(f"{owner}.{name}")
+
+    per_type = {}
+    for event_type in EventType:
+        fields: Fields = {}
+        for node in nodes:
+            c.collect(event_type.value, node.selection_set, fields)
+        per_type[event_type.value] = fields
+    shapes = {tuple((k, v[0].name.value) for k, v in f.items()) for f in per_type.values()}
+    if len(shapes) == 1 and not any(
+            v[0].name.value in ("__typename", *_typed_names()) for v in per_type["OrderPlaced"].values()):
+        return c.obj("OrderPlaced", None, render, per_type["OrderPlaced"])
+    whens = " ".join(f"when '{t}' then {c.obj(t, None, render, f)}" for t, f in per_type.items())
+    return f"case {e}.event_type {whens} end"
+
+
+def _typed_names() -> set[str]:
+    return {name for fields in _TYPED.values() for name in fields} | {"items", "shippedItems"}
