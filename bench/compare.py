@@ -1,0 +1,369 @@
+"""Side by side, in one run: ours vs PostGraphile v5 vs the raw asyncpg limit (issues 3 and 6).
+
+    python -m bench.compare                 # 20,000 orders, 10 s per cell, 2 rounds (~10 min)
+    python -m bench.compare --quick         # 5,000 orders, 3 s per cell (~4 min)
+
+One PostgreSQL (embedded, or DATABASE_URL's server) gets a fresh database with the same
+deterministic data for everyone (bench/data.py). Ours (`ordergraph serve`, one worker) and
+PostGraphile (one node process) serve it on loopback, pinned to one core; `wrk`, pinned to the
+other, drives each with the same concurrency, duration and a Lua script that varies ids per
+request (bench/wrk.lua). The raw limit (bench/raw.py) runs the same rows through asyncpg from a
+process pinned where the servers are. Contenders alternate within every round. The table gives
+the best round per cell; every round is kept in the JSON next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench import data, peers
+from bench.common import fresh_database, machine, postgres, server_version
+from bench.workloads import DESCRIPTIONS, READS, STATUSES, request_bodies
+from gql.store.connection import connect
+
+BENCH = Path(__file__).resolve().parent
+LUA = BENCH / "wrk.lua"
+# the raw limit reads in two forms; the better one is "the raw limit" of the ratios
+CONTENDERS = {"read": ("ours", "PostGraphile", "raw rows", "raw json"),
+              "write": ("ours", "PostGraphile", "raw")}
+GOALS = {"raw": {"Q1": 0.5, "Q2": 0.5, "W1": 0.6}, "PostGraphile": {"Q1": 1.0, "Q2": 1.0, "Q3": 1.0}}
+
+
+@dataclass
+class Cell:
+    workload: str
+    contender: str
+    round: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    bad: int
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() != 0:
+        sys.exit("wrk is missing: apt-get install wrk")
+    print("installing wrk (apt-get) …", flush=True)
+    if subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], capture_output=True).returncode:
+        subprocess.run(["apt-get", "update", "-q"], check=True, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
+
+
+def wrk(url: str, bodies: Path, *, concurrency: int, seconds: float, cpu: int | None) -> dict[str, Any]:
+    command = peers.pinned(cpu, [
+        "wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+        "-s", str(LUA), url, "--", str(bodies)])
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next((line for line in out.splitlines() if line.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    result = json.loads(line.removeprefix("WRKJSON "))
+    failed = result["bad"] + result["connect"] + result["read"] + result["write"] + result["timeout"]
+    return {"requests": result["requests"], "rps": result["requests"] / (result["duration_us"] / 1e6),
+            "p50_ms": result["p50_us"] / 1000, "p99_ms": result["p99_us"] / 1000, "bad": failed}
+
+
+def raw(url: str, workload: str, form: str, params: Path, args: argparse.Namespace) -> dict[str, Any]:
+    command = peers.pinned(args.server_cpu, [
+        sys.executable, "-m", "bench.raw", "--url", url, "--workload", workload, "--form", form,
+        "--params", str(params), "--concurrency", str(args.concurrency), "--pool", str(args.pool),
+        "--seconds", str(args.seconds), "--warmup", str(args.warmup)])
+    out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=BENCH.parent)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+class Run:
+    def __init__(self, args: argparse.Namespace, url: str, work: Path) -> None:
+        self.args, self.url, self.work = args, url, work
+        self.servers = {
+            "ours": peers.ours(url, args.port, args.pool, args.server_cpu, work / "ours.log"),
+            "PostGraphile": peers.postgraphile(url, args.port + 1, args.pool, args.server_cpu,
+                                               work / "postgraphile.log"),
+        }
+        self.cells: list[Cell] = []
+
+    def measure(self, workload: str, contender: str, round_: int) -> Cell:
+        args = self.args
+        if contender.startswith("raw"):
+            form = "json" if contender == "raw json" else "rows"
+            result = raw(self.url, workload, form, self.work / f"raw-{workload}.txt", args)
+        else:
+            url = self.servers[contender].url
+            bodies = self.work / f"{contender}-{workload}.txt"
+            if args.warmup > 0:
+                wrk(url, bodies, concurrency=args.concurrency, seconds=args.warmup, cpu=args.loadgen_cpu)
+            result = wrk(url, bodies, concurrency=args.concurrency, seconds=args.seconds,
+                         cpu=args.loadgen_cpu)
+        cell = Cell(workload, contender, round_, result["rps"], result["p50_ms"], result["p99_ms"],
+                    result["requests"], result["bad"])
+        print(f"  {workload} round {round_} {contender:>12}: {cell.rps:8,.1f} req/s  "
+              f"p50 {cell.p50_ms:7.1f} ms  p99 {cell.p99_ms:7.1f} ms"
+              + (f"  BAD {cell.bad}/{cell.requests}" if cell.bad else ""), flush=True)
+        self.cells.append(cell)
+        return cell
+
+    def reads(self, workloads: list[str]) -> None:
+        for server in self.servers.values():
+            server.start()
+        check_same_rows(self)
+        for workload in workloads:
+            for round_ in range(1, self.args.rounds + 1):
+                for contender in _rotated(CONTENDERS["read"], round_):
+                    self.measure(workload, contender, round_)
+
+    def writes(self) -> None:
+        # one server at a time: ours' listener would otherwise wake on every raw append
+        for server in self.servers.values():
+            server.stop()
+        for round_ in range(1, self.args.rounds + 1):
+            for contender in _rotated(CONTENDERS["write"], round_):
+                server = self.servers.get(contender)
+                if server:
+                    server.start()
+                try:
+                    self.measure("W1", contender, round_)
+                finally:
+                    if server:
+                        server.stop()
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
+def _rotated(items: tuple[str, ...], round_: int) -> list[str]:
+    shift = (round_ - 1) % len(items)
+    return list(items[shift:] + items[:shift])
+
+
+async def _ids(url: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    conn = await asyncpg.connect(url)
+    try:
+        orders = [r[0] for r in await conn.fetch("select order_id from orders_current order by order_id")]
+        customers = [r[0] for r in await conn.fetch("select customer_id from customers order by 1")]
+    finally:
+        await conn.close()
+    return orders, customers
+
+
+def write_inputs(work: Path, orders: list[uuid.UUID], customers: list[uuid.UUID]) -> None:
+    """Bodies for wrk and parameters for the raw client: the same ids in the same order."""
+    for contender in ("ours", "PostGraphile"):
+        for workload in (*READS, "W1"):
+            lines = request_bodies("ours" if contender == "ours" else "postgraphile", workload,
+                                   orders, customers)
+            (work / f"{contender}-{workload}.txt").write_text("\n".join(lines) + "\n")
+    rng = random.Random(11)  # the sequence request_bodies draws
+    (work / "raw-Q1.txt").write_text("\n".join(str(rng.choice(orders)) for _ in range(4000)))
+    (work / "raw-Q2.txt").write_text("")
+    rng = random.Random(11)
+    (work / "raw-Q3.txt").write_text("\n".join(rng.choice(STATUSES) for _ in range(4000)))
+    rng = random.Random(11)
+    (work / "raw-W1.txt").write_text("\n".join(str(rng.choice(customers)) for _ in range(500)))
+
+
+def _rows(workload: str, who: str, result: Any) -> list[Any]:
+    """One contender's answer as (order id, customer name, [event ids]) tuples."""
+    if who == "raw rows":
+        out: dict[str, Any] = {}
+        for r in result:
+            entry = out.setdefault(str(r["order_id"]), [r["name"], []])
+            if "event_id" in r and r["event_id"] is not None:
+                entry[1].append(str(r["event_id"]))
+        return [(k, v[0], v[1]) for k, v in out.items()]
+    if who == "PostGraphile":
+        found = result["data"]
+        nodes = ([found["ordersCurrentByOrderId"]] if workload == "Q1"
+                 else found["allOrdersCurrents"]["nodes"])
+        return [(n["orderId"], n["customerByCustomerId"]["name"],
+                 [e["eventId"] for e in n.get("events", {"nodes": []})["nodes"]]) for n in nodes]
+    found = json.loads(result)["data"] if who == "raw json" else result["data"]
+    nodes = [found["order"]] if workload == "Q1" else found["orders"]["nodes"]
+    return [(n["id"], n["customer"]["name"], [e["id"] for e in n.get("events", {"nodes": []})["nodes"]])
+            for n in nodes]
+
+
+def check_same_rows(run: Run) -> None:
+    """Every contender answers each read workload's first requests with the same rows."""
+    from bench.workloads import RAW_JSON_SQL, RAW_SQL
+
+    async def raw_answers(workload: str, param: str | None) -> tuple[Any, Any]:
+        conn = await connect(run.url)
+        try:
+            args = [] if param is None else [uuid.UUID(param) if workload == "Q1" else param]
+            return (await conn.fetch(RAW_SQL[workload], *args),
+                    await conn.fetchval(RAW_JSON_SQL[workload], *args))
+        finally:
+            await conn.close()
+
+    for workload in READS:
+        params = (run.work / f"raw-{workload}.txt").read_text().splitlines()[:3] or [None]
+        for n, param in enumerate(params):
+            rows, document = asyncio.run(raw_answers(workload, param))
+            answers = {"raw rows": _rows(workload, "raw rows", rows),
+                       "raw json": _rows(workload, "raw json", document)}
+            for contender in ("ours", "PostGraphile"):
+                body = json.loads((run.work / f"{contender}-{workload}.txt").read_text().splitlines()[n])
+                reply = peers.post(run.servers[contender].url, body)
+                if reply.get("errors"):
+                    raise RuntimeError(f"{contender} {workload}: {reply['errors'][0]['message']}")
+                answers[contender] = _rows(workload, contender, reply)
+            expected = answers["raw rows"]
+            if not expected or any(a != expected for a in answers.values()):
+                wrong = [k for k, a in answers.items() if a != expected]
+                raise RuntimeError(f"{workload}: {', '.join(wrong)} disagree with the raw rows for {param}")
+    print("same rows from every contender for Q1, Q2, Q3", flush=True)
+
+
+def best(cells: list[Cell], workload: str, contender: str) -> Cell | None:
+    mine = [c for c in cells if c.workload == workload and c.contender == contender]
+    return max(mine, key=lambda c: c.rps) if mine else None
+
+
+def report(cells: list[Cell], workloads: list[str], header: str) -> str:
+    lines = [header, "",
+             "| workload | contender | req/s | p50 ms | p99 ms | bad | ours / it |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    ratios = ["", "| workload | ours/raw limit | goal | ours/PostGraphile | goal |",
+              "|---|---:|---|---:|---|"]
+    for workload in workloads:
+        ours_cell = best(cells, workload, "ours")
+        kinds = CONTENDERS["write" if workload == "W1" else "read"]
+        for contender in kinds:
+            cell = best(cells, workload, contender)
+            if cell is None:
+                continue
+            ratio = (f"{ours_cell.rps / cell.rps:.2f}" if contender != "ours" and ours_cell and cell.rps
+                     else "")
+            lines.append(f"| {workload} | {contender} | {cell.rps:,.0f} | {cell.p50_ms:.1f} | "
+                         f"{cell.p99_ms:.1f} | {cell.bad} | {ratio} |")
+        raws = [c for c in (best(cells, workload, k) for k in kinds if k.startswith("raw")) if c]
+        limit = max(raws, key=lambda c: c.rps) if raws else None
+        row = [workload]
+        for name, other in (("raw", limit), ("PostGraphile", best(cells, workload, "PostGraphile"))):
+            if ours_cell is None or other is None or not other.rps:
+                row += ["", ""]
+                continue
+            value, wanted = ours_cell.rps / other.rps, GOALS[name].get(workload)
+            label = f" ({other.contender})" if name == "raw" and len(raws) > 1 else ""
+            row += [f"{value:.2f}{label}",
+                    "" if wanted is None else f"≥ {wanted}: {'met' if value >= wanted else 'MISSED'}"]
+        ratios.append("| " + " | ".join(row) + " |")
+    lines += ratios
+    lines += ["", *(f"- {w}: {DESCRIPTIONS[w]}" for w in workloads)]
+    return "\n".join(lines)
+
+
+def _git() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=BENCH.parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "gql", "schema.sql"],
+                               capture_output=True, text=True, cwd=BENCH.parent).stdout.strip()
+    except OSError:
+        return "?"
+    return head + (" + uncommitted changes in gql/ or schema.sql" if dirty else "")
+
+
+async def prepare(server: str, args: argparse.Namespace, work: Path) -> None:
+    started = time.perf_counter()
+    dataset = data.generate(args.orders, args.seed)
+    async with fresh_database(server) as url:
+        seconds = await data.load(url, dataset)
+        print(f"loaded {args.orders:,} orders, {dataset.events:,} events in {seconds:.0f}s", flush=True)
+        orders, customers = await _ids(url)
+        write_inputs(work, orders, customers)
+        version = await server_version(url)
+        # the rest runs synchronously (subprocesses); this loop only holds the database open
+        await asyncio.to_thread(run_all, args, url, work, {
+            "orders": args.orders, "events": dataset.events, "customers": len(customers),
+            "postgres": version, "load_seconds": round(seconds, 1), "started": started})
+
+
+def run_all(args: argparse.Namespace, url: str, work: Path, facts: dict[str, Any]) -> None:
+    run = Run(args, url, work)
+    workloads = args.workloads
+    try:
+        reads = [w for w in workloads if w in READS]
+        if reads:
+            run.reads(reads)
+        if "W1" in workloads:
+            run.writes()
+    finally:
+        run.stop()
+    v = peers.versions()
+    header = (
+        f"# ours vs PostGraphile vs raw, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n"
+        f"# {facts['orders']:,} orders, {facts['events']:,} events, {facts['customers']:,} customers; "
+        f"PostgreSQL {facts['postgres']}; {machine()}\n"
+        f"# ordergraph {_git()}; PostGraphile {v['postgraphile']} on node {v['node']}\n"
+        f"# concurrency {args.concurrency}, pool {args.pool} per contender, {args.seconds:g}s per cell "
+        f"after {args.warmup:g}s warm-up, best of {args.rounds} alternating rounds; servers and raw "
+        f"on cpu {args.server_cpu}, wrk on cpu {args.loadgen_cpu}")
+    table = report(run.cells, workloads, header)
+    print("\n" + table)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = f"{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    (out / f"compare-{stamp}.md").write_text(table + "\n")
+    (out / f"compare-{stamp}.json").write_text(json.dumps(
+        {"facts": {**facts, **v, "args": vars(args)}, "cells": [asdict(c) for c in run.cells]},
+        indent=1, default=str))
+    print(f"\nwritten to {out}/compare-{stamp}.md (+ .json); "
+          f"{time.perf_counter() - facts['started']:.0f}s in all")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="5,000 orders, 3 s cells, 1 s warm-up")
+    parser.add_argument("--orders", type=int)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seconds", type=float, help="measured seconds per cell (default 10)")
+    parser.add_argument("--warmup", type=float, help="warm-up seconds before each cell (default 3)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--pool", type=int, default=10, help="database connections per contender")
+    parser.add_argument("--workloads", default="Q1,Q2,Q3,W1")
+    parser.add_argument("--port", type=int, default=8830, help="ours; PostGraphile gets port + 1")
+    parser.add_argument("--out", default=str(BENCH / "out"))
+    args = parser.parse_args(argv)
+    args.orders = args.orders or (5_000 if args.quick else 20_000)
+    args.seconds = args.seconds or (3.0 if args.quick else 10.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 3.0)
+    args.workloads = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
+    two = (os.cpu_count() or 1) >= 2
+    args.server_cpu, args.loadgen_cpu = (0, 1) if two else (None, None)
+    return args
+
+
+def main() -> None:
+    args = parse()
+    ensure_wrk()
+    peers.install_postgraphile()
+    work = Path(args.out) / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    with postgres() as server:
+        asyncio.run(prepare(server, args, work))
+
+
+if __name__ == "__main__":
+    main()
