@@ -347,3 +347,61 @@ async def test_workers_deliver_mutations_to_subscribers_on_every_worker(
                                     "'ordergraph-listener' and datname = current_database()")
     assert received == [order_ids] * len(subscribers)
     assert listeners == 2, "one LISTEN connection per worker process"
+
+
+async def test_identical_subscriptions_share_results_and_different_ones_do_not(
+    live_server: LiveServer,
+) -> None:
+    other = """subscription($orderId: UUID) {
+      orderEvents(orderId: $orderId) { streamVersion order { version } } }"""
+    pool = await create_pool(live_server.database_url, min_size=1, max_size=2)
+    try:
+        [order_id] = await _place_orders(pool, 1)
+        start = await end_of_log(pool)
+        baseline = await subscriptions_gauge(live_server.url)
+        async with client(live_server.ws_url) as a, client(live_server.ws_url) as b, \
+                client(live_server.ws_url) as c:
+            await a.subscribe(ORDER_EVENTS, orderId=str(order_id), after=start)
+            await b.subscribe(ORDER_EVENTS, orderId=str(order_id), after=start)
+            await c.subscribe(other, orderId=str(order_id))
+            await until_subscribed(live_server.url, baseline + 3)
+            for _ in range(3):
+                await append(pool, order_id, EventType.ITEM_ADDED_TO_ORDER,
+                             payload_for(EventType.ITEM_ADDED_TO_ORDER))
+            seen_a, seen_b, seen_c = await a.collect(3), await b.collect(3), await c.collect(3)
+    finally:
+        await pool.close()
+    assert seen_a == seen_b
+    assert [e["orderEvents"]["streamVersion"] for e in seen_a] == [2, 3, 4]
+    assert set(seen_c[0]["orderEvents"]) == {"streamVersion", "order"}
+
+
+class _OneEvent:
+    """A stand-in hub that yields one stored event to every subscription."""
+
+    def __init__(self, row: dict[str, Any]) -> None:
+        self.row = row
+
+    async def follow(self, *args: Any, **kwargs: Any) -> Any:
+        yield self.row
+
+
+async def test_one_event_is_executed_once_per_distinct_operation(pool: asyncpg.Pool) -> None:
+    from gql.config import Settings
+    from gql.schema import build_schema
+    from gql.schema.context import Context
+
+    [order_id] = await _place_orders(pool, 1)
+    [row] = await reads.list_events(pool, limit=1, order_id=order_id)
+    schema = build_schema(Settings(database_url=""))
+    hub = _OneEvent(dict(row))
+
+    async def first(query: str) -> Any:
+        stream = await schema.stream(query, context_value=Context(pool, Settings(database_url=""), hub))
+        async for result in stream:
+            return result
+
+    same = [await first("subscription { orderEvents { id type } }") for _ in range(2)]
+    other = await first("subscription { orderEvents { id streamVersion } }")
+    assert same[0].data is same[1].data, "identical operations share one execution"
+    assert other.data == {"orderEvents": {"id": str(row["event_id"]), "streamVersion": 1}}

@@ -24,7 +24,7 @@ from gql.schema.event_types import EVENT_CLASSES
 from gql.schema.mutations import Mutation
 from gql.schema.queries import Query
 from gql.schema.scalars import SCALARS
-from gql.schema.subscriptions import FreshContextPerEvent, Subscription
+from gql.schema.subscriptions import EventExecutor, Subscription
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
@@ -45,7 +45,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        execution_context_class=FreshContextPerEvent,
+        execution_context_class=EventExecutor,
         types=list(EVENT_CLASSES.values()),
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),

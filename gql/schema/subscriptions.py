@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+import weakref
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
@@ -27,11 +31,20 @@ class LiveUnavailable(DomainError):
     code = "SERVICE_UNAVAILABLE"
 
 
-class FreshContextPerEvent(StrawberryGraphQLCoreExecutionContext):
-    """Runs each subscription event with new DataLoaders.
+SHARE_SECONDS = 1.0  # how long one event's result may serve other identical subscriptions
+SHARE_ENTRIES = 4096
+_RECENT: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], tuple[float, Any, Any]]] = (
+    weakref.WeakKeyDictionary())
+
+
+class EventExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Executes subscription events with fresh loaders, once per identical operation.
 
     Over a WebSocket the context is built once per connection; loaders kept there would serve
-    the rows of the first event to every later one.
+    the rows of the first event to every later one, so each event gets new ones. Subscribers
+    with the same document and variables get the same result for the same event (no field
+    depends on who asks), so it is computed once and shared for a moment: the fan-out costs
+    one execution per distinct operation, not one per subscriber.
     """
 
     def build_per_event_executor(self, payload: Any) -> Any:
@@ -40,6 +53,52 @@ class FreshContextPerEvent(StrawberryGraphQLCoreExecutionContext):
         if fresh is not None:
             executor.context_value = fresh()
         return executor
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        key = self._share_key()
+        if key is None:
+            return super().execute_operation(serially)
+        now = time.monotonic()
+        recent = _RECENT.setdefault(self.schema, OrderedDict())  # one per app, loop and thread
+        found = recent.get(key)
+        if found is None or now - found[0] > SHARE_SECONDS:
+            result = super().execute_operation(serially)
+            if self.is_awaitable(result):  # shared by a task no single subscriber can cancel
+                result = asyncio.ensure_future(result)
+            found = (now, result, self.operation)  # the operation stays alive: its id is in the key
+            _remember(recent, key, found)
+        result = found[1]
+        return asyncio.shield(result) if isinstance(result, asyncio.Future) else result
+
+    def _share_key(self) -> tuple[Any, ...] | None:
+        payload = self.root_value
+        if isinstance(payload, OrderStatusChange):
+            event_id = ("status", payload.event.id)
+        elif isinstance(payload, OrderEvent):
+            event_id = ("event", payload.id)
+        else:
+            return None
+        try:
+            variables = _frozen(self.variable_values.coerced)
+            hash(variables)
+        except (AttributeError, TypeError):
+            return None
+        return (id(self.operation), variables, *event_id)
+
+
+def _remember(recent: OrderedDict[Any, Any], key: tuple[Any, ...], entry: tuple[float, Any, Any]) -> None:
+    recent.pop(key, None)
+    recent[key] = entry  # newest last, so the oldest go first
+    while len(recent) > SHARE_ENTRIES or entry[0] - next(iter(recent.values()))[0] > SHARE_SECONDS:
+        recent.popitem(last=False)
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
 async def _current_order(root: OrderStatusChange, info: Info) -> Order:
