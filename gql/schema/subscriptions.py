@@ -48,6 +48,10 @@ class EventExecutor(StrawberryGraphQLCoreExecutionContext):
     """
 
     def build_per_event_executor(self, payload: Any) -> Any:
+        key = self._share_key(payload)
+        found = _recent(self.schema).get(key) if key is not None else None
+        if found is not None and time.monotonic() - found[0] <= SHARE_SECONDS:
+            return _Shared(found[1])  # no copy of the executor, no context: nothing to run
         executor = super().build_per_event_executor(payload)
         fresh = getattr(self.context_value, "fresh", None)
         if fresh is not None:
@@ -55,23 +59,16 @@ class EventExecutor(StrawberryGraphQLCoreExecutionContext):
         return executor
 
     def execute_operation(self, serially: bool | None = None) -> Any:
-        key = self._share_key()
-        if key is None:
-            return super().execute_operation(serially)
-        now = time.monotonic()
-        recent = _RECENT.setdefault(self.schema, OrderedDict())  # one per app, loop and thread
-        found = recent.get(key)
-        if found is None or now - found[0] > SHARE_SECONDS:
-            result = super().execute_operation(serially)
-            if self.is_awaitable(result):  # shared by a task no single subscriber can cancel
+        result = super().execute_operation(serially)
+        key = self._share_key(self.root_value)
+        if key is not None:
+            if self.is_awaitable(result):  # shared by a task no single subscription can cancel
                 result = asyncio.ensure_future(result)
-            found = (now, result, self.operation)  # the operation stays alive: its id is in the key
-            _remember(recent, key, found)
-        result = found[1]
-        return asyncio.shield(result) if isinstance(result, asyncio.Future) else result
+            # the operation stays alive while its id is part of a key
+            _remember(_recent(self.schema), key, (time.monotonic(), result, self.operation))
+        return _Shared(result).execute_operation()
 
-    def _share_key(self) -> tuple[Any, ...] | None:
-        payload = self.root_value
+    def _share_key(self, payload: Any) -> tuple[Any, ...] | None:
         if isinstance(payload, OrderStatusChange):
             event_id = ("status", payload.event.id)
         elif isinstance(payload, OrderEvent):
@@ -84,6 +81,23 @@ class EventExecutor(StrawberryGraphQLCoreExecutionContext):
         except (AttributeError, TypeError):
             return None
         return (id(self.operation), variables, *event_id)
+
+
+class _Shared:
+    """Stands in for a per-event executor: the result is another subscription's."""
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        if isinstance(self.result, asyncio.Future):
+            return asyncio.shield(self.result)
+        return self.result
+
+
+def _recent(schema: Any) -> OrderedDict[tuple[Any, ...], tuple[float, Any, Any]]:
+    """Recent results of one schema (so one app, one event loop)."""
+    return _RECENT.setdefault(schema, OrderedDict())
 
 
 def _remember(recent: OrderedDict[Any, Any], key: tuple[Any, ...], entry: tuple[float, Any, Any]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -35,20 +34,30 @@ FIND_EVENT = f"select {EVENT_COLUMNS} from order_events where event_id = $1"
 LIST_EVENTS = f"select {EVENT_COLUMNS} from og_log_page($1, $2, $3, $4, $5, $6, $7, $8)"
 
 # The listener's batched read, one per wake-up for every subscription of the process: the
-# next events of the whole log with `safe` (below the oldest running transaction; only that
-# prefix may be delivered, the rest is held back until it is) and the order's status after
-# and before each event, from the state machine's table, for orderStatusChanged.
+# next safe events of the whole log (below the oldest running transaction) with the order's
+# status after and before each, from the state machine's table, for orderStatusChanged; then
+# at most one row marked unsafe when later committed events are held back until that
+# transaction ends (so a long transaction costs one row per read, not a page).
 READ_LOG = f"""
-select {EVENT_COLUMNS},
-    log_xid < pg_snapshot_xmin(pg_current_snapshot()) as safe,
-    (select min(t.to_status) from order_transitions t where t.event_type = e.event_type) as status,
-    (select min(t.to_status) from order_events p
-     join order_transitions t on t.event_type = p.event_type
-     where p.order_id = e.order_id and p.stream_version = e.stream_version - 1) as previous_status
-from order_events e
-where (log_xid, global_position) > ($1::xid8, $2::bigint)
-order by log_xid, global_position
-limit $3
+select * from (
+    (select {EVENT_COLUMNS}, true as safe,
+        (select min(t.to_status) from order_transitions t where t.event_type = e.event_type) as status,
+        (select min(t.to_status) from order_events p
+         join order_transitions t on t.event_type = p.event_type
+         where p.order_id = e.order_id and p.stream_version = e.stream_version - 1) as previous_status
+     from order_events e
+     where (log_xid, global_position) > ($1::xid8, $2::bigint)
+       and log_xid < (select pg_snapshot_xmin(pg_current_snapshot()))
+     order by log_xid, global_position
+     limit $3)
+    union all
+    (select {EVENT_COLUMNS}, false, null, null from order_events
+     where log_xid >= (select pg_snapshot_xmin(pg_current_snapshot()))
+       and (log_xid, global_position) > ($1::xid8, $2::bigint)
+     order by log_xid, global_position
+     limit 1)
+) page
+order by safe desc, log_xid, global_position
 """
 
 # Where a new listener starts: the last event readers may safely see now.
@@ -178,8 +187,8 @@ async def state_at(
 async def read_log(db: Db, *, after: Position, limit: int) -> tuple[list[asyncpg.Record], bool]:
     """The next safe events after `after`, and whether later committed ones are held back."""
     rows = await db.fetch(READ_LOG, after.xid, after.seq, limit)
-    safe = list(itertools.takewhile(lambda row: row["safe"], rows))  # safe rows come first
-    return safe, len(safe) < len(rows)
+    held = bool(rows) and not rows[-1]["safe"]
+    return (rows[:-1] if held else rows), held
 
 
 async def last_safe_position(db: Db) -> Position:
