@@ -196,3 +196,53 @@ async def _receive_all(ws_url: str, after: str, into: list[dict[str, Any]]) -> N
         await ws.subscribe(ORDER_EVENTS, after=after)
         while True:
             into.append((await ws.data(within=60))["orderEvents"])
+
+
+async def test_a_replay_that_overflows_its_queue_reads_the_log_again(
+    pool: asyncpg.Pool, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a subscription replays from its cursor, live events beyond its queue are dropped
+    and read again from the log: no error, no gap, no duplicate."""
+    from gql.events import Position
+    from gql.live import EventFilter, LiveHub
+
+    replays = 0
+    replay = LiveHub._replay
+
+    def counting(self: LiveHub, *args: Any) -> Any:
+        nonlocal replays
+        replays += 1
+        return replay(self, *args)
+
+    async def burst(count: int) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            for n in range(count):
+                await append(conn, orders[n % 2], EventType.ITEM_ADDED_TO_ORDER,
+                             payload_for(EventType.ITEM_ADDED_TO_ORDER))
+
+    monkeypatch.setattr(LiveHub, "_replay", counting)
+    orders = await _place_orders(pool, 2)
+    await burst(300)  # more than a replay page
+    hub = LiveHub(pool, Settings(database_url=database_url, subscription_queue_size=3))
+    await hub.start()
+    received: list[Any] = []
+
+    async def read() -> None:
+        async for row in hub.follow(EventFilter(), after=Position(0, 0)):
+            received.append(row["event_id"])
+            await asyncio.sleep(0.001)  # a slow client: the replay takes a while
+
+    reader = asyncio.create_task(read())
+    try:
+        await eventually(_at_least(received, 20))
+        await burst(10)  # offered to the replaying subscription at once: more than its queue
+        expected = [r["event_id"] for r in await pool.fetch(
+            "select event_id from order_events order by log_xid, global_position")]
+        await eventually(_at_least(received, len(expected)), within=30)
+        await asyncio.sleep(0.1)
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await hub.stop()
+    assert received == expected
+    assert replays >= 2, "the queue overflowed during the replay and the log was read again"
