@@ -22,7 +22,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 
 from gql.config import Settings, settings_from_env
 from gql.http import graphql_endpoint
-from gql.live import LiveHub
+from gql.live import LiveHub, quiet_gc
 from gql.metrics import MetricsMiddleware, metrics
 from gql.schema import build_schema
 from gql.schema.context import Context
@@ -84,6 +84,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> Starlett
             max_size=settings.pool_max_size)
         app.state.live = LiveHub(app.state.pool, settings)
         await app.state.live.start()
+        quiet_gc()
         try:
             yield
         finally:
