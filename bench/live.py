@@ -1,0 +1,265 @@
+"""Live delivery: commit-to-client latency of subscriptions vs a bare asyncpg LISTEN client.
+
+    python -m bench.live [--subscribers 1,100,1000] [--rate 200] [--seconds 10] [--rounds 1]
+
+Starts `ordergraph serve` (the real CLI, one process) on a fresh database, then for each
+subscriber count N: a paced writer appends `rate` events/s round-robin over 100 orders while N
+WebSocket clients (graphql-transport-ws) follow them, and every client records when each event
+arrives. Below 100 subscribers each follows every event (`orderEvents`, the live board); from
+100 on, subscriber i follows one order's timeline (`orderEvents(orderId: order i mod 100)`).
+The floor is a bare asyncpg connection LISTENing on the same channel in the same process and
+event loop: the NOTIFY itself, with no read of the log, no GraphQL and no WebSocket. Latency
+runs from the moment the writer sends the append (one autocommit statement) to the moment a
+client has parsed the message.
+Memory per subscriber is the server's RSS growth divided by N; CPU is the server process's
+share of one core while writing; `load` is the machine's 1-minute load average after the row
+(other work on the machine inflates both latencies). The server and this process are pinned to
+different cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+import httpx
+import psutil
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.common import fresh_database, machine, percentile, postgres, server_version
+from gql.events import EventType, NewEvent
+from gql.listener import CHANNEL
+from gql.store.append import append_event, register_customer
+from gql.store.connection import create_pool
+
+QUERY = "subscription($id: UUID) { orderEvents(orderId: $id) { id globalPosition type } }"
+BOARD = 100  # orders written to; from this many subscribers on, each follows one order
+ITEM = {"sku": "BENCH-1", "quantity": 1, "unitPrice": "1.00"}
+
+
+@dataclass
+class Arrivals:
+    """When each client saw each event, and when the bare listener saw each position."""
+
+    by_client: list[list[tuple[str, float]]] = field(default_factory=list)
+    floor: dict[int, float] = field(default_factory=dict)
+
+
+async def _place_orders(pool: asyncpg.Pool, count: int) -> list[uuid.UUID]:
+    customer = uuid.uuid4()
+    await register_customer(pool, customer, "Bench", f"{customer.hex[:10]}@example.com")
+    orders = [uuid.uuid4() for _ in range(count)]
+    for order_id in orders:
+        await append_event(pool, NewEvent(order_id, EventType.ORDER_PLACED, {
+            "customerId": str(customer), "currency": "EUR", "items": []}))
+    return orders
+
+
+def _start_server(url: str, port: int, cpu: int | None) -> subprocess.Popen[bytes]:
+    prefix = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    return subprocess.Popen(
+        [*prefix, sys.executable, "-m", "gql", "serve", "--database-url", url, "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def _until(check: object, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not await check():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def _gauge(http: httpx.AsyncClient) -> int:
+    for line in (await http.get("/metrics")).text.splitlines():
+        if line.startswith("ordergraph_subscriptions "):
+            return int(float(line.split()[1]))
+    return -1
+
+
+async def _subscriber(ws_url: str, order_id: uuid.UUID | None, seen: list[tuple[str, float]],
+                      ready: asyncio.Event) -> None:
+    async with connect(ws_url, subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+                       open_timeout=60, max_queue=None) as ws:
+        await ws.send(json.dumps({"type": "connection_init"}))
+        await ws.recv()
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
+            "query": QUERY, "variables": {"id": order_id and str(order_id)}}}))
+        ready.set()
+        await _read(ws, seen)
+
+
+async def _read(ws: ClientConnection, seen: list[tuple[str, float]]) -> None:
+    async for raw in ws:
+        msg = json.loads(raw)
+        if msg["type"] == "next":
+            seen.append((msg["payload"]["data"]["orderEvents"]["id"], time.perf_counter()))
+        elif msg["type"] == "ping":
+            await ws.send('{"type":"pong"}')
+
+
+async def _write(pool: asyncpg.Pool, orders: list[uuid.UUID], rate: float, seconds: float,
+                 ) -> dict[uuid.UUID, tuple[float, int, uuid.UUID]]:
+    """Append `rate` events/s for `seconds`, each sent on its schedule whatever the others do."""
+    sent: dict[uuid.UUID, tuple[float, int, uuid.UUID]] = {}
+
+    async def one(order_id: uuid.UUID) -> None:
+        event = NewEvent(order_id, EventType.ITEM_ADDED_TO_ORDER, ITEM)
+        started = time.perf_counter()
+        appended = await append_event(pool, event)
+        sent[event.event_id] = (started, appended.event["global_position"], order_id)
+
+    tasks = []
+    start = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(orders[i % len(orders)])))
+    await asyncio.gather(*tasks)
+    return sent
+
+
+@dataclass
+class Phase:
+    subscribers: int
+    deliveries: int
+    received: int
+    duplicates: int
+    latency: list[float]
+    floor: list[float]
+    cpu: float
+    memory: float
+
+
+async def _phase(count: int, orders: list[uuid.UUID], pool: asyncpg.Pool, base: str,
+                 server: psutil.Process, args: argparse.Namespace, floor: dict[int, float]) -> Phase:
+    ws_url = base.replace("http://", "ws://") + "/graphql"
+    follows = [orders[i % len(orders)] if count >= len(orders) else None for i in range(count)]
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        rss_before = server.memory_info().rss
+        seen: list[list[tuple[str, float]]] = [[] for _ in range(count)]
+        clients: list[asyncio.Task[None]] = []
+        for start in range(0, count, 50):  # connect in batches, as a crowd arriving
+            batch = [asyncio.Event() for _ in range(start, min(start + 50, count))]
+            clients += [asyncio.create_task(_subscriber(ws_url, follows[start + i], seen[start + i],
+                                                        ready))
+                        for i, ready in enumerate(batch)]
+            await asyncio.gather(*(ready.wait() for ready in batch))
+
+        async def subscribed() -> bool:
+            return await _gauge(http) == count
+
+        await _until(subscribed, 60, f"{count} subscriptions")
+        await asyncio.sleep(0.5)
+        memory = (server.memory_info().rss - rss_before) / count
+        await _write(pool, orders, args.rate, 1.0)  # warm-up, not measured
+        cpu_before, wall_before = server.cpu_times(), time.perf_counter()
+        sent = await _write(pool, orders, args.rate, args.seconds)
+        cpu_after, wall_after = server.cpu_times(), time.perf_counter()
+        expected = sum(1 for _, _, order_id in sent.values() for f in follows if f in (None, order_id))
+        measured = {str(event_id) for event_id in sent}
+
+        async def delivered() -> bool:
+            return sum(1 for s in seen for eid, _ in s if eid in measured) >= expected
+
+        with contextlib.suppress(SystemExit):
+            await _until(delivered, 15, "deliveries")
+        await asyncio.sleep(0.3)
+        for task in clients:
+            task.cancel()
+        await asyncio.gather(*clients, return_exceptions=True)
+
+        async def unsubscribed() -> bool:
+            return await _gauge(http) == 0
+
+        await _until(unsubscribed, 60, "subscriptions to end")
+    latency, received, duplicates = [], 0, 0
+    for s in seen:
+        ids = [eid for eid, _ in s if eid in measured]
+        received += len(set(ids))
+        duplicates += len(ids) - len(set(ids))
+        latency += [(at - sent[uuid.UUID(eid)][0]) * 1000 for eid, at in s if eid in measured]
+    floor_latency = [(floor[gp] - started) * 1000 for started, gp, _ in sent.values() if gp in floor]
+    cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / (
+        wall_after - wall_before)
+    return Phase(count, expected, received, duplicates, latency, floor_latency, cpu * 100, memory)
+
+
+def _row(p: Phase) -> str:
+    p50, p99, fp99 = percentile(p.latency, 50), percentile(p.latency, 99), percentile(p.floor, 99)
+    memory = f"{p.memory / 1024:.0f}" if p.subscribers >= 100 else "n/a"  # noise below that
+    return (f"| {p.subscribers:,} | {p.deliveries:,} | {p.deliveries - p.received:,} | {p.duplicates} "
+            f"| {p50:.1f} | {p99:.1f} | {max(p.latency, default=0):.1f} "
+            f"| {percentile(p.floor, 50):.1f} | {fp99:.1f} | {p99 / fp99:.1f} | {p.cpu:.0f} "
+            f"| {memory} | {os.getloadavg()[0]:.1f} |")
+
+
+async def main(server_url: str, args: argparse.Namespace) -> None:
+    async with fresh_database(server_url) as url:
+        pool = await create_pool(url, min_size=8, max_size=8)
+        orders = await _place_orders(pool, BOARD)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        base = f"http://127.0.0.1:{port}"
+        proc = _start_server(url, port, 0 if args.pin else None)
+        floor: dict[int, float] = {}
+        listener = await asyncpg.connect(url)
+        await listener.add_listener(CHANNEL, lambda *a: floor.setdefault(
+            json.loads(a[3])["position"], time.perf_counter()))
+        try:
+            async def ready() -> bool:
+                with contextlib.suppress(httpx.TransportError):
+                    async with httpx.AsyncClient(base_url=base, timeout=2) as http:
+                        return (await http.get("/readyz")).status_code == 200
+                return False
+
+            await _until(ready, 60, "the server")
+            server = psutil.Process(proc.pid)
+            print(f"# live delivery, {args.rate:g} events/s for {args.seconds:g} s per row, "
+                  f"PostgreSQL {await server_version(url)}, {machine()}, {datetime.now(UTC):%Y-%m-%d}")
+            print("| subscribers | deliveries | lost | dup | p50 ms | p99 ms | max ms | floor p50 ms "
+                  "| floor p99 ms | p99/floor p99 | server CPU % | RSS/subscriber KiB | load |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            for _ in range(args.rounds):
+                for count in args.subscribers:
+                    p = await _phase(count, orders, pool, base, server, args, floor)
+                    print(_row(p), flush=True)
+        finally:
+            await listener.close()
+            proc.terminate()
+            proc.wait(30)
+            await pool.close()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subscribers", default="1,100,1000",
+                        type=lambda v: [int(n) for n in v.split(",")])
+    parser.add_argument("--rate", type=float, default=200.0, help="events appended per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured writing per row")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every subscriber count")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="do not pin the server and this process to different cores")
+    args = parser.parse_args()
+    if args.pin and (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {1})
+    else:
+        args.pin = False
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    with postgres() as server:
+        asyncio.run(main(server, args))
