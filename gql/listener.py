@@ -42,7 +42,6 @@ class Listener:
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.connected = False
-        self.reconnects = 0
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
 
@@ -66,7 +65,6 @@ class Listener:
                 log.warning("listener connection failed: %s", exc)
             finally:
                 self._set_connected(False)
-            self.reconnects += 1
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, self.max_backoff)
 

@@ -130,7 +130,6 @@ class LiveHub:
         self.settings = settings
         self.head = Position(0, 0)  # every event up to here has been offered to subscriptions
         self.listener = Listener(settings.database_url, self.wake)
-        self.reads = 0
         self._wake = asyncio.Event()
         self._subscriptions: dict[uuid.UUID | None, set[Subscription]] = defaultdict(set)
         self._per_connection: dict[Hashable, int] = defaultdict(int)
@@ -182,7 +181,6 @@ class LiveHub:
         """Offer every safe event after the head to its subscriptions; True when some are held."""
         while True:
             rows, held = await reads.read_log(self.pool, after=self.head, limit=READ_PAGE)
-            self.reads += 1
             self._fan_out(rows)
             if held or len(rows) < READ_PAGE:
                 return held
