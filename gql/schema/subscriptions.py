@@ -70,17 +70,28 @@ class EventExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def _share_key(self, payload: Any) -> tuple[Any, ...] | None:
         if isinstance(payload, OrderStatusChange):
-            event_id = ("status", payload.event.id)
+            event = ("status", payload.event.id)
         elif isinstance(payload, OrderEvent):
-            event_id = ("event", payload.id)
+            event = ("event", payload.id)
         else:
             return None
+        operation = self._operation_key()
+        return (*operation, *event) if operation is not None else None
+
+    def _operation_key(self) -> tuple[Any, ...] | None:
+        """The operation and its variables, frozen once per subscription (copies inherit it)."""
+        try:
+            return self.__dict__["_operation_key_value"]
+        except KeyError:
+            pass
         try:
             variables = _frozen(self.variable_values.coerced)
-            hash(variables)
+            key: tuple[Any, ...] | None = (id(self.operation), variables)
+            hash(key)
         except (AttributeError, TypeError):
-            return None
-        return (id(self.operation), variables, *event_id)
+            key = None
+        self.__dict__["_operation_key_value"] = key
+        return key
 
 
 class _Shared:
@@ -148,6 +159,21 @@ async def _follow(info: Info, event_filter: EventFilter,
         raise RuntimeError("subscription failed") from exc
 
 
+_EVENTS: OrderedDict[int, tuple[asyncpg.Record, OrderEvent]] = OrderedDict()
+
+
+def _event(row: asyncpg.Record) -> OrderEvent:
+    """The GraphQL event of a row; subscriptions given the same row share one object."""
+    found = _EVENTS.get(id(row))
+    if found is not None and found[0] is row:
+        return found[1]
+    event = event_from_row(row)
+    _EVENTS[id(row)] = (row, event)  # holding the row keeps its id from being reused
+    if len(_EVENTS) > SHARE_ENTRIES:
+        _EVENTS.popitem(last=False)
+    return event
+
+
 def _connection(info: Info) -> int | None:
     request = info.context.request
     return id(request) if request is not None else None
@@ -168,7 +194,7 @@ class Subscription:
         start = Position.decode(after) if after is not None else None
         event_filter = EventFilter(order_id=order_id, types=frozenset(types) if types else None)
         async for row in _follow(info, event_filter, start):
-            yield event_from_row(row)
+            yield _event(row)
 
     @strawberry.subscription(description="Fires when an order's status changes (not for item events).")
     async def order_status_changed(
@@ -183,4 +209,4 @@ class Subscription:
             previous = row["previous_status"]
             yield OrderStatusChange(
                 previous_status=OrderStatus(previous) if previous else None,
-                status=OrderStatus(row["status"]), event=event_from_row(row))
+                status=OrderStatus(row["status"]), event=_event(row))
