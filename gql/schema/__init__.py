@@ -30,17 +30,22 @@ from gql.schema.subscriptions import EventExecutor, Subscription
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     """A schema with the request limits of `settings` (defaults when None)."""
     settings = settings or Settings(database_url="")
+    # The limits' rule classes are built once: ValidationCache keys on them, so a document
+    # is validated once, not on every request (strawberry's limiters build a new class each).
+    rules = [
+        *QueryDepthLimiter(max_depth=settings.max_depth).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules,
+    ]
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
     # factories: strawberry builds fresh extension instances for every operation
     extensions: list[Callable[[], SchemaExtension]] = [
         ErrorCodes,
-        lambda: QueryDepthLimiter(max_depth=settings.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]
-    if not settings.introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     return strawberry.Schema(
         query=Query,
         mutation=Mutation,
