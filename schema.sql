@@ -471,11 +471,14 @@ create or replace trigger order_events_no_truncate before truncate on order_even
 -- ---------------------------------------------------------------------------------------
 -- The append path's single round trip: idempotency, natural keys, expected version, insert
 -- ---------------------------------------------------------------------------------------
-create or replace function og_append(
+-- (dropped first: its result type grew; create or replace cannot change that)
+drop function if exists og_append(uuid, uuid, text, jsonb, bigint, timestamptz, uuid, uuid,
+                                  text, text, int);
+create function og_append(
     p_event_id uuid, p_order_id uuid, p_event_type text, p_payload jsonb,
     p_expected_version bigint, p_occurred_at timestamptz, p_correlation_id uuid,
     p_causation_id uuid, p_actor_type text, p_actor_id text, p_schema_version int,
-    out deduplicated boolean, out event order_events)
+    out deduplicated boolean, out event order_events, out current orders_current)
 language plpgsql as $$
 declare
     cur orders_current;
@@ -490,6 +493,7 @@ begin
                 or (p_event_type = 'OrderShipped' and not p_payload ? 'shippedItems'
                     and event.payload - 'shippedItems' = p_payload)) then
             deduplicated := true;
+            select * into current from orders_current where order_id = event.order_id;
             return;
         end if;
         perform og_fail('idempotency_conflict',
@@ -503,6 +507,7 @@ begin
             authorized := og_money(p_payload, 'amount');
             if event.order_id = p_order_id and event.amount = authorized then
                 deduplicated := true;
+                select * into current from orders_current where order_id = event.order_id;
                 return;
             end if;
             perform og_fail('idempotency_conflict',
@@ -529,6 +534,8 @@ begin
             p_causation_id, p_actor_type, p_actor_id, p_payload, coalesce(p_schema_version, 1))
     returning * into event;
     deduplicated := false;
+    -- the read model as this append left it, so callers need no second round trip
+    select * into current from orders_current where order_id = p_order_id;
 end $$;
 
 -- ---------------------------------------------------------------------------------------

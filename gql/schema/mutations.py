@@ -38,9 +38,8 @@ class AppendResult:
 async def _append(info: Info, event_type: EventType, data: EventMetadata) -> AppendResult:
     appended = await append_event(info.context.pool, new_event(event_type, data))
     row = appended.event
-    order = await info.context.loaders.orders.load(row["order_id"])
-    assert order is not None  # the append committed the read model with the event
-    return AppendResult(event=event_from_row(row), order=Order.from_row(order),
+    info.context.loaders.orders.prime(row["order_id"], appended.order)  # for `event { order }`
+    return AppendResult(event=event_from_row(row), order=Order.from_row(appended.order),
                         deduplicated=appended.deduplicated)
 
 

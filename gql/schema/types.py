@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -86,7 +87,7 @@ class Order:
     customer_id: strawberry.Private[uuid.UUID]
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Order:
+    def from_row(cls, row: Mapping[str, Any]) -> Order:
         return cls(
             id=row["order_id"], status=OrderStatus(row["status"]), currency=row["currency"],
             total_amount=row["total_amount"], authorized_amount=row["authorized_amount"],

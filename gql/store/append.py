@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
 from gql.errors import IdempotencyConflict
 from gql.events import NewEvent
 from gql.store.errors import RETRYABLE, domain_error
+from gql.store.reads import ORDER_COLUMNS
 
-APPEND = """
-select (a.event).*, a.deduplicated
+_ORDER = [column.strip() for column in ORDER_COLUMNS.split(",")]
+# The event, and the order's read model as the append left it (one round trip for both).
+APPEND = f"""
+select (a.event).*, a.deduplicated, {", ".join(f"(a.current).{c} as current_{c}" for c in _ORDER)}
 from og_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) a
 """
 
@@ -37,6 +41,7 @@ _ATTEMPTS = 3
 class Appended:
     event: asyncpg.Record
     deduplicated: bool
+    order: dict[str, Any]  # the order's read model after the append
 
 
 async def append_event(db: asyncpg.Pool | asyncpg.Connection, event: NewEvent) -> Appended:
@@ -62,7 +67,8 @@ async def append_event(db: asyncpg.Pool | asyncpg.Connection, event: NewEvent) -
                 continue
             raise domain_error(exc) or exc from None
         assert row is not None
-        return Appended(event=row, deduplicated=row["deduplicated"])
+        order = {c: row[f"current_{c}"] for c in _ORDER}
+        return Appended(event=row, deduplicated=row["deduplicated"], order=order)
     raise AssertionError("unreachable")
 
 
