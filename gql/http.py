@@ -114,11 +114,11 @@ def graphql_endpoint(
         if plan is None:
             return None
         try:
-            text = await fetch_document(request.app.state.pool, *plan)
+            data = await fetch_document(request.app.state.pool, *plan)
         except asyncpg.PostgresError:  # the resolvers will answer (and report) instead
             log.exception("compiled query failed; answering through the resolvers")
             return None
-        return b'{"data":' + text.encode() + b"}"
+        return b'{"data":' + data + b"}"
 
     async def endpoint(request: Request) -> Response:
         media_type = _media_type(request)

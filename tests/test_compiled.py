@@ -56,6 +56,8 @@ CORPUS: list[tuple[str, dict[str, Any]]] = [
      {"id": "$CUSTOMER"}),
     ("""query($after: String) { orders(first: 4, after: $after) { nodes { id } } }""",
      {"after": "$CURSOR"}),
+    ("""{ events(types: [ORDER_CANCELLED], occurredBefore: "2026-01-02T00:00:00Z") { nodes {
+        occurredAt recordedAt ... on OrderCancelled { reason } } } }""", {}),
     ("""query($before: DateTime) { __typename orders(first: 10, placedBefore: $before) {
         nodes { placedAt } } }""", {"before": "2026-10-15T00:00:00+00:00"}),
 ]
@@ -68,6 +70,8 @@ async def seeded(pool: asyncpg.Pool) -> dict[str, str]:
     await append(pool, order_id, EventType.PAYMENT_CAPTURE_REVERSED,
                  {"amount": "25.00", "reason": "x"},
                  occurred_at=datetime(2026, 1, 1, 12, 0, tzinfo=UTC) + timedelta(microseconds=5))
+    await append(pool, order_id, EventType.ORDER_CANCELLED, {"reason": "trailing zeros"},
+                 occurred_at=datetime(2026, 1, 1, 12, 0, 1, 500000, tzinfo=UTC))
     row = await pool.fetchrow("select o.order_id, o.customer_id, e.event_id from orders_current o "
                               "join order_events e using (order_id) where o.status = 'SHIPPED' "
                               "order by o.order_id limit 1")

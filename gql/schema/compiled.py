@@ -132,7 +132,9 @@ class Compiler:
         if self.operation.operation.value != "query":
             raise Unsupported("only queries")
         fields = self.collect("Query", self.operation.selection_set)
-        return f"select {self.obj('Query', None, _query, fields)}::text"
+        # bytes, so the answer passes through Python untouched; timestamps render natively
+        # in the session's UTC as DateTime does (gql/schema/scalars.py)
+        return f"select convert_to({self.obj('Query', None, _query, fields)}::text, 'UTF8')"
 
     # -- connections -------------------------------------------------------------------
     def connection(self, type_name: str, nodes: list[FieldNode], source: str,
@@ -246,8 +248,8 @@ def _order(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
             "totalAmount": _money(f"{o}.total_amount"),
             "authorizedAmount": _money(f"{o}.authorized_amount"),
             "capturedAmount": _money(f"{o}.captured_amount"),
-            "version": f"{o}.version", "placedAt": f"og_iso({o}.placed_at)",
-            "lastEventAt": f"og_iso({o}.last_event_at)",
+            "version": f"{o}.version", "placedAt": f"{o}.placed_at",
+            "lastEventAt": f"{o}.last_event_at",
         }
         if name in simple:
             return simple[name]
@@ -362,8 +364,8 @@ def _event(c: Compiler, e: str, nodes: list[FieldNode]) -> str:
         "id": f"{e}.event_id", "orderId": f"{e}.order_id",
         "streamVersion": f"{e}.stream_version",
         "globalPosition": f"og_position({e}.log_xid, {e}.global_position)",
-        "type": EVENT_TYPE_NAME.format(e=e), "occurredAt": f"og_iso({e}.occurred_at)",
-        "recordedAt": f"og_iso({e}.recorded_at)", "correlationId": f"{e}.correlation_id",
+        "type": EVENT_TYPE_NAME.format(e=e), "occurredAt": f"{e}.occurred_at",
+        "recordedAt": f"{e}.recorded_at", "correlationId": f"{e}.correlation_id",
         "causationId": f"{e}.causation_id", "schemaVersion": f"{e}.schema_version",
         "payload": f"{e}.payload",
     }

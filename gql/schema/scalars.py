@@ -46,6 +46,14 @@ def _parse_decimal(value: Any) -> decimal.Decimal:
     return parsed
 
 
+def iso(value: datetime) -> str:
+    """ISO 8601 as PostgreSQL writes it in JSON: fractions without trailing zeros."""
+    text = value.isoformat()
+    if value.microsecond and value.utcoffset() is not None:
+        text = text[:-6].rstrip("0") + text[-6:]
+    return text
+
+
 def money(value: decimal.Decimal | str) -> str:
     """Amounts with at least two decimals: "12" → "12.00", "0.125" stays."""
     amount = decimal.Decimal(value)
@@ -68,7 +76,7 @@ SCALARS = {
     DateTime: strawberry.scalar(
         name="DateTime",
         description="An ISO 8601 date-time with a UTC offset, e.g. 2026-11-30T09:15:00+01:00.",
-        serialize=lambda value: value.isoformat(),
+        serialize=iso,
         parse_value=_parse_datetime,
     ),
     Decimal: strawberry.scalar(

@@ -54,7 +54,7 @@ async def create_pool(
     try:
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, init=init, reset=_keep_session,
-            command_timeout=60,
+            command_timeout=60, server_settings={"timezone": "UTC"},
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {describe(exc)}") from exc

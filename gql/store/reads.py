@@ -196,6 +196,6 @@ async def last_safe_position(db: Db) -> Position:
     return Position(row["log_xid"], row["global_position"]) if row else Position(0, 0)
 
 
-async def fetch_document(db: Db, sql: str, params: Sequence[object]) -> str:
-    """A compiled GraphQL document's `data`, rendered as JSON text by PostgreSQL."""
+async def fetch_document(db: Db, sql: str, params: Sequence[object]) -> bytes:
+    """A compiled GraphQL document's `data`, rendered as UTF-8 JSON by PostgreSQL."""
     return await db.fetchval(sql, *params)
