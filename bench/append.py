@@ -101,7 +101,8 @@ async def main(server: str, seconds: float, rounds: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=4.0, help="per contender and round")
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
