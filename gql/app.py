@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -44,7 +45,8 @@ class _PingingTransportWS(BaseGraphQLTransportWSHandler):  # type: ignore[type-a
     async def _ping(self, interval: float) -> None:
         with contextlib.suppress(Exception):
             while True:
-                await asyncio.sleep(interval)
+                # jitter: connections opened together must not all ping in the same instant
+                await asyncio.sleep(interval * random.uniform(0.75, 1.0))
                 if self.connection_acknowledged:
                     await self.send_message({"type": "ping"})
 

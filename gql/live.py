@@ -32,7 +32,10 @@ log = logging.getLogger("ordergraph.live")
 
 READ_PAGE = 500  # events per log read; a wake-up reads pages until it reaches the safe end
 REPLAY_PAGE = 200  # events per page while a subscription replays from its cursor
-FIRST_RETRY = 0.002  # seconds before re-reading held-back events; doubles up to the poll
+# Committed events wait while an older transaction runs (any writer in the cluster, e.g. an
+# autoanalyze or a customer registration, which rings no doorbell): re-read after 2 ms, then
+# doubling up to 50 ms, so they leave at most that long after it ends.
+HELD_RETRY = (0.002, 0.05)
 
 
 class SubscriptionOverflow(DomainError):
@@ -160,22 +163,20 @@ class LiveHub:
     async def _read_forever(self) -> None:
         """Read on every doorbell, retry soon while events are held back, else poll for safety."""
         poll = self.settings.safety_poll_interval
-        delay = poll
+        retry = 0.0  # while events are held back: seconds until the next read
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                await asyncio.wait_for(self._wake.wait(), retry or poll)
             self._wake.clear()
             try:
                 held = await self._read()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("reading the log failed: %s", exc)
-                delay = poll
-                continue
+                held = False
             except Exception:  # a bug must not stop every subscription of the process
                 log.exception("live fan-out failed")
-                delay = poll
-                continue
-            delay = min(delay * 2 if delay < poll else FIRST_RETRY, poll) if held else poll
+                held = False
+            retry = min(retry * 2 or HELD_RETRY[0], HELD_RETRY[1]) if held else 0.0
 
     async def _read(self) -> bool:
         """Offer every safe event after the head to its subscriptions; True when some are held."""

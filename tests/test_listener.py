@@ -246,3 +246,25 @@ async def test_a_replay_that_overflows_its_queue_reads_the_log_again(
         await hub.stop()
     assert received == expected
     assert replays >= 2, "the queue overflowed during the replay and the log was read again"
+
+
+async def test_an_event_held_back_by_an_older_transaction_leaves_when_it_ends(database_url: str) -> None:
+    """A committed event waits while an older transaction runs (here one that rings no
+    doorbell), then leaves at once: not at the next safety poll."""
+    pool = await create_pool(database_url, min_size=2, max_size=4)
+    async with serving(database_url, safety_poll_interval=60) as server:
+        [order_id] = await _place_orders(pool, 1)
+        start = await end_of_log(pool)
+        async with client(server.ws_url) as ws, pool.acquire() as older:
+            await ws.subscribe(ORDER_EVENTS, after=start)
+            blocking = older.transaction()
+            await blocking.start()
+            await older.execute("select pg_current_xact_id()")  # an xid older than the event
+            added = await append(pool, order_id, EventType.ITEM_ADDED_TO_ORDER,
+                                 payload_for(EventType.ITEM_ADDED_TO_ORDER))
+            with pytest.raises(TimeoutError):
+                await ws.data(within=0.5)  # behind the older transaction, in the log's order
+            await blocking.rollback()
+            event = (await ws.data(within=2))["orderEvents"]
+    await pool.close()
+    assert event["id"] == str(added.event["event_id"])
