@@ -132,6 +132,7 @@ class LiveHub:
         self.pool = pool
         self.settings = settings
         self.head = Position(0, 0)  # every event up to here has been offered to subscriptions
+        self._stale = False  # doorbells were skipped while nobody subscribed: the head lags
         self.listener = Listener(settings.database_url, self.wake)
         self._wake = asyncio.Event()
         self._subscriptions: dict[uuid.UUID | None, set[Subscription]] = defaultdict(set)
@@ -168,6 +169,9 @@ class LiveHub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), retry or poll)
             self._wake.clear()
+            if not self._subscriptions:  # nobody to deliver to: the first subscriber catches up
+                self._stale, retry = True, 0.0
+                continue
             try:
                 held = await self._read()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
@@ -227,7 +231,11 @@ class LiveHub:
         without a gap because the subscription queues live events before the replay starts,
         and without a duplicate because nothing at or before the last yielded position passes.
         """
+        if self._stale:
+            self.head = max(self.head, await reads.last_safe_position(self.pool))
+            self._stale = False
         with self._subscription(event_filter, connection) as sub:
+            self.wake()  # read what a skipped doorbell announced
             last = self.head if after is None else after
             sub.replaying = after is not None
             while sub.replaying:

@@ -268,3 +268,45 @@ async def test_an_event_held_back_by_an_older_transaction_leaves_when_it_ends(da
             event = (await ws.data(within=2))["orderEvents"]
     await pool.close()
     assert event["id"] == str(added.event["event_id"])
+
+
+async def test_the_hub_reads_nothing_without_subscribers_and_catches_up_for_the_first(
+    pool: asyncpg.Pool, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gql.live import EventFilter, LiveHub
+    from gql.store import reads
+
+    read_log = reads.read_log
+    calls = 0
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return await read_log(*args, **kwargs)
+
+    monkeypatch.setattr(reads, "read_log", counting)
+    [order_id] = await _place_orders(pool, 1)
+    hub = LiveHub(pool, Settings(database_url=database_url))
+    await hub.start()
+    try:
+        await eventually(lambda: _true(hub.connected))
+        for _ in range(5):  # rung, but nobody listens
+            await append(pool, order_id, EventType.ITEM_ADDED_TO_ORDER,
+                         payload_for(EventType.ITEM_ADDED_TO_ORDER))
+        await asyncio.sleep(0.2)
+        assert calls == 0
+        live = hub.follow(EventFilter())
+        first = asyncio.create_task(anext(live))
+        await eventually(lambda: _true(bool(hub._subscriptions)))
+        added = await append(pool, order_id, EventType.ITEM_ADDED_TO_ORDER,
+                             payload_for(EventType.ITEM_ADDED_TO_ORDER))
+        async with asyncio.timeout(5):
+            row = await first
+        await live.aclose()
+    finally:
+        await hub.stop()
+    assert row["event_id"] == added.event["event_id"], "only what came after subscribing"
+
+
+async def _true(value: bool) -> bool:
+    return value
