@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -135,3 +136,29 @@ async def test_compiled_path_leaves_errors_to_the_resolvers(
             assert wrong.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     finally:
         await pool.close()
+
+
+async def test_a_reused_plan_follows_each_requests_variables(
+    database_url: str, seeded: dict[str, str], pool: asyncpg.Pool,
+) -> None:
+    """One document on one server, variables that change values and the statement's shape."""
+    query = """query($id: UUID!, $with: Boolean!, $n: Int, $by: EventOrder) { order(id: $id) {
+        id status @include(if: $with) events(first: $n, orderBy: $by) { nodes { streamVersion } } } }"""
+    other = str(await pool.fetchval("select order_id from orders_current where order_id <> $1 "
+                                    "order by order_id limit 1", uuid.UUID(seeded["$ORDER"])))
+    requests = [{"id": seeded["$ORDER"], "with": True, "n": 2, "by": "STREAM_VERSION"},
+                {"id": other, "with": True, "n": 2, "by": "STREAM_VERSION"},
+                {"id": other, "with": False, "n": 3, "by": "OCCURRED_AT"},
+                {"id": seeded["$ORDER"], "with": True, "n": 2, "by": "STREAM_VERSION"}]
+    apps = {flag: create_app(Settings(database_url=database_url, compiled_reads=flag), pool=pool)
+            for flag in (True, False)}
+    answers: dict[bool, list[Any]] = {True: [], False: []}
+    for flag, app in apps.items():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            for variables in [requests[0], *requests]:  # the first one only teaches the path
+                response = await client.post("/graphql", json={"query": query,
+                                                               "variables": variables})
+                answers[flag].append(response.json())
+    assert answers[True] == answers[False]
+    assert len({json.dumps(a) for a in answers[True]}) == 3  # the variables did change answers

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,55 @@ class Unsupported(Exception):
     """The document needs the resolvers."""
 
 
+Read = Callable[[dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A compiled statement, reusable for every request whose variables give the same shape:
+    `guards` are what the shape assumed, `binders` compute the parameters of each request."""
+
+    sql: str
+    guards: tuple[tuple[Read, Any], ...]
+    binders: tuple[Read, ...]
+
+    def fits(self, variables: dict[str, Any]) -> bool:
+        for read, expected in self.guards:
+            try:
+                if read(variables) != expected:
+                    return False
+            except DomainError:
+                return False
+        return True
+
+    def bind(self, variables: dict[str, Any]) -> list[Any]:
+        """The parameters; a DomainError means the resolvers must answer (and report it)."""
+        return [read(variables) for read in self.binders]
+
+
+class Args:
+    """One field's arguments, read again from each request's variables."""
+
+    def __init__(self, compiler: Compiler, type_name: str, node: FieldNode) -> None:
+        self.compiler = compiler
+        self.definition = compiler.schema.get_type(type_name).fields[node.name.value]  # type: ignore[union-attr]
+        self.node = node
+        self._memo: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+    def of(self, variables: dict[str, Any]) -> dict[str, Any]:
+        if self._memo is None or self._memo[0] is not variables:
+            self._memo = (variables, get_argument_values(self.definition, self.node, variables))
+        return self._memo[1]
+
+    def shape(self, read: Callable[[dict[str, Any]], Any]) -> Any:
+        """A value the statement's text depends on (guarded when the plan is reused)."""
+        return self.compiler.guard(lambda variables: read(self.of(variables)))
+
+    def param(self, read: Callable[[dict[str, Any]], Any], cast: str) -> str:
+        """A placeholder bound from each request's arguments."""
+        return self.compiler.bind(lambda variables: read(self.of(variables)), cast)
+
+
 Fields = dict[str, list[FieldNode]]
 EVENT_TYPE_NAME = "case {e}.event_type " + " ".join(
     f"when '{t.value}' then '{t.name}'" for t in EventType) + " end"
@@ -62,13 +112,22 @@ class Compiler:
         self.operation = operation
         self.fragments = {d.name.value: d for d in document.definitions
                           if isinstance(d, FragmentDefinitionNode)}
-        self.params: list[Any] = []
+        self.guards: list[tuple[Read, Any]] = []
+        self.binders: list[Read] = []
         self._aliases = itertools.count()
 
     # -- plumbing ----------------------------------------------------------------------
-    def param(self, value: Any, cast: str) -> str:
-        self.params.append(value)
-        return f"${len(self.params)}::{cast}"
+    def guard(self, read: Read) -> Any:
+        try:
+            value = read(self.variables)
+        except DomainError as exc:  # the resolvers report it with its code
+            raise Unsupported(str(exc)) from exc
+        self.guards.append((read, value))
+        return value
+
+    def bind(self, read: Read, cast: str) -> str:
+        self.binders.append(read)
+        return f"${len(self.binders)}::{cast}"
 
     def alias(self) -> str:
         return f"t{next(self._aliases)}"
@@ -96,9 +155,7 @@ class Compiler:
     def _included(self, node: Any) -> bool:
         if not node.directives:
             return True
-        skip = get_directive_values(GraphQLSkipDirective, node, self.variables)
-        include = get_directive_values(GraphQLIncludeDirective, node, self.variables)
-        return not (skip and skip["if"]) and not (include and not include["if"])
+        return bool(self.guard(lambda variables: _included(node, variables)))
 
     def _applies(self, condition: str, type_name: str) -> bool:
         if condition == type_name:
@@ -106,9 +163,8 @@ class Compiler:
         abstract, concrete = self.schema.get_type(condition), self.schema.get_type(type_name)
         return bool(abstract and concrete and self.schema.is_sub_type(abstract, concrete))  # type: ignore[arg-type]
 
-    def args(self, type_name: str, node: FieldNode) -> dict[str, Any]:
-        definition = self.schema.get_type(type_name).fields[node.name.value]  # type: ignore[union-attr]
-        return get_argument_values(definition, node, self.variables)
+    def args(self, type_name: str, node: FieldNode) -> Args:
+        return Args(self, type_name, node)
 
     def obj(self, type_name: str, nodes: list[FieldNode] | None, render: Renderer,
             fields: Fields | None = None) -> str:
@@ -128,13 +184,14 @@ class Compiler:
         return f"json_build_object({', '.join(parts)})"
 
     # -- the operation -----------------------------------------------------------------
-    def compile(self) -> str:
+    def compile(self) -> Plan:
         if self.operation.operation.value != "query":
             raise Unsupported("only queries")
         fields = self.collect("Query", self.operation.selection_set)
         # bytes, so the answer passes through Python untouched; timestamps render natively
         # in the session's UTC as DateTime does (gql/schema/scalars.py)
-        return f"select convert_to({self.obj('Query', None, _query, fields)}::text, 'UTF8')"
+        sql = f"select convert_to({self.obj('Query', None, _query, fields)}::text, 'UTF8')"
+        return Plan(sql, tuple(self.guards), tuple(self.binders))
 
     # -- connections -------------------------------------------------------------------
     def connection(self, type_name: str, nodes: list[FieldNode], source: str,
@@ -178,11 +235,14 @@ Renderer = Callable[[Compiler, str, str, list[FieldNode]], str]
 NodeRenderer = Callable[[Compiler, str, list[FieldNode]], str]
 
 
-def _unsupported_argument(call: Callable[[], Any]) -> Any:
-    try:
-        return call()
-    except DomainError as exc:  # the resolvers report it with its code
-        raise Unsupported(str(exc)) from exc
+def _included(node: Any, variables: dict[str, Any]) -> bool:
+    skip = get_directive_values(GraphQLSkipDirective, node, variables)
+    include = get_directive_values(GraphQLIncludeDirective, node, variables)
+    return not (skip and skip["if"]) and not (include and not include["if"])
+
+
+def _values(items: list[Any] | None) -> list[str] | None:
+    return [item.value for item in items] if items else None
 
 
 # -- Query -------------------------------------------------------------------------------
@@ -191,15 +251,15 @@ def _query(c: Compiler, owner: str, name: str, nodes: list[FieldNode]) -> str:
     if name == "order":
         o = c.alias()
         return (f"(select {_order(c, o, nodes)} from orders_current {o} "
-                f"where {o}.order_id = {c.param(args['id'], 'uuid')})")
+                f"where {o}.order_id = {args.param(lambda a: a['id'], 'uuid')})")
     if name == "customer":
         k = c.alias()
         return (f"(select {_customer(c, k, nodes)} from customers {k} "
-                f"where {k}.customer_id = {c.param(args['id'], 'uuid')})")
+                f"where {k}.customer_id = {args.param(lambda a: a['id'], 'uuid')})")
     if name == "event":
         e = c.alias()
         return (f"(select {_event(c, e, nodes)} from order_events {e} "
-                f"where {e}.event_id = {c.param(args['id'], 'uuid')})")
+                f"where {e}.event_id = {args.param(lambda a: a['id'], 'uuid')})")
     if name == "orders":
         return _orders_connection(c, nodes, args, None)
     if name == "events":
@@ -207,37 +267,47 @@ def _query(c: Compiler, owner: str, name: str, nodes: list[FieldNode]) -> str:
     raise Unsupported(f"Query.{name}")
 
 
-def _orders_connection(c: Compiler, nodes: list[FieldNode], args: dict[str, Any],
+def _orders_connection(c: Compiler, nodes: list[FieldNode], args: Args,
                        customer: str | None) -> str:
-    size = _unsupported_argument(lambda: page_size(args["first"], 20, c.settings.max_page_size))
-    after = args["after"]
-    at, order_id = (_unsupported_argument(lambda: decode_cursor(after, "o", datetime, uuid.UUID))
-                    if after else (None, None))
-    statuses = [s.value for s in args["status"]] if args.get("status") else None
-    customer_sql = customer or c.param(args.get("customerId"), "uuid")
-    source = (f"og_orders_page({c.param(at, 'timestamptz')}, {c.param(order_id, 'uuid')}, "
-              f"{c.param(statuses, 'text[]')}, {customer_sql}, "
-              f"{c.param(args.get('placedAfter'), 'timestamptz')}, "
-              f"{c.param(args.get('placedBefore'), 'timestamptz')}, {size + 1})")
+    cap = c.settings.max_page_size
+    size = args.shape(lambda a: page_size(a["first"], 20, cap))
+    after = args.shape(lambda a: a["after"] is not None)
+
+    def key(a: dict[str, Any]) -> tuple[Any, ...]:
+        return decode_cursor(a["after"], "o", datetime, uuid.UUID) if a["after"] else (None, None)
+
+    def filters(name: str) -> Callable[[dict[str, Any]], Any]:
+        return lambda a: a.get(name)  # Customer.orders has no filters
+
+    customer_sql = customer or args.param(filters("customerId"), "uuid")
+    source = (f"og_orders_page({args.param(lambda a: key(a)[0], 'timestamptz')}, "
+              f"{args.param(lambda a: key(a)[1], 'uuid')}, "
+              f"{args.param(lambda a: _values(a.get('status')), 'text[]')}, {customer_sql}, "
+              f"{args.param(filters('placedAfter'), 'timestamptz')}, "
+              f"{args.param(filters('placedBefore'), 'timestamptz')}, {size + 1})")
     return c.connection(
         "OrderConnection", nodes, source, ("last_event_at desc", "order_id desc"), size,
-        after is not None, _order,
+        after, _order,
         lambda r: f"og_cursor('o', og_iso({r}.last_event_at), {r}.order_id::text)")
 
 
-def _log_connection(c: Compiler, nodes: list[FieldNode], args: dict[str, Any]) -> str:
-    size = _unsupported_argument(lambda: page_size(args["first"], 50, c.settings.max_page_size))
-    after = args["after"]
-    start = _unsupported_argument(lambda: Position.decode(after)) if after else Position(0, 0)
-    types = [t.value for t in args["types"]] if args.get("types") else None
-    source = (f"og_log_page({c.param(str(start.xid), 'text')}::xid8, {c.param(start.seq, 'int8')}, "
-              f"{c.param(types, 'text[]')}, {c.param(args.get('orderId'), 'uuid')}, "
-              f"{c.param(args.get('correlationId'), 'uuid')}, "
-              f"{c.param(args.get('occurredAfter'), 'timestamptz')}, "
-              f"{c.param(args.get('occurredBefore'), 'timestamptz')}, {size + 1})")
+def _log_connection(c: Compiler, nodes: list[FieldNode], args: Args) -> str:
+    size = args.shape(lambda a: page_size(a["first"], 50, c.settings.max_page_size))
+    after = args.shape(lambda a: a["after"] is not None)
+
+    def start(a: dict[str, Any]) -> Position:
+        return Position.decode(a["after"]) if a["after"] else Position(0, 0)
+
+    source = (f"og_log_page({args.param(lambda a: str(start(a).xid), 'text')}::xid8, "
+              f"{args.param(lambda a: start(a).seq, 'int8')}, "
+              f"{args.param(lambda a: _values(a['types']), 'text[]')}, "
+              f"{args.param(lambda a: a['orderId'], 'uuid')}, "
+              f"{args.param(lambda a: a['correlationId'], 'uuid')}, "
+              f"{args.param(lambda a: a['occurredAfter'], 'timestamptz')}, "
+              f"{args.param(lambda a: a['occurredBefore'], 'timestamptz')}, {size + 1})")
     return c.connection(
         "OrderEventConnection", nodes, source, ("log_xid", "global_position"), size,
-        after is not None, _event, lambda r: f"og_position({r}.log_xid, {r}.global_position)")
+        after, _event, lambda r: f"og_position({r}.log_xid, {r}.global_position)")
 
 
 # -- Order, Customer, items, state -------------------------------------------------------
@@ -275,7 +345,6 @@ def _customer(c: Compiler, k: str, nodes: list[FieldNode]) -> str:
             return simple[name]
         if name == "orders":
             args = c.args("Customer", field_nodes[0])
-            args = {**args, "status": None, "placedAfter": None, "placedBefore": None}
             return _orders_connection(c, field_nodes, args, f"{k}.customer_id")
         raise Unsupported(f"Customer.{name}")
 
@@ -299,7 +368,9 @@ def _items(c: Compiler, source: str, nodes: list[FieldNode]) -> str:
 
 def _state_at(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
     args = c.args("Order", nodes[0])
-    axis = args["axis"].value
+    axis = args.shape(lambda a: a["axis"].value)
+    version = args.param(lambda a: a["version"], "int8")
+    as_of = args.param(lambda a: a["asOf"], "timestamptz")
     s, e = c.alias(), c.alias()
 
     def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
@@ -314,28 +385,28 @@ def _state_at(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
 
     return (f"(select {c.obj('OrderState', nodes, render)} from (select (og_fold({e} order by "
             f"{e}.stream_version)).* from order_events {e} where {e}.order_id = {o}.order_id "
-            f"and ({c.param(args.get('version'), 'int8')} is null or "
-            f"{e}.stream_version <= {c.param(args.get('version'), 'int8')}) "
-            f"and ({c.param(args.get('asOf'), 'timestamptz')} is null or "
-            f"{e}.{axis} <= {c.param(args.get('asOf'), 'timestamptz')})) {s})")
+            f"and ({version} is null or {e}.stream_version <= {version}) "
+            f"and ({as_of} is null or {e}.{axis} <= {as_of})) {s})")
 
 
 # -- events ------------------------------------------------------------------------------
 def _timeline(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
     args = c.args("Order", nodes[0])
     cap = c.settings.max_page_size
-    size = _unsupported_argument(lambda: page_size(args["first"], cap, cap))
-    after = args["after"]
-    version = _unsupported_argument(lambda: decode_cursor(after, "v", int)[0]) if after else None
-    types = [t.value for t in args["types"]] if args.get("types") else None
-    order = args["orderBy"].value
-    source = (f"og_timeline_page({o}.order_id, {c.param(types, 'text[]')}, "
-              f"{c.param(version, 'int8')}, '{order}', {size + 1})")
+    size = args.shape(lambda a: page_size(a["first"], cap, cap))
+    after = args.shape(lambda a: a["after"] is not None)
+    order = args.shape(lambda a: a["orderBy"].value)
+
+    def version(a: dict[str, Any]) -> int | None:
+        return decode_cursor(a["after"], "v", int)[0] if a["after"] else None
+
+    source = (f"og_timeline_page({o}.order_id, {args.param(lambda a: _values(a['types']), 'text[]')}, "
+              f"{args.param(version, 'int8')}, '{order}', {size + 1})")
     key = {"stream_version": "stream_version", "occurred_at": "occurred_at",
            "recorded_at": "recorded_at"}[order]
     keys = ("stream_version",) if key == "stream_version" else (key, "stream_version")
     return c.connection(
-        "OrderEventConnection", nodes, source, keys, size, after is not None, _event,
+        "OrderEventConnection", nodes, source, keys, size, after, _event,
         lambda r: f"og_cursor('v', {r}.stream_version::text)")
 
 

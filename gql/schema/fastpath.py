@@ -11,9 +11,11 @@ from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, parse
 from graphql.execution.values import get_variable_values
 
 from gql.config import Settings
-from gql.schema.compiled import Compiler, Unsupported
+from gql.errors import DomainError
+from gql.schema.compiled import Compiler, Plan, Unsupported
 
 log = logging.getLogger("ordergraph.fastpath")
+_PLANS_PER_DOCUMENT = 8  # shapes (page sizes, @include, orderBy …) kept per document
 
 
 @lru_cache(maxsize=512)
@@ -37,6 +39,7 @@ class FastPath:
         self.settings = settings
         self.size = size
         self._known: OrderedDict[tuple[str, str | None], OperationDefinitionNode] = OrderedDict()
+        self._plans: dict[tuple[str, str | None], list[Plan]] = {}
 
     def remember(self, query: str, operation_name: str | None) -> None:
         operation = _operation(_parse(query), operation_name)
@@ -44,7 +47,8 @@ class FastPath:
             return
         self._known[(query, operation_name)] = operation
         while len(self._known) > self.size:
-            self._known.popitem(last=False)
+            forgotten, _ = self._known.popitem(last=False)
+            self._plans.pop(forgotten, None)
 
     def compile(self, query: str, operation_name: str | None,
                 variables: dict[str, Any] | None) -> tuple[str, list[Any]] | None:
@@ -55,11 +59,19 @@ class FastPath:
                                       variables or {})
         if isinstance(coerced, list):  # variable errors: the resolvers report them
             return None
-        compiler = Compiler(self.schema, _parse(query), operation, coerced, self.settings)
+        plans = self._plans.setdefault((query, operation_name), [])
+        plan = next((p for p in plans if p.fits(coerced)), None)
+        if plan is None:
+            try:
+                plan = Compiler(self.schema, _parse(query), operation, coerced, self.settings).compile()
+            except Unsupported:
+                return None
+            except Exception:  # a gap in the compiler must not fail a request the resolvers answer
+                log.exception("could not compile a query; answering through the resolvers")
+                return None
+            plans.append(plan)
+            del plans[:-_PLANS_PER_DOCUMENT]
         try:
-            return compiler.compile(), compiler.params
-        except Unsupported:
-            return None
-        except Exception:  # a gap in the compiler must not fail a request the resolvers answer
-            log.exception("could not compile a query; answering through the resolvers")
+            return plan.sql, plan.bind(coerced)
+        except DomainError:  # e.g. a malformed cursor: the resolvers report it with its code
             return None
