@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import weakref
 from collections import OrderedDict
@@ -23,8 +22,6 @@ from gql.schema.enums import EventType, OrderStatus
 from gql.schema.event_types import OrderEvent, event_from_row
 from gql.schema.scalars import UUID
 from gql.schema.types import Order
-
-log = logging.getLogger("ordergraph.subscriptions")
 
 
 class LiveUnavailable(DomainError):
