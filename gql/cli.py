@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gql.database import database_url, default_data_dir
-from gql.errors import DatabaseUnavailable, DomainError
+from gql.errors import ConfigurationError, DatabaseUnavailable, DomainError
 
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False)
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail("aborted", 130)
     except click.ClickException as exc:
         _fail(exc.format_message())
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, ConfigurationError) as exc:
         _fail(str(exc))
     except DomainError as exc:
         _fail(exc.message)

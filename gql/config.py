@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+
+from gql.errors import ConfigurationError
 
 
 @dataclass(frozen=True)
@@ -26,22 +28,27 @@ class Settings:
     compiled_reads: bool = True  # the one-statement fast path for queries it knows
 
 
-def _flag(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
+_ALIASES = {"pool_max_size": "ORDERGRAPH_POOL_SIZE"}
+
+
+def _from_env(name: str, default: bool | int | float) -> bool | int | float:
+    variable = _ALIASES.get(name, f"ORDERGRAPH_{name.upper()}")
+    value = os.environ.get(variable)
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() not in ("0", "false", "no", "off", "")
+    if isinstance(default, bool):
+        return value.strip().lower() not in ("0", "false", "no", "off")
+    try:
+        return type(default)(value)
+    except ValueError:
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        raise ConfigurationError(f"{variable} must be {kind}, not {value!r}") from None
 
 
 def settings_from_env(database_url: str) -> Settings:
-    """Settings for `database_url` with the ORDERGRAPH_* switches of the environment."""
+    """Settings for `database_url`; every knob X can be set as ORDERGRAPH_X."""
     defaults = Settings(database_url=database_url)
-    return replace(
-        defaults,
-        introspection=_flag("ORDERGRAPH_INTROSPECTION", defaults.introspection),
-        ide=_flag("ORDERGRAPH_IDE", defaults.ide),
-        compiled_reads=_flag("ORDERGRAPH_COMPILED_READS", defaults.compiled_reads),
-        max_page_size=int(os.environ.get("ORDERGRAPH_MAX_PAGE_SIZE", defaults.max_page_size)),
-        max_depth=int(os.environ.get("ORDERGRAPH_MAX_DEPTH", defaults.max_depth)),
-        pool_max_size=int(os.environ.get("ORDERGRAPH_POOL_SIZE", defaults.pool_max_size)),
-    )
+    return replace(defaults, **{
+        f.name: _from_env(f.name, getattr(defaults, f.name))
+        for f in fields(Settings) if f.name != "database_url"
+    })

@@ -50,3 +50,7 @@ class LogImmutable(DomainError):
 
 class DatabaseUnavailable(Exception):
     """The database could not be reached or started; the message is for humans."""
+
+
+class ConfigurationError(Exception):
+    """A setting (flag or environment variable) has an unusable value."""

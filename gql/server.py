@@ -35,6 +35,7 @@ async def _prepare(url: str, demo: bool) -> None:
 
 
 def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers: int) -> None:
+    settings_from_env("")  # a bad ORDERGRAPH_* value fails before anything starts
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with resolve_database(database_url, default_data_dir()) as url:
         asyncio.run(_prepare(url, demo))
@@ -47,10 +48,12 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
         if workers > 1:
             os.environ["ORDERGRAPH_WORKER_DATABASE_URL"] = url
             uvicorn.run("gql.app:app_from_env", factory=True, host=host, port=port,
-                        workers=workers, log_level="warning", timeout_graceful_shutdown=10)
+                        workers=workers, log_level="warning", timeout_graceful_shutdown=10,
+                        ws_per_message_deflate=False)
         else:
             from gql.app import create_app
 
             app = create_app(settings_from_env(url))
+            # compressing ~150-byte messages buys nothing and costs a zlib state per socket
             uvicorn.run(app, host=host, port=port, log_level="warning",
-                        timeout_graceful_shutdown=10)
+                        timeout_graceful_shutdown=10, ws_per_message_deflate=False)

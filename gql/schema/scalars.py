@@ -13,36 +13,40 @@ from strawberry.scalars import JSON
 __all__ = ["JSON", "SCALARS", "UUID", "DateTime", "Decimal", "money"]
 
 
+class InvalidScalar(ValueError):
+    """A client's value that is not of the scalar's form; its message is for the client."""
+
+
 def _parse_uuid(value: Any) -> uuid.UUID:
     if not isinstance(value, str):
-        raise ValueError("UUID must be a string such as 5f0e…-…")
+        raise InvalidScalar("UUID must be a string such as 5f0e…-…")
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not a UUID") from None
+        raise InvalidScalar(f"{value!r} is not a UUID") from None
 
 
 def _parse_datetime(value: Any) -> datetime:
     if not isinstance(value, str):
-        raise ValueError("DateTime must be an ISO 8601 string with an offset")
+        raise InvalidScalar("DateTime must be an ISO 8601 string with an offset")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an ISO 8601 date-time") from None
+        raise InvalidScalar(f"{value!r} is not an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
-        raise ValueError(f"{value!r} has no UTC offset; add one, e.g. 'Z' or '+02:00'")
+        raise InvalidScalar(f"{value!r} has no UTC offset; add one, e.g. 'Z' or '+02:00'")
     return parsed
 
 
 def _parse_decimal(value: Any) -> decimal.Decimal:
     if not isinstance(value, str):
-        raise ValueError("Decimal amounts are strings such as \"12.50\", never numbers")
+        raise InvalidScalar("Decimal amounts are strings such as \"12.50\", never numbers")
     try:
         parsed = decimal.Decimal(value)
     except decimal.InvalidOperation:
-        raise ValueError(f"{value!r} is not a decimal amount") from None
+        raise InvalidScalar(f"{value!r} is not a decimal amount") from None
     if not parsed.is_finite():
-        raise ValueError(f"{value!r} is not a finite decimal amount")
+        raise InvalidScalar(f"{value!r} is not a finite decimal amount")
     return parsed
 
 
