@@ -35,7 +35,7 @@ from graphql.execution.values import get_argument_values, get_directive_values
 from gql.config import Settings
 from gql.errors import DomainError
 from gql.events import EventType, Position
-from gql.schema.pagination import decode_cursor, page_size
+from gql.schema.pagination import EVENTS_PAGE, ORDERS_PAGE, decode_cursor, page_size
 
 
 class Unsupported(Exception):
@@ -270,7 +270,7 @@ def _query(c: Compiler, owner: str, name: str, nodes: list[FieldNode]) -> str:
 def _orders_connection(c: Compiler, nodes: list[FieldNode], args: Args,
                        customer: str | None) -> str:
     cap = c.settings.max_page_size
-    size = args.shape(lambda a: page_size(a["first"], 20, cap))
+    size = args.shape(lambda a: page_size(a["first"], ORDERS_PAGE, cap))
     after = args.shape(lambda a: a["after"] is not None)
 
     def key(a: dict[str, Any]) -> tuple[Any, ...]:
@@ -292,7 +292,7 @@ def _orders_connection(c: Compiler, nodes: list[FieldNode], args: Args,
 
 
 def _log_connection(c: Compiler, nodes: list[FieldNode], args: Args) -> str:
-    size = args.shape(lambda a: page_size(a["first"], 50, c.settings.max_page_size))
+    size = args.shape(lambda a: page_size(a["first"], EVENTS_PAGE, c.settings.max_page_size))
     after = args.shape(lambda a: a["after"] is not None)
 
     def start(a: dict[str, Any]) -> Position:
@@ -351,19 +351,27 @@ def _customer(c: Compiler, k: str, nodes: list[FieldNode]) -> str:
     return c.obj("Customer", nodes, render)
 
 
-def _items(c: Compiler, source: str, nodes: list[FieldNode]) -> str:
+_ITEM_FIELDS: dict[str, Callable[[str], str]] = {
+    "sku": lambda v: f"{v} ->> 'sku'",
+    "quantity": lambda v: f"({v} -> 'quantity')",
+    "unitPrice": lambda v: _money(f"{v} ->> 'unitPrice'"),
+    "lineTotal": lambda v: _money(f"({v} ->> 'quantity')::numeric * ({v} ->> 'unitPrice')::numeric"),
+}
+
+
+def _lines(c: Compiler, source: str, type_name: str, nodes: list[FieldNode]) -> str:
+    """A JSON list of the objects of a jsonb array (order items, shipped items), in order."""
     i = c.alias()
 
     def render(c: Compiler, owner: str, name: str, _: list[FieldNode]) -> str:
-        return {
-            "sku": f"{i}.v ->> 'sku'",
-            "quantity": f"({i}.v -> 'quantity')",
-            "unitPrice": _money(f"{i}.v ->> 'unitPrice'"),
-            "lineTotal": _money(f"({i}.v ->> 'quantity')::numeric * ({i}.v ->> 'unitPrice')::numeric"),
-        }[name]
+        return _ITEM_FIELDS[name](f"{i}.v")
 
-    return (f"(select coalesce(json_agg({c.obj('OrderItem', nodes, render)} order by {i}.n), "
+    return (f"(select coalesce(json_agg({c.obj(type_name, nodes, render)} order by {i}.n), "
             f"'[]'::json) from jsonb_array_elements({source}) with ordinality {i}(v, n))")
+
+
+def _items(c: Compiler, source: str, nodes: list[FieldNode]) -> str:
+    return _lines(c, source, "OrderItem", nodes)
 
 
 def _state_at(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
@@ -459,14 +467,7 @@ def _event(c: Compiler, e: str, nodes: list[FieldNode]) -> str:
         if name == "items" and owner == "OrderPlaced":
             return _items(c, f"{e}.payload -> 'items'", field_nodes)
         if name == "shippedItems" and owner == "OrderShipped":
-            i = c.alias()
-
-            def shipped(c: Compiler, _: str, field: str, __: list[FieldNode]) -> str:
-                return {"sku": f"{i}.v ->> 'sku'", "quantity": f"({i}.v -> 'quantity')"}[field]
-
-            return (f"(select coalesce(json_agg({c.obj('ShippedItem', field_nodes, shipped)} "
-                    f"order by {i}.n), '[]'::json) from jsonb_array_elements({e}.payload -> "
-                    f"'shippedItems') with ordinality {i}(v, n))")
+            return _lines(c, f"{e}.payload -> 'shippedItems'", "ShippedItem", field_nodes)
         raise Unsupported(f"{owner}.{name}")
 
     per_type = {}

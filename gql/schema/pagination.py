@@ -40,6 +40,11 @@ class Connection(Generic[T]):
         return [edge.node for edge in self.edges]
 
 
+# Default page sizes (SPEC); `first` above the configured cap is an error.
+ORDERS_PAGE = 20
+EVENTS_PAGE = 50
+
+
 def page_size(first: int | None, default: int, cap: int) -> int:
     size = default if first is None else first
     if size < 0:

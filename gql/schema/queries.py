@@ -7,7 +7,7 @@ import strawberry
 from gql.events import EventType, OrderStatus, Position
 from gql.schema.context import Info
 from gql.schema.event_types import OrderEvent, event_from_row, position_of
-from gql.schema.pagination import Connection, connection, page_size
+from gql.schema.pagination import EVENTS_PAGE, ORDERS_PAGE, Connection, connection, page_size
 from gql.schema.scalars import UUID, DateTime
 from gql.schema.types import Customer, Order, list_orders
 from gql.store import reads
@@ -24,7 +24,7 @@ class Query:
     async def orders(
         self,
         info: Info,
-        first: int | None = 20,
+        first: int | None = ORDERS_PAGE,
         after: str | None = None,
         status: list[OrderStatus] | None = None,
         customer_id: UUID | None = None,
@@ -46,7 +46,7 @@ class Query:
     async def events(
         self,
         info: Info,
-        first: int | None = 50,
+        first: int | None = EVENTS_PAGE,
         after: str | None = None,
         types: list[EventType] | None = None,
         order_id: UUID | None = None,
@@ -54,7 +54,7 @@ class Query:
         occurred_after: DateTime | None = None,
         occurred_before: DateTime | None = None,
     ) -> Connection[OrderEvent]:
-        size = page_size(first, 50, info.context.settings.max_page_size)
+        size = page_size(first, EVENTS_PAGE, info.context.settings.max_page_size)
         rows = await reads.list_events(
             info.context.pool, limit=size + 1,
             after=Position.decode(after) if after else None, types=types,

@@ -14,7 +14,14 @@ import strawberry
 from gql.errors import CustomerNotFound
 from gql.schema.context import Info
 from gql.schema.enums import EventOrder, EventType, OrderStatus, TimeAxis
-from gql.schema.pagination import Connection, connection, decode_cursor, encode_cursor, page_size
+from gql.schema.pagination import (
+    ORDERS_PAGE,
+    Connection,
+    connection,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+)
 from gql.schema.scalars import UUID, DateTime, Decimal
 from gql.store import reads
 
@@ -159,7 +166,7 @@ def order_cursor(row: asyncpg.Record) -> str:
 async def list_orders(info: Info, *, first: int | None, after: str | None,
                       **filters: Any) -> Connection[Order]:
     settings = info.context.settings
-    size = page_size(first, 20, settings.max_page_size)
+    size = page_size(first, ORDERS_PAGE, settings.max_page_size)
     key = decode_cursor(after, "o", datetime, uuid.UUID) if after else None
     rows = await reads.list_orders(info.context.pool, limit=size + 1, after=key, **filters)
     return connection(rows, size, Order.from_row, order_cursor, after=after)
