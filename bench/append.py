@@ -18,22 +18,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from bench.common import fresh_database, machine, postgres, server_version
+from bench.common import fresh_database, machine, place_orders, postgres, server_version
 from gql.events import EventType, NewEvent
-from gql.store.append import APPEND, append_event, register_customer
+from gql.store.append import APPEND, append_event
 from gql.store.connection import create_pool
 
 ITEM = {"sku": "BENCH-1", "quantity": 1, "unitPrice": "1.00"}
-
-
-async def _orders(pool: asyncpg.Pool, count: int) -> list[uuid.UUID]:
-    customer = uuid.uuid4()
-    await register_customer(pool, customer, "Bench", f"{customer.hex[:10]}@example.com")
-    ids = [uuid.uuid4() for _ in range(count)]
-    for order_id in ids:
-        await append_event(pool, NewEvent(order_id, EventType.ORDER_PLACED, {
-            "customerId": str(customer), "currency": "EUR", "items": []}))
-    return ids
 
 
 def ours(pool: asyncpg.Pool) -> Callable[[uuid.UUID], Awaitable[object]]:
@@ -70,8 +60,8 @@ async def main(server: str, seconds: float, rounds: int) -> None:
     async with fresh_database(server) as url:
         pool = await create_pool(url, min_size=32, max_size=32)
         version = await server_version(url)
-        distinct = await _orders(pool, 32)
-        hot = (await _orders(pool, 1)) * 32
+        distinct = await place_orders(pool, 32)
+        hot = (await place_orders(pool, 1)) * 32
         print(f"# appends/s, PostgreSQL {version}, {machine()}, {datetime.now(UTC):%Y-%m-%d}")
         print("| workload | concurrency | ours/s | raw/s | ours/raw |")
         print("|---|---|---|---|---|")

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from gql.database import embedded_postgres
+from gql.events import EventType, NewEvent
+from gql.store.append import append_event, register_customer
 from gql.store.connection import connect, migrate
 
 
@@ -51,6 +53,17 @@ async def server_version(url: str) -> str:
         return await conn.fetchval("show server_version")
     finally:
         await conn.close()
+
+
+async def place_orders(pool: asyncpg.Pool, count: int) -> list[uuid.UUID]:
+    """`count` empty orders of one new customer, through the append path."""
+    customer = uuid.uuid4()
+    await register_customer(pool, customer, "Bench", f"{customer.hex[:10]}@example.com")
+    orders = [uuid.uuid4() for _ in range(count)]
+    for order_id in orders:
+        await append_event(pool, NewEvent(order_id, EventType.ORDER_PLACED, {
+            "customerId": str(customer), "currency": "EUR", "items": []}))
+    return orders
 
 
 def machine() -> str:

@@ -38,10 +38,10 @@ import httpx
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import fresh_database, machine, percentile, postgres, server_version
+from bench.common import fresh_database, machine, percentile, place_orders, postgres, server_version
 from gql.events import EventType, NewEvent
 from gql.listener import CHANNEL
-from gql.store.append import append_event, register_customer
+from gql.store.append import append_event
 from gql.store.connection import create_pool
 
 QUERY = "subscription($id: UUID) { orderEvents(orderId: $id) { id globalPosition type } }"
@@ -55,16 +55,6 @@ class Arrivals:
 
     by_client: list[list[tuple[str, float]]] = field(default_factory=list)
     floor: dict[int, float] = field(default_factory=dict)
-
-
-async def _place_orders(pool: asyncpg.Pool, count: int) -> list[uuid.UUID]:
-    customer = uuid.uuid4()
-    await register_customer(pool, customer, "Bench", f"{customer.hex[:10]}@example.com")
-    orders = [uuid.uuid4() for _ in range(count)]
-    for order_id in orders:
-        await append_event(pool, NewEvent(order_id, EventType.ORDER_PLACED, {
-            "customerId": str(customer), "currency": "EUR", "items": []}))
-    return orders
 
 
 def _start_server(url: str, port: int, cpu: int | None) -> subprocess.Popen[bytes]:
@@ -209,7 +199,7 @@ def _row(p: Phase) -> str:
 async def main(server_url: str, args: argparse.Namespace) -> None:
     async with fresh_database(server_url) as url:
         pool = await create_pool(url, min_size=8, max_size=8)
-        orders = await _place_orders(pool, BOARD)
+        orders = await place_orders(pool, BOARD)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]

@@ -149,8 +149,7 @@ def graphql_endpoint(
         except MissingQueryError:
             return _response(_error_body("no GraphQL query", "BAD_REQUEST"), 400, media_type)
         body: dict[str, Any] = {}
-        errors = [client_error(e) if not (e.extensions and "code" in e.extensions) else e
-                  for e in result.errors or []]
+        errors = [client_error(e) for e in result.errors or []]  # coded ones pass unchanged
         # errors before execution (parse, validation, variables) have no path and no data
         refused = bool(errors) and result.data is None and all(e.path is None for e in errors)
         if errors:
