@@ -598,6 +598,19 @@ returns setof order_events language sql stable as $$
     limit lim
 $$;
 
+-- An order's state after its events up to a version and/or a time on one axis
+-- ('occurred_at' or 'recorded_at'), folded with the read model's own og_evolve. One row;
+-- all null before the first event.
+create or replace function og_state_at(
+    stream uuid, up_to_version bigint, as_of timestamptz, axis text)
+returns setof orders_current language sql stable as $$
+    select (og_fold(e order by e.stream_version)).* from order_events e
+    where e.order_id = stream
+      and (up_to_version is null or e.stream_version <= up_to_version)
+      and (as_of is null or (case axis when 'recorded_at' then e.recorded_at
+                                       else e.occurred_at end) <= as_of)
+$$;
+
 -- Text forms the API shows, identical whichever path renders them.
 create or replace function og_money_text(amount numeric) returns text
 language sql immutable as $$

@@ -379,7 +379,7 @@ def _state_at(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
     axis = args.shape(lambda a: a["axis"].value)
     version = args.param(lambda a: a["version"], "int8")
     as_of = args.param(lambda a: a["asOf"], "timestamptz")
-    s, e = c.alias(), c.alias()
+    s = c.alias()
 
     def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
         if name == "items":
@@ -391,10 +391,8 @@ def _state_at(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
             "capturedAmount": _money(f"coalesce({s}.captured_amount, 0)"),
         }[name]
 
-    return (f"(select {c.obj('OrderState', nodes, render)} from (select (og_fold({e} order by "
-            f"{e}.stream_version)).* from order_events {e} where {e}.order_id = {o}.order_id "
-            f"and ({version} is null or {e}.stream_version <= {version}) "
-            f"and ({as_of} is null or {e}.{axis} <= {as_of})) {s})")
+    return (f"(select {c.obj('OrderState', nodes, render)} "
+            f"from og_state_at({o}.order_id, {version}, {as_of}, '{axis}') {s})")
 
 
 # -- events ------------------------------------------------------------------------------

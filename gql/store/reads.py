@@ -74,16 +74,7 @@ select e.* from unnest($1::uuid[]) as o(id)
 cross join lateral (select {EVENT_COLUMNS} from og_timeline_page(o.id, $2, $3, $4, $5)) e
 """
 
-# Folds with the read model's own og_evolve: up to a version and/or a time on one axis.
-STATE_AT = {
-    axis: f"""
-select (og_fold(e order by e.stream_version)).* from order_events e
-where e.order_id = $1
-  and ($2::bigint is null or e.stream_version <= $2)
-  and ($3::timestamptz is null or e.{axis.value} <= $3)
-"""
-    for axis in TimeAxis
-}
+STATE_AT = "select * from og_state_at($1, $2, $3, $4)"
 
 
 def _names(types: Sequence[EventType] | None) -> list[str] | None:
@@ -181,7 +172,7 @@ async def state_at(
     axis: TimeAxis = TimeAxis.OCCURRED,
 ) -> asyncpg.Record | None:
     """The order folded up to a version or a time (None: every event)."""
-    return await db.fetchrow(STATE_AT[axis], order_id, version, as_of)
+    return await db.fetchrow(STATE_AT, order_id, version, as_of, axis.value)
 
 
 async def read_log(db: Db, *, after: Position, limit: int) -> tuple[list[asyncpg.Record], bool]:
