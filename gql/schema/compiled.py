@@ -27,8 +27,11 @@ from graphql import (
     GraphQLSchema,
     GraphQLSkipDirective,
     InlineFragmentNode,
+    ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    VariableNode,
 )
 from graphql.execution.values import get_argument_values, get_directive_values
 
@@ -76,19 +79,33 @@ class Args:
         self.definition = compiler.schema.get_type(type_name).fields[node.name.value]  # type: ignore[union-attr]
         self.node = node
         self._memo: tuple[dict[str, Any], dict[str, Any]] | None = None
+        # arguments written as literals (or left out) are the same for every request
+        self.fixed = (None if _uses_variables(node.arguments)
+                      else get_argument_values(self.definition, node, {}))
 
     def of(self, variables: dict[str, Any]) -> dict[str, Any]:
+        if self.fixed is not None:
+            return self.fixed
         if self._memo is None or self._memo[0] is not variables:
             self._memo = (variables, get_argument_values(self.definition, self.node, variables))
         return self._memo[1]
 
     def shape(self, read: Callable[[dict[str, Any]], Any]) -> Any:
         """A value the statement's text depends on (guarded when the plan is reused)."""
-        return self.compiler.guard(lambda variables: read(self.of(variables)))
+        return self.compiler.guard(lambda variables: read(self.of(variables)),
+                                   varies=self.fixed is None)
 
     def param(self, read: Callable[[dict[str, Any]], Any], cast: str) -> str:
         """A placeholder bound from each request's arguments."""
         return self.compiler.bind(lambda variables: read(self.of(variables)), cast)
+
+    def optional(self, read: Callable[[dict[str, Any]], Any], cast: str) -> str:
+        """A placeholder, or a literal null when the argument is absent: the page functions'
+        `(x is null or …)` filters then fold away when PostgreSQL inlines them, so a generic
+        plan keeps only the predicates in use."""
+        if self.shape(lambda a: read(a) is None):
+            return f"null::{cast}"
+        return self.param(read, cast)
 
 
 Fields = dict[str, list[FieldNode]]
@@ -117,12 +134,15 @@ class Compiler:
         self._aliases = itertools.count()
 
     # -- plumbing ----------------------------------------------------------------------
-    def guard(self, read: Read) -> Any:
+    def guard(self, read: Read, varies: bool = True) -> Any:
+        """`read`'s value for this request, checked again before the plan is reused if it
+        `varies` with the variables."""
         try:
             value = read(self.variables)
         except DomainError as exc:  # the resolvers report it with its code
             raise Unsupported(str(exc)) from exc
-        self.guards.append((read, value))
+        if varies:
+            self.guards.append((read, value))
         return value
 
     def bind(self, read: Read, cast: str) -> str:
@@ -155,7 +175,8 @@ class Compiler:
     def _included(self, node: Any) -> bool:
         if not node.directives:
             return True
-        return bool(self.guard(lambda variables: _included(node, variables)))
+        return bool(self.guard(lambda variables: _included(node, variables),
+                               varies=any(_uses_variables(d.arguments) for d in node.directives)))
 
     def _applies(self, condition: str, type_name: str) -> bool:
         if condition == type_name:
@@ -194,12 +215,24 @@ class Compiler:
         return Plan(sql, tuple(self.guards), tuple(self.binders))
 
     # -- connections -------------------------------------------------------------------
-    def connection(self, type_name: str, nodes: list[FieldNode], source: str,
+    def connection(self, type_name: str, nodes: list[FieldNode], source: Callable[[int], str],
                    keys: tuple[str, ...], size: int, after: bool, node: NodeRenderer,
                    cursor: Callable[[str], str]) -> str:
-        """A Relay connection over the rows of `source` (fetched with limit size + 1), whose
-        order is `keys`."""
+        """A Relay connection over the rows of `source(limit)`, whose order is `keys`."""
         r = self.alias()
+        order = ", ".join(f"{r}.{key}" for key in keys)
+        fields: Fields = {}
+        for field_node in nodes:
+            self.collect(type_name, field_node.selection_set, fields)
+        if {f[0].name.value for f in fields.values()} <= {"nodes", "__typename"}:
+            # no page info and no cursors: the page itself, without a look-ahead row
+            def plain(compiler: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
+                if name != "nodes":
+                    raise Unsupported(f"{owner}.{name}")
+                return (f"coalesce(json_agg({node(self, r, field_nodes)} order by {order}), "
+                        "'[]'::json)")
+
+            return f"(select {self.obj(type_name, None, plain, fields)} from {source(size)} {r})"
         within = f"filter (where {r}.og_n <= {size})"
         edge_type = type_name.replace("Connection", "Edge")
 
@@ -225,10 +258,9 @@ class Compiler:
                 return self.obj("PageInfo", field_nodes, page_info)
             raise Unsupported(f"{owner}.{name}")
 
-        built = self.obj(type_name, nodes, render)
-        order = ", ".join(f"{r}.{key}" for key in keys)
+        built = self.obj(type_name, None, render, fields)
         return (f"(select {built} from (select {r}.*, row_number() over (order by {order}) as og_n "
-                f"from {source} {r}) {r})")
+                f"from {source(size + 1)} {r}) {r})")
 
 
 Renderer = Callable[[Compiler, str, str, list[FieldNode]], str]
@@ -239,6 +271,19 @@ def _included(node: Any, variables: dict[str, Any]) -> bool:
     skip = get_directive_values(GraphQLSkipDirective, node, variables)
     include = get_directive_values(GraphQLIncludeDirective, node, variables)
     return not (skip and skip["if"]) and not (include and not include["if"])
+
+
+def _uses_variables(nodes: Any) -> bool:
+    """Whether any argument value (or anything nested in one) is a variable."""
+    for node in nodes or ():
+        value = getattr(node, "value", node)
+        if isinstance(value, VariableNode):
+            return True
+        if isinstance(value, ListValueNode) and _uses_variables(value.values):
+            return True
+        if isinstance(value, ObjectValueNode) and _uses_variables(value.fields):
+            return True
+    return False
 
 
 def _values(items: list[Any] | None) -> list[str] | None:
@@ -279,12 +324,17 @@ def _orders_connection(c: Compiler, nodes: list[FieldNode], args: Args,
     def filters(name: str) -> Callable[[dict[str, Any]], Any]:
         return lambda a: a.get(name)  # Customer.orders has no filters
 
-    customer_sql = customer or args.param(filters("customerId"), "uuid")
-    source = (f"og_orders_page({args.param(lambda a: key(a)[0], 'timestamptz')}, "
-              f"{args.param(lambda a: key(a)[1], 'uuid')}, "
-              f"{args.param(lambda a: _values(a.get('status')), 'text[]')}, {customer_sql}, "
-              f"{args.param(filters('placedAfter'), 'timestamptz')}, "
-              f"{args.param(filters('placedBefore'), 'timestamptz')}, {size + 1})")
+    customer_sql = customer or args.optional(filters("customerId"), "uuid")
+    after_at, after_id = (args.optional(lambda a: key(a)[0], "timestamptz"),
+                          args.optional(lambda a: key(a)[1], "uuid"))
+    statuses = args.optional(lambda a: _values(a.get("status")), "text[]")
+    placed = (args.optional(filters("placedAfter"), "timestamptz"),
+              args.optional(filters("placedBefore"), "timestamptz"))
+
+    def source(limit: int) -> str:
+        return (f"og_orders_page({after_at}, {after_id}, {statuses}, {customer_sql}, "
+                f"{placed[0]}, {placed[1]}, {limit})")
+
     return c.connection(
         "OrderConnection", nodes, source, ("last_event_at desc", "order_id desc"), size,
         after, _order,
@@ -298,13 +348,17 @@ def _log_connection(c: Compiler, nodes: list[FieldNode], args: Args) -> str:
     def start(a: dict[str, Any]) -> Position:
         return Position.decode(a["after"]) if a["after"] else Position(0, 0)
 
-    source = (f"og_log_page({args.param(lambda a: str(start(a).xid), 'text')}::xid8, "
-              f"{args.param(lambda a: start(a).seq, 'int8')}, "
-              f"{args.param(lambda a: _values(a['types']), 'text[]')}, "
-              f"{args.param(lambda a: a['orderId'], 'uuid')}, "
-              f"{args.param(lambda a: a['correlationId'], 'uuid')}, "
-              f"{args.param(lambda a: a['occurredAfter'], 'timestamptz')}, "
-              f"{args.param(lambda a: a['occurredBefore'], 'timestamptz')}, {size + 1})")
+    filters = (f"{args.param(lambda a: str(start(a).xid), 'text')}::xid8, "
+               f"{args.param(lambda a: start(a).seq, 'int8')}, "
+               f"{args.optional(lambda a: _values(a['types']), 'text[]')}, "
+               f"{args.optional(lambda a: a['orderId'], 'uuid')}, "
+               f"{args.optional(lambda a: a['correlationId'], 'uuid')}, "
+               f"{args.optional(lambda a: a['occurredAfter'], 'timestamptz')}, "
+               f"{args.optional(lambda a: a['occurredBefore'], 'timestamptz')}")
+
+    def source(limit: int) -> str:
+        return f"og_log_page({filters}, {limit})"
+
     return c.connection(
         "OrderEventConnection", nodes, source, ("log_xid", "global_position"), size,
         after, _event, lambda r: f"og_position({r}.log_xid, {r}.global_position)")
@@ -377,8 +431,8 @@ def _items(c: Compiler, source: str, nodes: list[FieldNode]) -> str:
 def _state_at(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
     args = c.args("Order", nodes[0])
     axis = args.shape(lambda a: a["axis"].value)
-    version = args.param(lambda a: a["version"], "int8")
-    as_of = args.param(lambda a: a["asOf"], "timestamptz")
+    version = args.optional(lambda a: a["version"], "int8")
+    as_of = args.optional(lambda a: a["asOf"], "timestamptz")
     s = c.alias()
 
     def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
@@ -406,8 +460,12 @@ def _timeline(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
     def version(a: dict[str, Any]) -> int | None:
         return decode_cursor(a["after"], "v", int)[0] if a["after"] else None
 
-    source = (f"og_timeline_page({o}.order_id, {args.param(lambda a: _values(a['types']), 'text[]')}, "
-              f"{args.param(version, 'int8')}, '{order}', {size + 1})")
+    types, after_version = (args.optional(lambda a: _values(a["types"]), "text[]"),
+                            args.optional(version, "int8"))
+
+    def source(limit: int) -> str:
+        return f"og_timeline_page({o}.order_id, {types}, {after_version}, '{order}', {limit})"
+
     key = {"stream_version": "stream_version", "occurred_at": "occurred_at",
            "recorded_at": "recorded_at"}[order]
     keys = ("stream_version",) if key == "stream_version" else (key, "stream_version")
