@@ -17,17 +17,21 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.types import ASGIApp
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
 from gql.config import Settings, settings_from_env
+from gql.front import CompiledReads
 from gql.http import graphql_endpoint
 from gql.live import LiveHub, quiet_gc
 from gql.metrics import MetricsMiddleware, metrics
 from gql.schema import build_schema
 from gql.schema.context import Context
+from gql.schema.fastpath import FastPath
 from gql.store.connection import create_pool
+from gql.store.lane import ReadLane
 
 log = logging.getLogger("ordergraph")
 
@@ -75,7 +79,7 @@ class _Subscriptions(GraphQL):  # type: ignore[type-arg]
         return Context(self.state.pool, self.settings, getattr(self.state, "live", None), request)
 
 
-def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> Starlette:
+def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
     """The app; it opens (and closes) its own pool unless one is given."""
 
     @contextlib.asynccontextmanager
@@ -84,6 +88,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> Starlett
         app.state.pool = pool or await create_pool(
             settings.database_url, min_size=settings.pool_min_size,
             max_size=settings.pool_max_size)
+        app.state.reads = ReadLane(app.state.pool, settings.pool_max_size)
         app.state.live = LiveHub(app.state.pool, settings)
         await app.state.live.start()
         quiet_gc()
@@ -123,9 +128,11 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> Starlett
                             200 if ready else 503)
 
     app = Starlette(lifespan=lifespan, middleware=[Middleware(MetricsMiddleware)])
-    if pool is not None:
-        app.state.pool = pool  # usable without running the lifespan (ASGI test clients)
-    endpoint = graphql_endpoint(settings, context, ide)
+    if pool is not None:  # usable without running the lifespan (ASGI test clients)
+        app.state.pool, app.state.reads = pool, ReadLane(pool, settings.pool_max_size)
+    schema = build_schema(settings)
+    fast = FastPath(schema._schema, settings) if settings.compiled_reads else None
+    endpoint = graphql_endpoint(schema, settings, context, ide, fast)
     routes: list[BaseRoute] = [
         Route("/graphql", endpoint, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", _Subscriptions(settings, app.state)),
@@ -136,9 +143,11 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> Starlett
     if web is not None:
         routes.extend(web.routes())
     app.router.routes.extend(routes)
-    return app
+    if fast is None:
+        return app
+    return CompiledReads(app, fast=fast, settings=settings, state=app.state)  # in front of it all
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> ASGIApp:
     """Factory for worker processes started by `ordergraph serve --workers N`."""
     return create_app(settings_from_env(os.environ["ORDERGRAPH_WORKER_DATABASE_URL"]))

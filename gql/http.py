@@ -14,19 +14,26 @@ import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from strawberry import Schema
 from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from gql.config import Settings
+from gql.metrics import COMPILED_READS
 from gql.schema.context import Context
 from gql.schema.errors import client_error
 from gql.schema.fastpath import FastPath
+from gql.store.lane import ReadLane
 from gql.store.reads import fetch_document
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
+JSON_BODIES = (JSON, "application/graphql+json", "")  # content types a POST body may declare
+# set on the scope by gql.front when it already tried the compiled path for this request
+COMPILED_TRIED = "ordergraph.compiled_tried"
 log = logging.getLogger("ordergraph.http")
+_ANSWERED, _FAILED = COMPILED_READS.labels("answered"), COMPILED_READS.labels("failed")
 
 
 class BadRequest(Exception):
@@ -37,11 +44,28 @@ class BadRequest(Exception):
         self.headers = headers or {}
 
 
-def _media_type(request: Request) -> str:
-    accept = request.headers.get("accept", "")
+def negotiate(accept: str) -> str:
+    """The response media type for an Accept header."""
     if GRAPHQL_RESPONSE in accept and not accept.startswith(JSON):
         return GRAPHQL_RESPONSE
     return JSON
+
+
+async def answer_compiled(fast: FastPath | None, db: ReadLane, query: str,
+                          variables: dict[str, Any] | None, operation: str | None) -> bytes | None:
+    """The response body from the document's compiled statement, or None: the resolvers answer."""
+    plan = fast.compile(query, operation, variables) if fast else None
+    if plan is None:
+        return None
+    try:
+        data = await fetch_document(db, *plan)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+        # the resolvers answer instead, and report what is still wrong with its error code
+        log.exception("compiled query failed; answering through the resolvers")
+        _FAILED.inc()
+        return None
+    _ANSWERED.inc()
+    return b'{"data":' + data + b"}"
 
 
 def _response(body: dict[str, Any], status: int, media_type: str,
@@ -62,7 +86,7 @@ async def _read_params(request: Request, settings: Settings) -> dict[str, Any]:
             params["extensions"] = _loads(params["extensions"], "extensions")
         return params
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
-    if content_type not in (JSON, "application/graphql+json", ""):
+    if content_type not in JSON_BODIES:
         raise BadRequest(f"unsupported content type {content_type!r}; send application/json", 415)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
@@ -98,30 +122,16 @@ def _check_params(params: dict[str, Any]) -> tuple[str, dict[str, Any] | None, s
 
 
 def graphql_endpoint(
+    schema: Schema,
     settings: Settings,
     context: Callable[[Request], Context],
     ide: Callable[[Request], Response] | None,
+    fast: FastPath | None,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """The `/graphql` HTTP handler for a schema built with `settings`."""
-    from gql.schema import build_schema
-
-    schema = build_schema(settings)
-    fast = FastPath(schema._schema, settings) if settings.compiled_reads else None
-
-    async def compiled(request: Request, query: str, variables: dict[str, Any] | None,
-                       operation: str | None) -> bytes | None:
-        plan = fast.compile(query, operation, variables) if fast else None
-        if plan is None:
-            return None
-        try:
-            data = await fetch_document(request.app.state.pool, *plan)
-        except asyncpg.PostgresError:  # the resolvers will answer (and report) instead
-            log.exception("compiled query failed; answering through the resolvers")
-            return None
-        return b'{"data":' + data + b"}"
+    """The `/graphql` HTTP handler; `fast` learns the documents it answers without errors."""
 
     async def endpoint(request: Request) -> Response:
-        media_type = _media_type(request)
+        media_type = negotiate(request.headers.get("accept", ""))
         if (request.method == "GET" and ide is not None and "query" not in request.query_params
                 and "text/html" in request.headers.get("accept", "")):
             return ide(request)
@@ -130,7 +140,8 @@ def graphql_endpoint(
         except BadRequest as exc:
             return _response(_error_body(exc.message, "BAD_REQUEST"), exc.status, media_type,
                              exc.headers)
-        body_bytes = await compiled(request, query, variables, operation)
+        body_bytes = (None if request.scope.get(COMPILED_TRIED) else
+                      await answer_compiled(fast, request.app.state.reads, query, variables, operation))
         if body_bytes is not None:
             return Response(body_bytes, 200, media_type=f"{media_type}; charset=utf-8")
         allowed = ({OperationType.QUERY} if request.method == "GET"

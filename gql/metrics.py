@@ -16,6 +16,11 @@ REQUESTS = Histogram(
 APPENDS = Counter(
     "ordergraph_appends_total", "Append attempts by event type and outcome", ["type", "outcome"],
 )
+COMPILED_READS = Counter(
+    "ordergraph_compiled_reads_total",
+    "Queries run as one compiled statement: answered, or failed and answered by the resolvers",
+    ["outcome"],
+)
 SUBSCRIPTIONS = Gauge("ordergraph_subscriptions", "Active GraphQL subscriptions")
 DELIVERED = Counter("ordergraph_events_delivered_total", "Events delivered to subscriptions")
 LISTENER_UP = Gauge("ordergraph_listener_connected", "1 while the LISTEN connection is up")

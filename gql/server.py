@@ -48,12 +48,12 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
         if workers > 1:
             os.environ["ORDERGRAPH_WORKER_DATABASE_URL"] = url
             uvicorn.run("gql.app:app_from_env", factory=True, host=host, port=port,
-                        workers=workers, log_level="warning", timeout_graceful_shutdown=10,
-                        ws_per_message_deflate=False)
+                        workers=workers, log_level="warning", access_log=False,
+                        timeout_graceful_shutdown=10, ws_per_message_deflate=False)
         else:
             from gql.app import create_app
 
             app = create_app(settings_from_env(url))
             # compressing ~150-byte messages buys nothing and costs a zlib state per socket
-            uvicorn.run(app, host=host, port=port, log_level="warning",
+            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                         timeout_graceful_shutdown=10, ws_per_message_deflate=False)

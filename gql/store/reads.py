@@ -10,6 +10,7 @@ from datetime import datetime
 import asyncpg
 
 from gql.events import EventOrder, EventType, Position, TimeAxis
+from gql.store.lane import ReadLane
 
 Db = asyncpg.Pool | asyncpg.Connection
 
@@ -187,6 +188,6 @@ async def last_safe_position(db: Db) -> Position:
     return Position(row["log_xid"], row["global_position"]) if row else Position(0, 0)
 
 
-async def fetch_document(db: Db, sql: str, params: Sequence[object]) -> bytes:
+async def fetch_document(db: Db | ReadLane, sql: str, params: Sequence[object]) -> bytes:
     """A compiled GraphQL document's `data`, rendered as UTF-8 JSON by PostgreSQL."""
     return await db.fetchval(sql, *params)
