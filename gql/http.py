@@ -85,7 +85,7 @@ async def _read_params(request: Request, settings: Settings) -> dict[str, Any]:
         if "extensions" in params:
             params["extensions"] = _loads(params["extensions"], "extensions")
         return params
-    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in JSON_BODIES:
         raise BadRequest(f"unsupported content type {content_type!r}; send application/json", 415)
     declared = request.headers.get("content-length")
