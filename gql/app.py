@@ -131,7 +131,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
     if pool is not None:  # usable without running the lifespan (ASGI test clients)
         app.state.pool, app.state.reads = pool, ReadLane(pool, settings.pool_max_size)
     schema = build_schema(settings)
-    fast = FastPath(schema._schema, settings) if settings.compiled_reads else None
+    fast = FastPath(schema, settings) if settings.compiled_reads else None
     endpoint = graphql_endpoint(schema, settings, context, ide, fast)
     routes: list[BaseRoute] = [
         Route("/graphql", endpoint, methods=["GET", "POST"]),

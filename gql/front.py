@@ -24,7 +24,8 @@ from gql.schema.fastpath import FastPath
 
 
 class CompiledReads:
-    """Answers `POST <path>` requests whose document has a compiled plan."""
+    """Answers `POST <path>` requests whose document has a compiled plan (queries and
+    append mutations)."""
 
     def __init__(self, app: ASGIApp, *, fast: FastPath, settings: Settings, state: State,
                  path: str = "/graphql") -> None:
@@ -79,7 +80,8 @@ class CompiledReads:
         if (not isinstance(query, str) or not (variables is None or isinstance(variables, dict))
                 or not (operation is None or isinstance(operation, str))):
             return None
-        return await answer_compiled(self.fast, self.state.reads, query, variables, operation)
+        return await answer_compiled(self.fast, self.state, query, variables, operation,
+                                     mutations=True)
 
 
 async def _read_body(receive: Receive) -> bytes | None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import orjson
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry import Schema
@@ -20,11 +21,12 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
 from gql.config import Settings
-from gql.metrics import COMPILED_READS
+from gql.metrics import COMPILED
+from gql.schema import appends
+from gql.schema.appends import Appends
 from gql.schema.context import Context
 from gql.schema.errors import client_error
 from gql.schema.fastpath import FastPath
-from gql.store.lane import ReadLane
 from gql.store.reads import fetch_document
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -33,7 +35,8 @@ JSON_BODIES = (JSON, "application/graphql+json", "")  # content types a POST bod
 # set on the scope by gql.front when it already tried the compiled path for this request
 COMPILED_TRIED = "ordergraph.compiled_tried"
 log = logging.getLogger("ordergraph.http")
-_ANSWERED, _FAILED = COMPILED_READS.labels("answered"), COMPILED_READS.labels("failed")
+_ANSWERED, _FAILED, _APPENDED = (COMPILED.labels("read", "answered"), COMPILED.labels("read", "failed"),
+                                 COMPILED.labels("append", "ran"))
 
 
 class BadRequest(Exception):
@@ -51,14 +54,19 @@ def negotiate(accept: str) -> str:
     return JSON
 
 
-async def answer_compiled(fast: FastPath | None, db: ReadLane, query: str,
-                          variables: dict[str, Any] | None, operation: str | None) -> bytes | None:
-    """The response body from the document's compiled statement, or None: the resolvers answer."""
-    plan = fast.compile(query, operation, variables) if fast else None
-    if plan is None:
+async def answer_compiled(fast: FastPath | None, state: State, query: str,
+                          variables: dict[str, Any] | None, operation: str | None,
+                          *, mutations: bool) -> bytes | None:
+    """The response body from the document's compiled statements, or None: the resolvers
+    answer. `mutations` says whether a known mutation may run (never over GET)."""
+    compiled = fast.compile(query, operation, variables, mutations=mutations) if fast else None
+    if compiled is None:
         return None
+    if isinstance(compiled, Appends):
+        _APPENDED.inc()
+        return await appends.run(compiled, state.pool)
     try:
-        data = await fetch_document(db, *plan)
+        data = await fetch_document(state.reads, *compiled)
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
         # the resolvers answer instead, and report what is still wrong with its error code
         log.exception("compiled query failed; answering through the resolvers")
@@ -141,7 +149,8 @@ def graphql_endpoint(
             return _response(_error_body(exc.message, "BAD_REQUEST"), exc.status, media_type,
                              exc.headers)
         body_bytes = (None if request.scope.get(COMPILED_TRIED) else
-                      await answer_compiled(fast, request.app.state.reads, query, variables, operation))
+                      await answer_compiled(fast, request.app.state, query, variables, operation,
+                                            mutations=request.method == "POST"))
         if body_bytes is not None:
             return Response(body_bytes, 200, media_type=f"{media_type}; charset=utf-8")
         allowed = ({OperationType.QUERY} if request.method == "GET"

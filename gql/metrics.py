@@ -16,10 +16,11 @@ REQUESTS = Histogram(
 APPENDS = Counter(
     "ordergraph_appends_total", "Append attempts by event type and outcome", ["type", "outcome"],
 )
-COMPILED_READS = Counter(
-    "ordergraph_compiled_reads_total",
-    "Queries run as one compiled statement: answered, or failed and answered by the resolvers",
-    ["outcome"],
+COMPILED = Counter(
+    "ordergraph_compiled_operations_total",
+    "Operations run as compiled statements: reads answered, or failed and answered by the "
+    "resolvers; append mutations run",
+    ["operation", "outcome"],
 )
 SUBSCRIPTIONS = Gauge("ordergraph_subscriptions", "Active GraphQL subscriptions")
 DELIVERED = Counter("ordergraph_events_delivered_total", "Events delivered to subscriptions")

@@ -26,7 +26,8 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 
 
 def _answered() -> float:
-    return REGISTRY.get_sample_value("ordergraph_compiled_reads_total", {"outcome": "answered"}) or 0
+    return REGISTRY.get_sample_value("ordergraph_compiled_operations_total",
+                                     {"operation": "read", "outcome": "answered"}) or 0
 
 
 def _timed() -> float:
@@ -71,7 +72,7 @@ async def test_the_front_answers_known_documents_and_replays_the_rest(
         await send({"type": "http.response.start", "status": 299, "headers": []})
         await send({"type": "http.response.body", "body": b"echo"})
 
-    fast = FastPath(build_schema(settings)._schema, settings)
+    fast = FastPath(build_schema(settings), settings)
     front = CompiledReads(echo, fast=fast, settings=settings,
                           state=State({"reads": ReadLane(pool, 2)}))
     order_id = str(await order_in(pool, OrderStatus.SHIPPED))

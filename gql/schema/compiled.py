@@ -58,17 +58,22 @@ class Plan:
     binders: tuple[Read, ...]
 
     def fits(self, variables: dict[str, Any]) -> bool:
-        for read, expected in self.guards:
-            try:
-                if read(variables) != expected:
-                    return False
-            except DomainError:
-                return False
-        return True
+        return guards_hold(self.guards, variables)
 
     def bind(self, variables: dict[str, Any]) -> list[Any]:
         """The parameters; a DomainError means the resolvers must answer (and report it)."""
         return [read(variables) for read in self.binders]
+
+
+def guards_hold(guards: tuple[tuple[Read, Any], ...], variables: dict[str, Any]) -> bool:
+    """Whether a plan compiled for other variables fits these."""
+    for read, expected in guards:
+        try:
+            if read(variables) != expected:
+                return False
+        except DomainError:
+            return False
+    return True
 
 
 class Args:
@@ -132,6 +137,9 @@ class Compiler:
         self.guards: list[tuple[Read, Any]] = []
         self.binders: list[Read] = []
         self._aliases = itertools.count()
+        # rendering from the row an append returned: the statement's snapshot predates the
+        # append, so nothing that reads the tables again may be rendered
+        self.row_local = False
 
     # -- plumbing ----------------------------------------------------------------------
     def guard(self, read: Read, varies: bool = True) -> Any:
@@ -213,6 +221,27 @@ class Compiler:
         # in the session's UTC as DateTime does (gql/schema/scalars.py)
         sql = f"select convert_to({self.obj('Query', None, _query, fields)}::text, 'UTF8')"
         return Plan(sql, tuple(self.guards), tuple(self.binders))
+
+    def compile_append(self, nodes: list[FieldNode]) -> str:
+        """The statement that appends (og_append's 11 parameters, as gql.store.append binds
+        them) and renders the selected `AppendResult` from the row it returns."""
+        self.row_local = True
+
+        def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
+            if name == "deduplicated":
+                return "a.deduplicated"
+            if name == "event":
+                return _event(c, "e", field_nodes)
+            if name == "order":
+                return _order(c, "o", field_nodes)
+            raise Unsupported(f"{owner}.{name}")
+
+        built = self.obj("AppendResult", nodes, render)
+        if self.binders:
+            raise Unsupported("arguments inside an append's result")
+        return (f"select convert_to({built}::text, 'UTF8') from og_append("
+                f"{', '.join(f'${n}' for n in range(1, 12))}) a, "
+                "lateral (select (a.event).*) e, lateral (select (a.current).*) o")
 
     # -- connections -------------------------------------------------------------------
     def connection(self, type_name: str, nodes: list[FieldNode], source: Callable[[int], str],
@@ -379,6 +408,8 @@ def _order(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
             return simple[name]
         if name == "items":
             return _items(c, f"{o}.items", field_nodes)
+        if c.row_local:
+            raise Unsupported(f"Order.{name} after an append")
         if name == "customer":
             k = c.alias()
             return (f"(select {_customer(c, k, field_nodes)} from customers {k} "
@@ -517,6 +548,8 @@ def _event(c: Compiler, e: str, nodes: list[FieldNode]) -> str:
             return (f"case when coalesce({e}.actor_type, '') = '' then null else "
                     f"{c.obj('Actor', field_nodes, actor)} end")
         if name == "order":
+            if c.row_local:
+                raise Unsupported(f"{owner}.order after an append")
             o = c.alias()
             return (f"(select {_order(c, o, field_nodes)} from orders_current {o} "
                     f"where {o}.order_id = {e}.order_id)")

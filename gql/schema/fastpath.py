@@ -7,11 +7,14 @@ from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
 
-from graphql import DocumentNode, GraphQLSchema, OperationDefinitionNode, parse
+import strawberry
+from graphql import DocumentNode, OperationDefinitionNode, parse
 from graphql.execution.values import get_variable_values
 
 from gql.config import Settings
 from gql.errors import DomainError
+from gql.schema import appends
+from gql.schema.appends import AppendPlan, Appends
 from gql.schema.compiled import Compiler, Plan, Unsupported
 
 log = logging.getLogger("ordergraph.fastpath")
@@ -32,30 +35,36 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
 
 class FastPath:
     """Remembers documents the resolvers answered without errors (so they passed parsing,
-    validation and every limit) and compiles later requests for them to one statement."""
+    validation and every limit) and compiles later requests for them: a query to one
+    statement, an append mutation to one statement per field (gql/schema/appends.py)."""
 
-    def __init__(self, schema: GraphQLSchema, settings: Settings, size: int = 512) -> None:
+    def __init__(self, schema: strawberry.Schema, settings: Settings, size: int = 512) -> None:
         self.schema = schema
         self.settings = settings
         self.size = size
         self._known: OrderedDict[tuple[str, str | None], OperationDefinitionNode] = OrderedDict()
-        self._plans: dict[tuple[str, str | None], list[Plan]] = {}
+        self._plans: dict[tuple[str, str | None], list[Plan | AppendPlan]] = {}
 
     def remember(self, query: str, operation_name: str | None) -> None:
         operation = _operation(_parse(query), operation_name)
-        if operation is None or operation.operation.value != "query":
+        if operation is None or operation.operation.value not in ("query", "mutation"):
             return
         self._known[(query, operation_name)] = operation
         while len(self._known) > self.size:
             forgotten, _ = self._known.popitem(last=False)
             self._plans.pop(forgotten, None)
 
-    def compile(self, query: str, operation_name: str | None,
-                variables: dict[str, Any] | None) -> tuple[str, list[Any]] | None:
+    def compile(self, query: str, operation_name: str | None, variables: dict[str, Any] | None,
+                *, mutations: bool) -> tuple[str, list[Any]] | Appends | None:
+        """A query's statement and parameters, or (when `mutations` may run) the appends a
+        mutation asks for; None when the resolvers must answer."""
         operation = self._known.get((query, operation_name))
         if operation is None:
             return None
-        coerced = get_variable_values(self.schema, operation.variable_definitions or [],
+        mutation = operation.operation.value == "mutation"
+        if mutation and not mutations:
+            return None
+        coerced = get_variable_values(self.schema._schema, operation.variable_definitions or [],
                                       variables or {})
         if isinstance(coerced, list):  # variable errors: the resolvers report them
             return None
@@ -63,15 +72,23 @@ class FastPath:
         plan = next((p for p in plans if p.fits(coerced)), None)
         if plan is None:
             try:
-                plan = Compiler(self.schema, _parse(query), operation, coerced, self.settings).compile()
+                plan = (appends.compile_appends(self.schema, _parse(query), operation, coerced,
+                                                self.settings) if mutation else
+                        Compiler(self.schema._schema, _parse(query), operation, coerced,
+                                 self.settings).compile())
             except Unsupported:
                 return None
             except Exception:  # a gap in the compiler must not fail a request the resolvers answer
-                log.exception("could not compile a query; answering through the resolvers")
+                log.exception("could not compile a document; answering through the resolvers")
                 return None
             plans.append(plan)
             del plans[:-_PLANS_PER_DOCUMENT]
         try:
+            if isinstance(plan, AppendPlan):
+                return appends.prepare(self.schema, plan, coerced)
             return plan.sql, plan.bind(coerced)
         except DomainError:  # e.g. a malformed cursor: the resolvers report it with its code
+            return None
+        except Exception:
+            log.exception("could not bind a compiled document; answering through the resolvers")
             return None

@@ -35,8 +35,23 @@ class AppendResult:
         "nothing new was appended and `event` is the original.")
 
 
-async def _append(info: Info, event_type: EventType, data: EventMetadata) -> AppendResult:
-    appended = await append_event(info.context.pool, new_event(event_type, data))
+# The append mutations, by GraphQL field name: the resolvers below and the compiled path
+# (gql/schema/appends.py) both take the event type from here.
+APPEND_MUTATIONS: dict[str, EventType] = {
+    "placeOrder": EventType.ORDER_PLACED,
+    "addItemToOrder": EventType.ITEM_ADDED_TO_ORDER,
+    "removeItemFromOrder": EventType.ITEM_REMOVED_FROM_ORDER,
+    "authorizePayment": EventType.PAYMENT_AUTHORIZED,
+    "capturePayment": EventType.PAYMENT_CAPTURED,
+    "reversePaymentCapture": EventType.PAYMENT_CAPTURE_REVERSED,
+    "shipOrder": EventType.ORDER_SHIPPED,
+    "cancelOrder": EventType.ORDER_CANCELLED,
+}
+
+
+async def _append(info: Info, data: EventMetadata) -> AppendResult:
+    event = new_event(APPEND_MUTATIONS[info.field_name], data)
+    appended = await append_event(info.context.pool, event)
     row = appended.event
     info.context.loaders.orders.prime(row["order_id"], appended.order)  # for `event { order }`
     return AppendResult(event=event_from_row(row), order=Order.from_row(appended.order),
@@ -53,25 +68,25 @@ class Mutation:
 
     @strawberry.mutation(description="OrderPlaced: starts a new order stream.")
     async def place_order(self, info: Info, input: PlaceOrderInput) -> AppendResult:
-        return await _append(info, EventType.ORDER_PLACED, input)
+        return await _append(info, input)
 
     @strawberry.mutation(description="ItemAddedToOrder (status PLACED).")
     async def add_item_to_order(self, info: Info, input: AddItemToOrderInput) -> AppendResult:
-        return await _append(info, EventType.ITEM_ADDED_TO_ORDER, input)
+        return await _append(info, input)
 
     @strawberry.mutation(description="ItemRemovedFromOrder (status PLACED).")
     async def remove_item_from_order(
         self, info: Info, input: RemoveItemFromOrderInput
     ) -> AppendResult:
-        return await _append(info, EventType.ITEM_REMOVED_FROM_ORDER, input)
+        return await _append(info, input)
 
     @strawberry.mutation(description="PaymentAuthorized for the order total (PLACED → PAYMENT_AUTHORIZED).")
     async def authorize_payment(self, info: Info, input: AuthorizePaymentInput) -> AppendResult:
-        return await _append(info, EventType.PAYMENT_AUTHORIZED, input)
+        return await _append(info, input)
 
     @strawberry.mutation(description="PaymentCaptured for the authorized amount (→ PAID).")
     async def capture_payment(self, info: Info, input: CapturePaymentInput) -> AppendResult:
-        return await _append(info, EventType.PAYMENT_CAPTURED, input)
+        return await _append(info, input)
 
     @strawberry.mutation(
         description="PaymentCaptureReversed, compensating a capture (PAID → PAYMENT_AUTHORIZED)."
@@ -79,12 +94,12 @@ class Mutation:
     async def reverse_payment_capture(
         self, info: Info, input: ReversePaymentCaptureInput
     ) -> AppendResult:
-        return await _append(info, EventType.PAYMENT_CAPTURE_REVERSED, input)
+        return await _append(info, input)
 
     @strawberry.mutation(description="OrderShipped (PAID → SHIPPED, final).")
     async def ship_order(self, info: Info, input: ShipOrderInput) -> AppendResult:
-        return await _append(info, EventType.ORDER_SHIPPED, input)
+        return await _append(info, input)
 
     @strawberry.mutation(description="OrderCancelled (from PLACED, PAYMENT_AUTHORIZED or PAID; final).")
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> AppendResult:
-        return await _append(info, EventType.ORDER_CANCELLED, input)
+        return await _append(info, input)

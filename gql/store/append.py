@@ -46,6 +46,21 @@ class Appended:
 
 async def append_event(db: asyncpg.Pool | asyncpg.Connection, event: NewEvent) -> Appended:
     """Record `event` (or find its earlier recording) and update the read models atomically."""
+    row = await _append(db, APPEND, event)
+    order = {c: row[f"current_{c}"] for c in _ORDER}
+    return Appended(event=row, deduplicated=row["deduplicated"], order=order)
+
+
+async def append_rendered(db: asyncpg.Pool | asyncpg.Connection, statement: str,
+                          event: NewEvent) -> bytes:
+    """As `append_event`, through a compiled `statement` that renders the result itself
+    (gql/schema/compiled.py, `Compiler.compile_append`)."""
+    row = await _append(db, statement, event)
+    return row[0]
+
+
+async def _append(db: asyncpg.Pool | asyncpg.Connection, statement: str,
+                  event: NewEvent) -> asyncpg.Record:
     args = (
         event.event_id,
         event.order_id,
@@ -61,14 +76,13 @@ async def append_event(db: asyncpg.Pool | asyncpg.Connection, event: NewEvent) -
     )
     for attempt in range(_ATTEMPTS):
         try:
-            row = await db.fetchrow(APPEND, *args)
+            row = await db.fetchrow(statement, *args)
         except asyncpg.PostgresError as exc:
             if getattr(exc, "constraint_name", None) in RETRYABLE and attempt + 1 < _ATTEMPTS:
                 continue
             raise domain_error(exc) or exc from None
         assert row is not None
-        order = {c: row[f"current_{c}"] for c in _ORDER}
-        return Appended(event=row, deduplicated=row["deduplicated"], order=order)
+        return row
     raise AssertionError("unreachable")
 
 

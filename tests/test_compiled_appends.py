@@ -1,0 +1,153 @@
+"""Compiled append mutations answer exactly what the resolvers answer, errors included."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from gql.app import create_app
+from gql.config import Settings
+from gql.store.connection import create_pool
+from tests.factories import customer
+
+EVENT = """__typename id streamVersion type occurredAt correlationId causationId schemaVersion
+  payload actor { type id }
+  ... on OrderPlaced { customerId currency items { sku quantity unitPrice lineTotal } }
+  ... on ItemAddedToOrder { sku quantity unitPrice }
+  ... on OrderCancelled { reason }"""
+ORDER = """id status currency totalAmount authorizedAmount capturedAmount version placedAt
+  lastEventAt items { sku quantity unitPrice lineTotal }"""
+TWO = """mutation($order: UUID!, $customer: UUID!, $e1: UUID, $e2: UUID, $at: DateTime,
+                  $expected: Int, $with: Boolean!) {
+  placed: placeOrder(input: {orderId: $order, customerId: $customer, currency: "EUR",
+      eventId: $e1, occurredAt: $at, actor: {type: "user", id: "u-1"},
+      items: [{sku: "MUG", quantity: 1, unitPrice: "14.5"}]}) {
+    deduplicated event { %s } order { %s } }
+  added: addItemToOrder(input: {orderId: $order, sku: "TEA", quantity: 2, unitPrice: "8.90",
+      eventId: $e2, occurredAt: $at, expectedVersion: $expected}) {
+    __typename deduplicated event { id ... on ItemAddedToOrder { sku } } order {
+      version totalAmount status @include(if: $with) } } }""" % (EVENT, ORDER)
+CANCEL = """mutation($order: UUID!, $e: UUID) { cancelOrder(input: {orderId: $order, reason: "r",
+    occurredAt: "2026-03-02T00:00:00Z",
+    eventId: $e}) { event { %s } order { %s } } }""" % (EVENT, ORDER)
+NESTED = """mutation($order: UUID!, $customer: UUID!) { placeOrder(input: {orderId: $order,
+    customerId: $customer, currency: "EUR"}) { order { id customer { name } events {
+    nodes { type } } } } }"""
+AT = "2026-03-01T10:00:00+00:00"
+
+
+async def _run(database_url: str, compiled: bool) -> tuple[list[str], list[list[str]]]:
+    """The scenario's responses, with this run's ids replaced by names, and the statements
+    each request ran."""
+    ids: dict[str, str] = {}
+
+    def new(name: str) -> str:
+        ids[name] = str(uuid.uuid4())
+        return ids[name]
+
+    statements: list[str] = []
+
+    async def log_queries(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(lambda record: statements.append(record.query))
+
+    pool = await create_pool(database_url, min_size=1, max_size=2, on_connect=log_queries)
+    try:
+        ids["customer"] = str(await customer(pool, name="Grace Hopper"))
+        app = create_app(Settings(database_url=database_url, compiled_reads=compiled), pool=pool)
+        two = {"customer": ids["customer"], "at": AT, "with": True}
+        requests: list[tuple[str, dict[str, Any]]] = [
+            # the resolvers answer; the path learns
+            (TWO, {**two, "order": new("teach"), "e1": new("t1"), "e2": new("t2")}),
+            (TWO, {**two, "order": new("o1"), "e1": new("e1"), "e2": new("e2")}),
+            (TWO, {**two, "order": ids["o1"], "e1": ids["e1"], "e2": ids["e2"]}),  # retried
+            (TWO, {**two, "order": new("o2"), "e1": new("e4"), "e2": new("e5"), "expected": 7,
+                   "with": False}),  # the second field fails
+            (TWO, {**two, "order": new("o3"), "e1": new("e6"), "e2": new("e7"),
+                   "customer": str(uuid.uuid4())}),  # the first field fails
+            (CANCEL, {"order": ids["o1"], "e": new("e8")}),
+            (CANCEL, {"order": ids["o1"], "e": new("e3")}),  # INVALID_TRANSITION
+            (CANCEL, {"order": new("o4"), "e": new("e9")}),  # ORDER_NOT_FOUND
+            (NESTED, {"order": new("o5"), "customer": ids["customer"]}),
+            (NESTED, {"order": new("o6"), "customer": ids["customer"]}),
+        ]
+        answers, ran = [], []
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as client:
+            for query, variables in requests:
+                statements.clear()
+                response = await client.post("/graphql", json={"query": query,
+                                                               "variables": variables})
+                assert response.status_code == 200
+                text = json.dumps(response.json())
+                for name, value in ids.items():
+                    text = text.replace(value, name)
+                answers.append(text)
+                ran.append(list(statements))
+            # over GET a known mutation is still refused, and appends nothing
+            before = await pool.fetchval("select count(*) from order_events")
+            refused = await client.get("/graphql", params={"query": CANCEL, "variables": json.dumps(
+                {"order": ids["o2"]})})
+            assert refused.status_code == 405
+            assert await pool.fetchval("select count(*) from order_events") == before
+        log = await pool.fetch("select order_id::text, stream_version, event_type, payload "
+                               "from order_events where order_id = any($1::uuid[])",
+                               [ids[k] for k in ("o1", "o2", "o3", "o4")])
+        names = {value: name for name, value in ids.items()}
+        text = json.dumps(sorted([names[r["order_id"]], r["stream_version"], r["event_type"],
+                                  r["payload"]] for r in log))
+        answers.append(text.replace(ids["customer"], "customer"))
+        return answers, ran
+    finally:
+        await pool.close()
+
+
+async def test_compiled_appends_answer_like_the_resolvers(database_url: str) -> None:
+    reference, _ = await _run(database_url, compiled=False)
+    answers, ran = await _run(database_url, compiled=True)
+    assert answers == reference
+    first = json.loads(answers[1])
+    assert first["data"]["placed"]["order"]["totalAmount"] == "14.50"
+    assert first["data"]["added"]["order"] == {"version": 2, "totalAmount": "32.30", "status": "PLACED"}
+    assert json.loads(answers[2])["data"]["added"]["deduplicated"] is True
+    failed_second = json.loads(answers[3])
+    assert failed_second["data"] is None
+    assert failed_second["errors"][0]["path"] == ["added"]
+    assert failed_second["errors"][0]["extensions"]["code"] == "WRONG_EXPECTED_VERSION"
+    assert json.loads(answers[4])["errors"][0]["extensions"]["code"] == "CUSTOMER_NOT_FOUND"
+    assert json.loads(answers[6])["errors"][0]["extensions"]["code"] == "INVALID_TRANSITION"
+    assert json.loads(answers[7])["errors"][0]["extensions"]["code"] == "ORDER_NOT_FOUND"
+    # o2 kept its placement, o3 and o4 have nothing
+    assert [row[:3] for row in json.loads(answers[-1])] == [
+        ["o1", 1, "OrderPlaced"], ["o1", 2, "ItemAddedToOrder"], ["o1", 3, "OrderCancelled"],
+        ["o2", 1, "OrderPlaced"]]
+    # the compiled path: one statement per mutation field, nothing else
+    for n in (1, 2, 3):
+        assert len(ran[n]) == 2 and all("og_append" in s and "convert_to" in s for s in ran[n])
+    assert len(ran[6]) == 1 and "convert_to" in ran[6][0]
+    # an order's customer or timeline after an append is left to the resolvers
+    assert not any("convert_to" in s for s in ran[9])
+
+
+@pytest.mark.parametrize("bad", [{"order": "not-a-uuid"}, {"order": None}])
+async def test_bad_variables_on_a_known_mutation_append_nothing(
+    database_url: str, pool: asyncpg.Pool, bad: dict[str, Any],
+) -> None:
+    app = create_app(Settings(database_url=database_url), pool=pool)
+    order = str(uuid.uuid4())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as client:
+        placed = await client.post("/graphql", json={"query": NESTED.replace(
+            " customer { name } events {\n    nodes { type } }", ""), "variables": {
+            "order": order, "customer": str(await customer(pool))}})
+        assert "errors" not in placed.json()
+        before = await pool.fetchval("select count(*) from order_events")
+        response = await client.post("/graphql", json={"query": CANCEL, "variables": bad})
+        again = await client.post("/graphql", json={"query": CANCEL, "variables": bad})
+    for answer in (response.json(), again.json()):
+        assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert await pool.fetchval("select count(*) from order_events") == before
