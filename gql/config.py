@@ -25,7 +25,7 @@ class Settings:
     connection_init_timeout: float = 3.0
     keepalive_interval: float = 15.0
     safety_poll_interval: float = 1.0
-    compiled_reads: bool = True  # the one-statement fast path for queries it knows
+    compiled_reads: bool = True  # compiled statements for the queries and appends it knows
 
 
 _ALIASES = {"pool_max_size": "ORDERGRAPH_POOL_SIZE"}
