@@ -102,6 +102,9 @@ ORDERS = "query { orders(first: 100) { nodes { id status version customer { id }
 PLACE_ORDER = """mutation($input: PlaceOrderInput!) {
   placeOrder(input: $input) { order { id totalAmount } }
 }"""
+ADD_ITEM = """mutation($input: AddItemToOrderInput!) {
+  addItemToOrder(input: $input) { order { totalAmount } }
+}"""
 AUTHORIZE = """mutation($input: AuthorizePaymentInput!) {
   authorizePayment(input: $input) { order { status } }
 }"""
@@ -123,11 +126,11 @@ async def active_subscriptions(url: str) -> float:
     return float(found.group(1))
 
 
-async def until_subscribed(page: Page, url: str, before: float) -> None:
-    """Waits until the server has registered one more subscription: events appended from
+async def until_subscribed(page: Page, url: str, before: float, more: int = 1) -> None:
+    """Waits until the server has registered `more` subscriptions: events appended from
     then on reach the page, so a test that appends next does not race the subscription."""
     for _ in range(100):
-        if await active_subscriptions(url) > before:
+        if await active_subscriptions(url) >= before + more:
             return
         await page.wait_for_timeout(100)
     raise AssertionError("the page's subscription never reached the server")
@@ -199,7 +202,7 @@ async def test_board_shows_a_placed_order_and_its_moves_without_reload(
     page = browser.page
     before = await active_subscriptions(live_server.url)
     await page.goto(live_server.url)
-    await until_subscribed(page, live_server.url, before)
+    await until_subscribed(page, live_server.url, before, more=2)  # status changes, item events
     await expect(page.locator(".link-state")).to_have_text("Live")
     await page.evaluate("window.__sameDocument = true")
     customer_id = (await graphql(live_server.url, ORDERS))["orders"]["nodes"][0]["customer"]["id"]
@@ -207,6 +210,15 @@ async def test_board_shows_a_placed_order_and_its_moves_without_reload(
     order = await place_order(live_server.url, customer_id)
     await expect(card(page, order["id"], "PLACED")).to_be_visible()
     await expect(card(page, order["id"], "PLACED")).to_contain_text("€25.00")
+    await expect(card(page, order["id"], "PLACED")).to_contain_text("2 items")
+
+    # an item event changes the card's total in place: same column, no reload
+    added = await graphql(live_server.url, ADD_ITEM, input={
+        "orderId": order["id"], "sku": "BROWSER-EXTRA", "quantity": 1, "unitPrice": "4.50"})
+    order["totalAmount"] = added["addItemToOrder"]["order"]["totalAmount"]
+    await expect(card(page, order["id"], "PLACED")).to_contain_text("€29.50")
+    await expect(card(page, order["id"], "PLACED")).to_contain_text("3 items")
+    await expect(card(page, order["id"])).to_have_count(1)
 
     payment = {
         "orderId": order["id"],

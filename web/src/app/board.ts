@@ -1,11 +1,14 @@
 // The live order board: one column per status, keyset-paginated, kept current by the
-// orderStatusChanged subscription (an order moves columns, a new order appears in PLACED).
+// orderStatusChanged subscription (an order moves columns, a new order appears in PLACED)
+// and by item events (a card's total and item count change in place).
 import { request, subscribe } from "./api";
 import { h } from "./dom";
 import { humanize, money, relative, shortId } from "./format";
 import {
   CUSTOMER,
   type CustomerResult,
+  ITEM_CHANGES,
+  type ItemChange,
   ORDERS,
   type OrderCard,
   type OrderStatus,
@@ -247,6 +250,16 @@ export function renderBoard(root: HTMLElement, filter: BoardFilter): () => void 
     updateCount(target);
   });
 
+  const unsubscribeItems = subscribe<ItemChange>(ITEM_CHANGES, {}, ({ orderEvents: { order } }) => {
+    for (const column of columns.values()) {
+      const shown = column.cards.get(order.id);
+      if (!shown || order.status !== column.status) continue;
+      const element = card(order, true);
+      shown.replaceWith(element);
+      column.cards.set(order.id, element);
+    }
+  });
+
   const clock = window.setInterval(() => {
     for (const time of root.querySelectorAll<HTMLTimeElement>("time[data-relative]")) {
       time.textContent = relative(time.dateTime);
@@ -255,6 +268,7 @@ export function renderBoard(root: HTMLElement, filter: BoardFilter): () => void 
 
   return () => {
     unsubscribe();
+    unsubscribeItems();
     observer.disconnect();
     window.clearInterval(clock);
   };

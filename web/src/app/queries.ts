@@ -45,6 +45,12 @@ export type StatusChange = {
   orderStatusChanged: { previousStatus: OrderStatus | null; status: OrderStatus; order: OrderCard };
 };
 
+/** Item events change a card's total and item count but not its column. */
+export const ITEM_CHANGES = `subscription BoardItems {
+  orderEvents(types: [ITEM_ADDED_TO_ORDER, ITEM_REMOVED_FROM_ORDER]) { order { ${CARD_FIELDS} } }
+}`;
+export type ItemChange = { orderEvents: { order: OrderCard } };
+
 /** Each event type's own data, asked for with one inline fragment per type. */
 const EVENT_DATA: Record<string, string> = {
   OrderPlaced: "customerId currency items { sku quantity unitPrice }",
