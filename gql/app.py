@@ -23,7 +23,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
 from gql.config import Settings, settings_from_env
-from gql.front import CompiledReads
+from gql.front import CompiledFront
 from gql.http import graphql_endpoint
 from gql.live import LiveHub, quiet_gc
 from gql.metrics import MetricsMiddleware, metrics
@@ -145,7 +145,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
     app.router.routes.extend(routes)
     if fast is None:
         return app
-    return CompiledReads(app, fast=fast, settings=settings, state=app.state)  # in front of it all
+    return CompiledFront(app, fast=fast, settings=settings, state=app.state)  # in front of it all
 
 
 def app_from_env() -> ASGIApp:

@@ -1,11 +1,12 @@
-"""The ASGI front of the HTTP app: compiled reads answered before starlette sees them.
+"""The ASGI front of the HTTP app: compiled requests answered before starlette sees them.
 
-A query whose document the resolvers answered once runs as one SQL statement
-(gql/schema/fastpath.py). For such a request, starlette's routing, middleware, Request and
-Response cost more CPU than everything else together (bench/RESULTS.md, "Q1"), so this
-front answers it from the raw ASGI messages. Everything else goes on to the app unchanged:
-other paths and methods, WebSockets, bodies without a Content-Length, documents not compiled
-yet, and failures, which the resolvers then answer and report with their error codes.
+A query whose document the resolvers answered once runs as one SQL statement, a known
+append mutation as one statement per field (gql/schema/fastpath.py). For such a request,
+starlette's routing, middleware, Request and Response cost more CPU than everything else
+together (bench/RESULTS.md, "Q1"), so this front answers it from the raw ASGI messages.
+Everything else goes on to the app unchanged: other paths and methods, WebSockets, bodies
+without a Content-Length, documents not compiled yet, and failed reads, which the resolvers
+then answer and report with their error codes.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from gql.metrics import REQUESTS
 from gql.schema.fastpath import FastPath
 
 
-class CompiledReads:
+class CompiledFront:
     """Answers `POST <path>` requests whose document has a compiled plan (queries and
     append mutations)."""
 

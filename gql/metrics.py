@@ -14,7 +14,9 @@ REQUESTS = Histogram(
     ["method", "route", "status"],
 )
 APPENDS = Counter(
-    "ordergraph_appends_total", "Append attempts by event type and outcome", ["type", "outcome"],
+    "ordergraph_appends_total",
+    "Appends by event type and outcome: appended, deduplicated, or the error code",
+    ["type", "outcome"],
 )
 COMPILED = Counter(
     "ordergraph_compiled_operations_total",

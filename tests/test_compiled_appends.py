@@ -151,3 +151,29 @@ async def test_bad_variables_on_a_known_mutation_append_nothing(
     for answer in (response.json(), again.json()):
         assert answer["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     assert await pool.fetchval("select count(*) from order_events") == before
+
+
+async def test_appends_are_counted_by_type_and_outcome(
+    database_url: str, pool: asyncpg.Pool,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def count(event_type: str, outcome: str) -> float:
+        return REGISTRY.get_sample_value("ordergraph_appends_total",
+                                         {"type": event_type, "outcome": outcome}) or 0
+
+    before = {key: count(*key) for key in [("OrderPlaced", "appended"),
+                                           ("OrderPlaced", "deduplicated"),
+                                           ("OrderCancelled", "ORDER_NOT_FOUND")]}
+    app = create_app(Settings(database_url=database_url), pool=pool)
+    variables = {"order": str(uuid.uuid4()), "customer": str(await customer(pool)),
+                 "e1": str(uuid.uuid4()), "e2": str(uuid.uuid4()), "with": True}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as client:
+        for _ in range(2):  # the second time through the compiled path, deduplicated
+            await client.post("/graphql", json={"query": TWO, "variables": variables})
+        await client.post("/graphql", json={"query": CANCEL, "variables": {
+            "order": str(uuid.uuid4())}})
+    assert count("OrderPlaced", "appended") == before[("OrderPlaced", "appended")] + 1
+    assert count("OrderPlaced", "deduplicated") == before[("OrderPlaced", "deduplicated")] + 1
+    assert count("OrderCancelled", "ORDER_NOT_FOUND") == before[("OrderCancelled", "ORDER_NOT_FOUND")] + 1

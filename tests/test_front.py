@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from gql.config import Settings
 from gql.events import OrderStatus
-from gql.front import CompiledReads
+from gql.front import CompiledFront
 from gql.schema import build_schema
 from gql.schema.fastpath import FastPath
 from gql.store.lane import ReadLane
@@ -73,7 +73,7 @@ async def test_the_front_answers_known_documents_and_replays_the_rest(
         await send({"type": "http.response.body", "body": b"echo"})
 
     fast = FastPath(build_schema(settings), settings)
-    front = CompiledReads(echo, fast=fast, settings=settings,
+    front = CompiledFront(echo, fast=fast, settings=settings,
                           state=State({"reads": ReadLane(pool, 2)}))
     order_id = str(await order_in(pool, OrderStatus.SHIPPED))
     body = {"query": QUERY, "variables": {"id": order_id}}

@@ -39,6 +39,7 @@ from gql.config import Settings
 from gql.errors import DomainError
 from gql.events import EventType, Position
 from gql.schema.pagination import EVENTS_PAGE, ORDERS_PAGE, decode_cursor, page_size
+from gql.store.append import APPEND_CALL
 
 
 class Unsupported(Exception):
@@ -223,8 +224,8 @@ class Compiler:
         return Plan(sql, tuple(self.guards), tuple(self.binders))
 
     def compile_append(self, nodes: list[FieldNode]) -> str:
-        """The statement that appends (og_append's 11 parameters, as gql.store.append binds
-        them) and renders the selected `AppendResult` from the row it returns."""
+        """The statement that appends (called as gql.store.append binds it) and renders the
+        selected `AppendResult` from the row it returns."""
         self.row_local = True
 
         def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
@@ -239,8 +240,7 @@ class Compiler:
         built = self.obj("AppendResult", nodes, render)
         if self.binders:
             raise Unsupported("arguments inside an append's result")
-        return (f"select convert_to({built}::text, 'UTF8') from og_append("
-                f"{', '.join(f'${n}' for n in range(1, 12))}) a, "
+        return (f"select convert_to({built}::text, 'UTF8'), a.deduplicated from {APPEND_CALL}, "
                 "lateral (select (a.event).*) e, lateral (select (a.current).*) o")
 
     # -- connections -------------------------------------------------------------------

@@ -10,14 +10,18 @@ import asyncpg
 
 from gql.errors import IdempotencyConflict
 from gql.events import NewEvent
+from gql.metrics import APPENDS
 from gql.store.errors import RETRYABLE, domain_error
 from gql.store.reads import ORDER_COLUMNS
 
 _ORDER = [column.strip() for column in ORDER_COLUMNS.split(",")]
 # The event, and the order's read model as the append left it (one round trip for both).
+# og_append's parameters in the order `_append` binds them; compiled statements that render
+# their own result (gql/schema/compiled.py) call it the same way.
+APPEND_CALL = "og_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) a"
 APPEND = f"""
 select (a.event).*, a.deduplicated, {", ".join(f"(a.current).{c} as current_{c}" for c in _ORDER)}
-from og_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) a
+from {APPEND_CALL}
 """
 
 REGISTER_CUSTOMER = """
@@ -80,8 +84,12 @@ async def _append(db: asyncpg.Pool | asyncpg.Connection, statement: str,
         except asyncpg.PostgresError as exc:
             if getattr(exc, "constraint_name", None) in RETRYABLE and attempt + 1 < _ATTEMPTS:
                 continue
-            raise domain_error(exc) or exc from None
+            refused = domain_error(exc)
+            APPENDS.labels(event.type.value, refused.code if refused else "FAILED").inc()
+            raise refused or exc from None
         assert row is not None
+        APPENDS.labels(event.type.value,
+                       "deduplicated" if row["deduplicated"] else "appended").inc()
         return row
     raise AssertionError("unreachable")
 
