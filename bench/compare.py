@@ -38,8 +38,9 @@ from gql.store.connection import connect
 
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "wrk.lua"
-# the raw limit reads in two forms; the better one is "the raw limit" of the ratios
-CONTENDERS = {"read": ("ours", "PostGraphile", "raw rows", "raw json"),
+# the raw limit reads in two forms; the better one is "the raw limit" of the ratios. "bare
+# HTTP" is the floor of the HTTP stack: raw json's statement behind a minimal uvicorn app.
+CONTENDERS = {"read": ("ours", "PostGraphile", "raw rows", "raw json", "bare HTTP"),
               "write": ("ours", "PostGraphile", "raw")}
 GOALS = {"raw": {"Q1": 0.5, "Q2": 0.5, "W1": 0.6}, "PostGraphile": {"Q1": 1.0, "Q2": 1.0, "Q3": 1.0}}
 
@@ -97,6 +98,8 @@ class Run:
             "ours": peers.ours(url, args.port, args.pool, args.server_cpu, work / "ours.log"),
             "PostGraphile": peers.postgraphile(url, args.port + 1, args.pool, args.server_cpu,
                                                work / "postgraphile.log"),
+            "bare HTTP": peers.bare(url, args.port + 2, args.pool, args.server_cpu,
+                                    work / "bare.log"),
         }
         self.cells: list[Cell] = []
 
@@ -107,7 +110,7 @@ class Run:
             result = raw(self.url, workload, form, self.work / f"raw-{workload}.txt", args)
         else:
             url = self.servers[contender].url
-            bodies = self.work / f"{contender}-{workload}.txt"
+            bodies = self.work / f"{'ours' if contender == 'bare HTTP' else contender}-{workload}.txt"
             if args.warmup > 0:
                 wrk(url, bodies, concurrency=args.concurrency, seconds=args.warmup, cpu=args.loadgen_cpu)
             result = wrk(url, bodies, concurrency=args.concurrency, seconds=args.seconds,
@@ -220,12 +223,13 @@ def check_same_rows(run: Run) -> None:
             rows, document = asyncio.run(raw_answers(workload, param))
             answers = {"raw rows": _rows(workload, "raw rows", rows),
                        "raw json": _rows(workload, "raw json", document)}
-            for contender in ("ours", "PostGraphile"):
-                body = json.loads((run.work / f"{contender}-{workload}.txt").read_text().splitlines()[n])
+            for contender in ("ours", "PostGraphile", "bare HTTP"):
+                bodies = "PostGraphile" if contender == "PostGraphile" else "ours"
+                body = json.loads((run.work / f"{bodies}-{workload}.txt").read_text().splitlines()[n])
                 reply = peers.post(run.servers[contender].url, body)
                 if reply.get("errors"):
                     raise RuntimeError(f"{contender} {workload}: {reply['errors'][0]['message']}")
-                answers[contender] = _rows(workload, contender, reply)
+                answers[contender] = _rows(workload, bodies, reply)
             expected = answers["raw rows"]
             if not expected or any(a != expected for a in answers.values()):
                 wrong = [k for k, a in answers.items() if a != expected]

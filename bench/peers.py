@@ -108,6 +108,14 @@ def ours(database_url: str, port: int, pool: int, cpu: int | None, log: Path) ->
     return Server("ours", pinned(cpu, command), {"ORDERGRAPH_POOL_SIZE": str(pool)}, port, log)
 
 
+def bare(database_url: str, port: int, pool: int, cpu: int | None, log: Path) -> Server:
+    """The HTTP floor (bench/floor.py) under uvicorn, configured as `ordergraph serve` runs it."""
+    command = [sys.executable, "-m", "uvicorn", "bench.floor:app", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning", "--no-access-log"]
+    env = {"OG_BENCH_DATABASE_URL": database_url, "OG_BENCH_POOL": str(pool)}
+    return Server("bare HTTP", pinned(cpu, command), env, port, log)
+
+
 def postgraphile(database_url: str, port: int, pool: int, cpu: int | None, log: Path) -> Server:
     shutil.copy(CONFIG, PEERS / "graphile.config.mjs")  # resolves `postgraphile` from .peers
     command = [str(NODE), str(PEERS / "node_modules" / "postgraphile" / "dist" / "cli-run.js"),
