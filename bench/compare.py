@@ -110,7 +110,7 @@ class Run:
             result = raw(self.url, workload, form, self.work / f"raw-{workload}.txt", args)
         else:
             url = self.servers[contender].url
-            bodies = self.work / f"{'ours' if contender == 'bare HTTP' else contender}-{workload}.txt"
+            bodies = self.work / f"{_bodies_of(contender)}-{workload}.txt"
             if args.warmup > 0:
                 wrk(url, bodies, concurrency=args.concurrency, seconds=args.warmup, cpu=args.loadgen_cpu)
             result = wrk(url, bodies, concurrency=args.concurrency, seconds=args.seconds,
@@ -150,6 +150,11 @@ class Run:
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+
+
+def _bodies_of(contender: str) -> str:
+    """Whose request bodies an HTTP contender gets: the bare HTTP floor takes ours."""
+    return "PostGraphile" if contender == "PostGraphile" else "ours"
 
 
 def _rotated(items: tuple[str, ...], round_: int) -> list[str]:
@@ -224,7 +229,7 @@ def check_same_rows(run: Run) -> None:
             answers = {"raw rows": _rows(workload, "raw rows", rows),
                        "raw json": _rows(workload, "raw json", document)}
             for contender in ("ours", "PostGraphile", "bare HTTP"):
-                bodies = "PostGraphile" if contender == "PostGraphile" else "ours"
+                bodies = _bodies_of(contender)
                 body = json.loads((run.work / f"{bodies}-{workload}.txt").read_text().splitlines()[n])
                 reply = peers.post(run.servers[contender].url, body)
                 if reply.get("errors"):

@@ -19,6 +19,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from bench.workloads import RAW_JSON_SQL
+from gql.front import read_body
 from gql.store.connection import create_pool
 
 _state: dict[str, Any] = {}
@@ -45,12 +46,9 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
                 await _state["pool"].close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body"):
-            break
+    body = await read_body(receive)
+    if body is None:
+        return
     sql, params = _statement(orjson.loads(body).get("variables") or {})
     document = (await _state["pool"].fetchval(sql, *params)).encode()
     await send({"type": "http.response.start", "status": 200, "headers": [

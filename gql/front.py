@@ -54,7 +54,7 @@ class CompiledFront:
                 or content_type.split(b";")[0].strip().decode("latin-1").lower() not in JSON_BODIES):
             await self.app(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         if body is None:  # the client went away
             return
         answer = await self._answer(body)
@@ -85,7 +85,8 @@ class CompiledFront:
                                      mutations=True)
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def read_body(receive: Receive) -> bytes | None:
+    """A request's whole body from its ASGI messages; None when the client went away."""
     chunks: list[bytes] = []
     while True:
         message = await receive()

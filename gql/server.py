@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import Any
 
 import uvicorn
 from rich.console import Console
@@ -45,15 +46,13 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
                       f"  subscriptions       ws://{host}:{port}/graphql\n"
                       f"  live order board    {base}/\n"
                       f"  health, metrics     {base}/healthz {base}/readyz {base}/metrics")
+        # compressing ~150-byte WebSocket messages buys nothing and costs a zlib state each
+        options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "access_log": False,
+                   "timeout_graceful_shutdown": 10, "ws_per_message_deflate": False}
         if workers > 1:
             os.environ["ORDERGRAPH_WORKER_DATABASE_URL"] = url
-            uvicorn.run("gql.app:app_from_env", factory=True, host=host, port=port,
-                        workers=workers, log_level="warning", access_log=False,
-                        timeout_graceful_shutdown=10, ws_per_message_deflate=False)
+            uvicorn.run("gql.app:app_from_env", factory=True, workers=workers, **options)
         else:
             from gql.app import create_app
 
-            app = create_app(settings_from_env(url))
-            # compressing ~150-byte messages buys nothing and costs a zlib state per socket
-            uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                        timeout_graceful_shutdown=10, ws_per_message_deflate=False)
+            uvicorn.run(create_app(settings_from_env(url)), **options)

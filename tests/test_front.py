@@ -14,7 +14,7 @@ from starlette.types import Receive, Scope, Send
 
 from gql.config import Settings
 from gql.events import OrderStatus
-from gql.front import CompiledFront
+from gql.front import CompiledFront, read_body
 from gql.schema import build_schema
 from gql.schema.fastpath import FastPath
 from gql.store.lane import ReadLane
@@ -62,12 +62,8 @@ async def test_the_front_answers_known_documents_and_replays_the_rest(
     reached: list[dict[str, Any]] = []
 
     async def echo(scope: Scope, receive: Receive, send: Send) -> None:
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
+        assert body is not None
         reached.append(json.loads(body))
         await send({"type": "http.response.start", "status": 299, "headers": []})
         await send({"type": "http.response.body", "body": b"echo"})
