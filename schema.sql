@@ -484,6 +484,8 @@ declare
     cur orders_current;
     authorized numeric;
 begin
+  <<append>>  -- a duplicate leaves this block early; every path ends with the read-back below
+  begin
     -- lock the stream head first: retries and concurrent appends to one stream queue here
     select * into cur from orders_current where order_id = p_order_id for update;
     select * into event from order_events where event_id = p_event_id;
@@ -493,8 +495,7 @@ begin
                 or (p_event_type = 'OrderShipped' and not p_payload ? 'shippedItems'
                     and event.payload - 'shippedItems' = p_payload)) then
             deduplicated := true;
-            select * into current from orders_current where order_id = event.order_id;
-            return;
+            exit append;
         end if;
         perform og_fail('idempotency_conflict',
             format('event %s was already recorded with different content', p_event_id),
@@ -507,8 +508,7 @@ begin
             authorized := og_money(p_payload, 'amount');
             if event.order_id = p_order_id and event.amount = authorized then
                 deduplicated := true;
-                select * into current from orders_current where order_id = event.order_id;
-                return;
+                exit append;
             end if;
             perform og_fail('idempotency_conflict',
                 format('authorizationId %s was already used for another payment',
@@ -534,8 +534,10 @@ begin
             p_causation_id, p_actor_type, p_actor_id, p_payload, coalesce(p_schema_version, 1))
     returning * into event;
     deduplicated := false;
-    -- the read model as this append left it, so callers need no second round trip
-    select * into current from orders_current where order_id = p_order_id;
+  end append;
+  -- the read model as this append left it (a duplicate: as it is now), so callers need no
+  -- second round trip
+  select * into current from orders_current where order_id = p_order_id;
 end $$;
 
 -- ---------------------------------------------------------------------------------------
