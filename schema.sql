@@ -1,5 +1,8 @@
--- ordergraph: the whole database schema. Applied by `ordergraph migrate` (and `serve`);
--- every statement is idempotent, so applying it again changes nothing and keeps the data.
+-- ordergraph: the whole database schema, as a new database gets it. `ordergraph migrate`
+-- applies it to an empty database and records every file of gql/migrations as applied;
+-- a database made by an earlier release is upgraded by those numbered files instead (see
+-- gql/store/migrations.py). Every statement is idempotent, so applying it again changes
+-- nothing and keeps the data.
 --
 -- The rules of the order domain live here, once: the state machine is a table, the checks
 -- and the projection are functions, and triggers apply them to every writer, plain SQL
@@ -53,9 +56,31 @@ where not exists (select from order_transitions t where w.event_type = t.event_t
                   and w.from_status is not distinct from t.from_status
                   and w.to_status = t.to_status);
 
+-- The current schema_version of each event type's payload. Writers that give no version
+-- write this one; events stored with an older one are upcast when read (og_upcast).
+create table if not exists event_schema_versions (
+    event_type     text primary key,
+    schema_version int not null constraint event_schema_versions_positive check (schema_version >= 1)
+);
+
+insert into event_schema_versions (event_type, schema_version) values
+    ('OrderPlaced', 1), ('ItemAddedToOrder', 1), ('ItemRemovedFromOrder', 1),
+    ('PaymentAuthorized', 1), ('PaymentCaptured', 1), ('PaymentCaptureReversed', 1),
+    ('OrderShipped', 1), ('OrderCancelled', 2)
+on conflict (event_type) do update set schema_version = excluded.schema_version
+    where event_schema_versions.schema_version is distinct from excluded.schema_version;
+
 -- ---------------------------------------------------------------------------------------
 -- Tables
 -- ---------------------------------------------------------------------------------------
+-- The numbered upgrade steps (gql/migrations) this database has: all of them when it was
+-- created from this file.
+create table if not exists og_migrations (
+    version    int primary key,
+    name       text not null,
+    applied_at timestamptz not null default now()
+);
+
 create table if not exists customers (
     customer_id   uuid primary key,
     name          text not null
@@ -248,13 +273,42 @@ begin
 end $$;
 
 -- ---------------------------------------------------------------------------------------
+-- Event versions: one function per (type, version) step turns a payload of that version
+-- into the next; og_upcast chains them. Every read of the log goes through og_upcast (the
+-- page functions below, og_check and og_evolve, hence the read model, og_fold, stateAt and
+-- rebuild-projections); the log itself keeps each event as it was written.
+-- ---------------------------------------------------------------------------------------
+
+-- OrderCancelled 1 -> 2: `reasonCode` became required; older events get the code their
+-- free-text reason names, else OTHER.
+create or replace function og_upcast_order_cancelled_1(payload jsonb) returns jsonb
+language sql immutable as $$
+    select payload || jsonb_build_object('reasonCode', case
+        when payload ->> 'reason' ilike '%stock%' then 'OUT_OF_STOCK'
+        when payload ->> 'reason' ilike '%payment%' then 'PAYMENT_FAILED'
+        when payload ->> 'reason' ilike '%customer%' then 'CUSTOMER_REQUEST'
+        else 'OTHER' end)
+$$;
+
+-- An event in its type's current version (unchanged when it already is).
+create or replace function og_upcast(e order_events) returns order_events
+language plpgsql immutable as $$
+begin
+    if e.event_type = 'OrderCancelled' and e.schema_version = 1 then
+        e.payload := og_upcast_order_cancelled_1(e.payload);
+        e.schema_version := 2;
+    end if;
+    return e;
+end $$;
+
+-- ---------------------------------------------------------------------------------------
 -- The domain: og_check decides whether an event may follow a state; og_evolve folds it in.
 -- The read model, `rebuild-projections` and `Order.stateAt` all fold with og_evolve.
 -- ---------------------------------------------------------------------------------------
 create or replace function og_check(s orders_current, e order_events) returns void
 language plpgsql stable as $$
 declare
-    p jsonb := e.payload;
+    p jsonb;
     total numeric;
     amount numeric;
     items jsonb;
@@ -264,6 +318,13 @@ begin
     if not exists (select from order_transitions t where t.event_type = e.event_type) then
         perform og_bad_input('eventType', format('unknown event type %s', coalesce(e.event_type, 'null')));
     end if;
+    if e.schema_version is null or e.schema_version < 1 or e.schema_version > (
+            select v.schema_version from event_schema_versions v where v.event_type = e.event_type) then
+        perform og_bad_input('schemaVersion', format('%s has no schema_version %s',
+                             e.event_type, coalesce(e.schema_version::text, 'null')));
+    end if;
+    e := og_upcast(e);  -- the rules below are those of the current version
+    p := e.payload;
     if jsonb_typeof(p) is distinct from 'object' then
         perform og_bad_input('payload', 'payload must be a JSON object');
     end if;
@@ -345,15 +406,22 @@ begin
         end if;
     when 'OrderCancelled' then
         perform og_text(p, 'reason');
+        if coalesce(p ->> 'reasonCode', '') not in ('CUSTOMER_REQUEST', 'PAYMENT_FAILED', 'OUT_OF_STOCK',
+                                                    'OTHER') then
+            perform og_bad_input('reasonCode',
+                'reasonCode must be one of CUSTOMER_REQUEST, PAYMENT_FAILED, OUT_OF_STOCK, OTHER');
+        end if;
     end case;
 end $$;
 
 create or replace function og_evolve(s orders_current, e order_events) returns orders_current
 language plpgsql stable as $$
 declare
-    p jsonb := e.payload;
+    p jsonb;
     line jsonb;
 begin
+    e := og_upcast(e);
+    p := e.payload;
     case e.event_type
     when 'OrderPlaced' then
         s.order_id := e.order_id;
@@ -531,7 +599,9 @@ begin
     insert into order_events (event_id, order_id, event_type, occurred_at, correlation_id,
                               causation_id, actor_type, actor_id, payload, schema_version)
     values (p_event_id, p_order_id, p_event_type, coalesce(p_occurred_at, now()), p_correlation_id,
-            p_causation_id, p_actor_type, p_actor_id, p_payload, coalesce(p_schema_version, 1))
+            p_causation_id, p_actor_type, p_actor_id, p_payload,
+            coalesce(p_schema_version, (select v.schema_version from event_schema_versions v
+                                        where v.event_type = p_event_type), 1))
     returning * into event;
     deduplicated := false;
   end append;
@@ -572,7 +642,7 @@ $$;
 create or replace function og_timeline_page(
     stream uuid, types text[], after_version bigint, order_by text, lim bigint)
 returns setof order_events language sql stable as $$
-    select x.* from order_events x
+    select u.* from order_events x cross join lateral og_upcast(x) u
     where x.order_id = stream
       and (types is null or x.event_type = any(types))
       and (after_version is null or (og_timeline_key(x, order_by), x.stream_version) > (
@@ -582,21 +652,26 @@ returns setof order_events language sql stable as $$
     limit lim
 $$;
 
+-- One event by id, upcast.
+create or replace function og_event(id uuid) returns setof order_events language sql stable as $$
+    select u.* from order_events x cross join lateral og_upcast(x) u where x.event_id = id
+$$;
+
 -- The global log in its safe order, only below the oldest running transaction: once a
 -- reader has seen a position, no event can appear before it later.
 create or replace function og_log_page(
     after_xid xid8, after_seq bigint, types text[], stream uuid, correlation uuid,
     occurred_after timestamptz, occurred_before timestamptz, lim bigint)
 returns setof order_events language sql stable as $$
-    select * from order_events
-    where (log_xid, global_position) > (after_xid, after_seq)
-      and log_xid < pg_snapshot_xmin(pg_current_snapshot())
-      and (types is null or event_type = any(types))
-      and (stream is null or order_id = stream)
-      and (correlation is null or correlation_id = correlation)
-      and (occurred_after is null or occurred_at > occurred_after)
-      and (occurred_before is null or occurred_at < occurred_before)
-    order by log_xid, global_position
+    select u.* from order_events x cross join lateral og_upcast(x) u
+    where (x.log_xid, x.global_position) > (after_xid, after_seq)
+      and x.log_xid < pg_snapshot_xmin(pg_current_snapshot())
+      and (types is null or x.event_type = any(types))
+      and (stream is null or x.order_id = stream)
+      and (correlation is null or x.correlation_id = correlation)
+      and (occurred_after is null or x.occurred_at > occurred_after)
+      and (occurred_before is null or x.occurred_at < occurred_before)
+    order by x.log_xid, x.global_position
     limit lim
 $$;
 

@@ -17,7 +17,8 @@ import asyncpg
 from gql.database import embedded_postgres
 from gql.events import EventType, NewEvent
 from gql.store.append import append_event, register_customer
-from gql.store.connection import connect, migrate
+from gql.store.connection import connect
+from gql.store.migrations import migrate
 
 
 @contextlib.contextmanager

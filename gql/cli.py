@@ -26,18 +26,26 @@ database_option = click.option(
 )
 
 
-def _with_database(url: str | None, job: Callable[[str], Awaitable[T]]) -> T:
-    """Run `job` against the database, starting (and stopping) the embedded one if needed."""
+def _with_database(url: str | None, job: Callable[[str, bool], Awaitable[T]]) -> T:
+    """Run `job(url, embedded)` against the database, starting (and stopping) the embedded one
+    if needed."""
     with database_url(url, default_data_dir()) as resolved:
-        return asyncio.run(job(resolved))
+        return asyncio.run(job(resolved, url is None))
 
 
-async def _pool(url: str, **kwargs: Any) -> Any:
-    from gql.store.connection import create_pool, migrate
+async def _pool(url: str, upgrade: bool, **kwargs: Any) -> Any:
+    """A pool on a database at this release's schema (created when empty; the embedded one,
+    `upgrade`, is also upgraded; another that is behind is refused)."""
+    from gql.store.connection import create_pool
+    from gql.store.migrations import prepare
 
     pool = await create_pool(url, **kwargs)
-    async with pool.acquire() as conn:
-        await migrate(conn)
+    try:
+        async with pool.acquire() as conn:
+            await prepare(conn, upgrade=upgrade)
+    except BaseException:
+        await pool.close()
+        raise
     return pool
 
 
@@ -67,14 +75,26 @@ def serve(host: str, port: int, database_url: str | None, demo: bool, workers: i
 @cli.command()
 @database_option
 def migrate(database_url: str | None) -> None:
-    """Apply schema.sql (idempotent: running it twice changes nothing)."""
+    """Bring the database to this release's schema (running it twice changes nothing)."""
+    from gql.store.connection import connect
+    from gql.store.migrations import Migrated
+    from gql.store.migrations import migrate as run_migrate
 
-    async def job(url: str) -> None:
-        pool = await _pool(url, min_size=1, max_size=1)
-        await pool.close()
+    async def job(url: str, embedded: bool) -> Migrated:
+        conn = await connect(url)
+        try:
+            return await run_migrate(conn)
+        finally:
+            await conn.close()
 
-    _with_database(database_url, job)
-    out.print("schema applied")
+    result = _with_database(database_url, job)
+    if result.created:
+        out.print(f"created the schema (migration {result.current:04d})")
+    elif result.applied:
+        out.print(f"applied {', '.join(m.label for m in result.applied)} "
+                  f"(now at migration {result.current:04d})")
+    else:
+        out.print(f"already up to date (migration {result.current:04d})")
 
 
 @cli.command()
@@ -89,8 +109,8 @@ def seed(orders: int, customers: int | None, seed_value: int, database_url: str 
     """Write deterministic, realistic demo data through the append path."""
     from gql.seed import seed as run_seed
 
-    async def job(url: str) -> Any:
-        pool = await _pool(url, min_size=8, max_size=8)
+    async def job(url: str, embedded: bool) -> Any:
+        pool = await _pool(url, embedded, min_size=8, max_size=8)
         try:
             with Progress(TextColumn("seeding"), BarColumn(), MofNCompleteColumn(),
                           TextColumn("orders"), TimeRemainingColumn(), console=err) as bar:
@@ -111,8 +131,8 @@ def rebuild_projections(database_url: str | None) -> None:
     """Replay every event into fresh read models and swap them in."""
     from gql.store.projections import rebuild_projections as rebuild
 
-    async def job(url: str) -> Any:
-        pool = await _pool(url, min_size=1, max_size=1)
+    async def job(url: str, embedded: bool) -> Any:
+        pool = await _pool(url, embedded, min_size=1, max_size=1)
         try:
             async with pool.acquire() as conn:
                 return await rebuild(conn)

@@ -41,6 +41,15 @@ class OrderStatus(enum.Enum):
     CANCELLED = "CANCELLED"
 
 
+class CancellationReason(enum.Enum):
+    """OrderCancelled's `reasonCode` (required since its schema_version 2)."""
+
+    CUSTOMER_REQUEST = "CUSTOMER_REQUEST"
+    PAYMENT_FAILED = "PAYMENT_FAILED"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    OTHER = "OTHER"
+
+
 class EventOrder(enum.Enum):
     STREAM_VERSION = "stream_version"
     OCCURRED_AT = "occurred_at"
@@ -71,7 +80,7 @@ class NewEvent:
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
     actor: Actor | None = None
-    schema_version: int = 1
+    schema_version: int | None = None  # None: the type's current version (schema.sql)
 
 
 _POSITION = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})$")

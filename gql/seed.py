@@ -36,6 +36,10 @@ PROVIDERS = ["stripe", "adyen", "paypal"]
 CURRENCIES = ["EUR", "EUR", "EUR", "USD", "GBP"]
 
 
+
+def _cancelled(reason: str, code: str) -> dict[str, str]:
+    return {"reason": reason, "reasonCode": code}
+
 def _uuid(rng: random.Random) -> uuid.UUID:
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
@@ -115,7 +119,8 @@ def plan_order(rng: random.Random, customer: uuid.UUID) -> list[NewEvent]:
     fate = rng.random()
     if stream.total == 0 or fate < 0.10:
         if stream.total == 0 or rng.random() < 0.5:
-            stream.add(EventType.ORDER_CANCELLED, {"reason": "customer changed their mind"}, buyer)
+            stream.add(EventType.ORDER_CANCELLED,
+                       _cancelled("customer changed their mind", "CUSTOMER_REQUEST"), buyer)
         return stream.events
     payments = Actor("service", rng.choice(PROVIDERS))
     amount = str(stream.total)
@@ -123,7 +128,7 @@ def plan_order(rng: random.Random, customer: uuid.UUID) -> list[NewEvent]:
                "authorizationId": f"auth_{_uuid(rng).hex[:20]}"}, payments)
     if fate < 0.20:
         if rng.random() < 0.5:
-            stream.add(EventType.ORDER_CANCELLED, {"reason": "payment review failed"},
+            stream.add(EventType.ORDER_CANCELLED, _cancelled("payment review failed", "PAYMENT_FAILED"),
                        Actor("user", "risk-desk"))
         return stream.events
     stream.add(EventType.PAYMENT_CAPTURED, {"amount": amount}, payments, late=rng.random() < 0.15)
@@ -131,13 +136,14 @@ def plan_order(rng: random.Random, customer: uuid.UUID) -> list[NewEvent]:
         stream.add(EventType.PAYMENT_CAPTURE_REVERSED, {"amount": amount,
                    "reason": "duplicate capture detected"}, payments)
         if rng.random() < 0.5:
-            stream.add(EventType.ORDER_CANCELLED, {"reason": "refunded at customer request"},
+            stream.add(EventType.ORDER_CANCELLED,
+                       _cancelled("refunded at customer request", "CUSTOMER_REQUEST"),
                        Actor("user", "support"))
             return stream.events
         stream.add(EventType.PAYMENT_CAPTURED, {"amount": amount}, payments)
     if fate < 0.35:
         if rng.random() < 0.3:
-            stream.add(EventType.ORDER_CANCELLED, {"reason": "out of stock"},
+            stream.add(EventType.ORDER_CANCELLED, _cancelled("out of stock", "OUT_OF_STOCK"),
                        Actor("user", "warehouse"))
         return stream.events
     stream.add(EventType.ORDER_SHIPPED, {"carrier": rng.choice(CARRIERS),

@@ -1,4 +1,4 @@
-"""`ordergraph serve`: database, schema, demo data, then uvicorn until a signal."""
+"""`ordergraph serve`: database, schema (current, or refused), demo data, then uvicorn until a signal."""
 
 from __future__ import annotations
 
@@ -13,17 +13,18 @@ from rich.console import Console
 from gql.config import settings_from_env
 from gql.database import database_url as resolve_database
 from gql.database import default_data_dir
-from gql.store.connection import create_pool, migrate
+from gql.store.connection import create_pool
+from gql.store.migrations import prepare
 
 DEMO_ORDERS = 600
 console = Console(highlight=False)
 
 
-async def _prepare(url: str, demo: bool) -> None:
+async def _prepare(url: str, demo: bool, upgrade: bool) -> None:
     pool = await create_pool(url, min_size=1, max_size=8)
     try:
         async with pool.acquire() as conn:
-            await migrate(conn)
+            await prepare(conn, upgrade=upgrade)
             empty = not await conn.fetchval("select exists (select from orders_current)")
         if demo and empty:
             from gql.seed import seed
@@ -39,7 +40,8 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
     settings_from_env("")  # a bad ORDERGRAPH_* value fails before anything starts
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with resolve_database(database_url, default_data_dir()) as url:
-        asyncio.run(_prepare(url, demo))
+        # the embedded database is ordergraph's own: it upgrades itself
+        asyncio.run(_prepare(url, demo, upgrade=database_url is None))
         base = f"http://{host}:{port}"
         console.print(f"ordergraph serving on {base}\n"
                       f"  GraphQL + GraphiQL  {base}/graphql\n"

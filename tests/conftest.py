@@ -24,7 +24,8 @@ import uvicorn
 
 from gql.app import create_app
 from gql.config import Settings
-from gql.store.connection import create_pool, migrate
+from gql.store.connection import create_pool
+from gql.store.migrations import migrate
 
 _counter = itertools.count()
 

@@ -34,7 +34,7 @@ def payload_for(event_type: EventType, customer_id: uuid.UUID | None = None) -> 
         EventType.PAYMENT_CAPTURED: {"amount": TOTAL},
         EventType.PAYMENT_CAPTURE_REVERSED: {"amount": TOTAL, "reason": "chargeback"},
         EventType.ORDER_SHIPPED: {"carrier": "DHL", "trackingNumber": "TRK1"},
-        EventType.ORDER_CANCELLED: {"reason": "changed mind"},
+        EventType.ORDER_CANCELLED: {"reason": "changed mind", "reasonCode": "CUSTOMER_REQUEST"},
     }[event_type]
 
 

@@ -104,7 +104,7 @@ async def test_raw_sql_cannot_forge_positions_or_versions(pool: asyncpg.Pool) ->
         await pool.execute(
             "insert into order_events (event_id, order_id, event_type, stream_version, payload)"
             " values ($1, $2, 'OrderCancelled', 5, $3)",
-            uuid.uuid4(), order_id, {"reason": "x"})
+            uuid.uuid4(), order_id, {"reason": "x", "reasonCode": "OTHER"})
     assert refused.value.constraint_name == "wrong_expected_version"
     await pool.execute(
         "insert into order_events (event_id, order_id, event_type, global_position, payload)"
@@ -132,11 +132,11 @@ async def test_expected_version_mismatch_reports_current_version(pool: asyncpg.P
     order_id = await order_in(pool, OrderStatus.PAYMENT_AUTHORIZED)
     before = await snapshot(pool)
     with pytest.raises(errors.WrongExpectedVersion) as refused:
-        await append(pool, order_id, EventType.ORDER_CANCELLED, {"reason": "x"},
+        await append(pool, order_id, EventType.ORDER_CANCELLED, {"reason": "x", "reasonCode": "OTHER"},
                      expected_version=1)
     assert refused.value.extensions["currentVersion"] == 2
     assert await snapshot(pool) == before
-    result = await append(pool, order_id, EventType.ORDER_CANCELLED, {"reason": "x"},
+    result = await append(pool, order_id, EventType.ORDER_CANCELLED, {"reason": "x", "reasonCode": "OTHER"},
                           expected_version=2)
     assert result.event["stream_version"] == 3
 
@@ -149,7 +149,7 @@ async def test_same_event_id_and_content_is_deduplicated_even_when_final(
     placed = payload_for(EventType.ORDER_PLACED, customer_id)
     event_id = uuid.uuid4()
     first = await append(pool, order_id, EventType.ORDER_PLACED, placed, event_id=event_id)
-    await append(pool, order_id, EventType.ORDER_CANCELLED, {"reason": "x"})
+    await append(pool, order_id, EventType.ORDER_CANCELLED, {"reason": "x", "reasonCode": "OTHER"})
     before = await snapshot(pool)
     again = await append(pool, order_id, EventType.ORDER_PLACED, placed, event_id=event_id)
     assert again.deduplicated and not first.deduplicated
@@ -169,7 +169,7 @@ async def test_same_event_id_with_other_content_conflicts(pool: asyncpg.Pool, ch
     retry: dict[str, Any] = {
         "payload": (order_id, EventType.ITEM_ADDED_TO_ORDER,
                     {"sku": "X", "quantity": 2, "unitPrice": "1.00"}),
-        "type": (order_id, EventType.ORDER_CANCELLED, {"reason": "x"}),
+        "type": (order_id, EventType.ORDER_CANCELLED, {"reason": "x", "reasonCode": "OTHER"}),
         "order": (other_order, EventType.ITEM_ADDED_TO_ORDER,
                   {"sku": "X", "quantity": 1, "unitPrice": "1.00"}),
     }[change]

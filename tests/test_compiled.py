@@ -71,7 +71,8 @@ async def seeded(pool: asyncpg.Pool) -> dict[str, str]:
     await append(pool, order_id, EventType.PAYMENT_CAPTURE_REVERSED,
                  {"amount": "25.00", "reason": "x"},
                  occurred_at=datetime(2026, 1, 1, 12, 0, tzinfo=UTC) + timedelta(microseconds=5))
-    await append(pool, order_id, EventType.ORDER_CANCELLED, {"reason": "trailing zeros"},
+    await append(pool, order_id, EventType.ORDER_CANCELLED,
+                 {"reason": "trailing zeros", "reasonCode": "OTHER"},
                  occurred_at=datetime(2026, 1, 1, 12, 0, 1, 500000, tzinfo=UTC))
     row = await pool.fetchrow("select o.order_id, o.customer_id, e.event_id from orders_current o "
                               "join order_events e using (order_id) where o.status = 'SHIPPED' "

@@ -192,4 +192,4 @@ async def test_event_metadata_is_recorded(client: httpx.AsyncClient, pool: async
     assert event["recordedAt"] > event["occurredAt"]
     assert (event["correlationId"], event["causationId"]) == (correlation, causation)
     assert event["actor"] == {"type": "user", "id": "support-7"}
-    assert event["payload"] == {"reason": "dup"} and event["schemaVersion"] == 1
+    assert event["payload"] == {"reason": "dup", "reasonCode": "OTHER"} and event["schemaVersion"] == 2

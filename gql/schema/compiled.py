@@ -332,8 +332,8 @@ def _query(c: Compiler, owner: str, name: str, nodes: list[FieldNode]) -> str:
                 f"where {k}.customer_id = {args.param(lambda a: a['id'], 'uuid')})")
     if name == "event":
         e = c.alias()
-        return (f"(select {_event(c, e, nodes)} from order_events {e} "
-                f"where {e}.event_id = {args.param(lambda a: a['id'], 'uuid')})")
+        return (f"(select {_event(c, e, nodes)} "
+                f"from og_event({args.param(lambda a: a['id'], 'uuid')}) {e})")
     if name == "orders":
         return _orders_connection(c, nodes, args, None)
     if name == "events":
@@ -520,7 +520,8 @@ _TYPED: dict[str, dict[str, Callable[[str], str]]] = {
                                "reason": lambda p: f"{p} ->> 'reason'"},
     "OrderShipped": {"carrier": lambda p: f"{p} ->> 'carrier'",
                      "trackingNumber": lambda p: f"{p} ->> 'trackingNumber'"},
-    "OrderCancelled": {"reason": lambda p: f"{p} ->> 'reason'"},
+    "OrderCancelled": {"reason": lambda p: f"{p} ->> 'reason'",
+                       "reasonCode": lambda p: f"{p} ->> 'reasonCode'"},
 }
 
 

@@ -2,11 +2,12 @@
 
 import strawberry
 
-from gql.events import EventOrder, EventType, OrderStatus, TimeAxis
+from gql.events import CancellationReason, EventOrder, EventType, OrderStatus, TimeAxis
 
 strawberry.enum(EventType, description="The past-tense facts an order's stream records.")
 strawberry.enum(OrderStatus, description="Where an order stands; SHIPPED and CANCELLED are final.")
 strawberry.enum(EventOrder, description="How to order an order's timeline.")
+strawberry.enum(CancellationReason, description="Why an order was cancelled, as a code.")
 strawberry.enum(TimeAxis, description="OCCURRED: business time; RECORDED: when the log saw it.")
 
-__all__ = ["EventOrder", "EventType", "OrderStatus", "TimeAxis"]
+__all__ = ["CancellationReason", "EventOrder", "EventType", "OrderStatus", "TimeAxis"]

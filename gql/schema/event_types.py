@@ -9,7 +9,7 @@ import asyncpg
 import strawberry
 
 from gql.errors import OrderNotFound
-from gql.events import Position
+from gql.events import CancellationReason, Position
 from gql.schema.context import Info
 from gql.schema.enums import EventType
 from gql.schema.scalars import JSON, UUID, DateTime, Decimal
@@ -146,6 +146,11 @@ class OrderCancelled(OrderEvent):
     @strawberry.field
     def reason(self) -> str:
         return self.payload["reason"]
+
+    @strawberry.field(description="Since schema_version 2; older events get the code their "
+                                  "reason names, else OTHER.")
+    def reason_code(self) -> CancellationReason:
+        return CancellationReason(self.payload["reasonCode"])
 
 
 EVENT_CLASSES: dict[str, type[OrderEvent]] = {

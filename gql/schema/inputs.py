@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import decimal
+import enum
 import uuid
 from typing import Any
 
 import strawberry
 
-from gql.events import Actor, EventType, NewEvent
+from gql.events import Actor, CancellationReason, EventType, NewEvent
 from gql.schema.scalars import UUID, DateTime, Decimal, money
 
 
@@ -105,6 +106,8 @@ class ShipOrderInput(EventMetadata):
 class CancelOrderInput(EventMetadata):
     order_id: UUID
     reason: str
+    reason_code: CancellationReason = strawberry.field(
+        default=CancellationReason.OTHER, description="The reason as a code (default OTHER).")
 
 
 @strawberry.input
@@ -128,6 +131,8 @@ def _plain(value: Any) -> Any:
         return money(value)
     if isinstance(value, uuid.UUID):
         return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
     if isinstance(value, list):
         return [_plain(v) for v in value]
     if dataclasses.is_dataclass(value):

@@ -1,4 +1,4 @@
-"""Connections: pools with the codecs ordergraph needs, and applying schema.sql."""
+"""Connections: pools with the codecs ordergraph needs, and the text of schema.sql."""
 
 from __future__ import annotations
 
@@ -79,12 +79,6 @@ async def ensure_database(admin_url: str, name: str) -> None:
             await conn.execute(f'create database "{name}"')
     finally:
         await conn.close()
-
-
-async def migrate(conn: asyncpg.Connection) -> None:
-    """Apply schema.sql in one transaction; it is idempotent."""
-    async with conn.transaction():
-        await conn.execute(schema_sql())
 
 
 def describe(exc: BaseException) -> str:

@@ -30,7 +30,13 @@ select customer_id, name, email, registered_at from customers where customer_id 
 # The page functions live in schema.sql, shared with the compiled fast path.
 LIST_ORDERS = f"select {ORDER_COLUMNS} from og_orders_page($1, $2, $3, $4, $5, $6, $7)"
 
-FIND_EVENT = f"select {EVENT_COLUMNS} from order_events where event_id = $1"
+def _of(alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in EVENT_COLUMNS.split(","))
+
+
+# Every read of the log goes through schema.sql's og_upcast (or a page function that does),
+# so readers see each event in its type's current schema_version.
+FIND_EVENT = f"select {EVENT_COLUMNS} from og_event($1)"
 
 LIST_EVENTS = f"select {EVENT_COLUMNS} from og_log_page($1, $2, $3, $4, $5, $6, $7, $8)"
 
@@ -41,15 +47,15 @@ LIST_EVENTS = f"select {EVENT_COLUMNS} from og_log_page($1, $2, $3, $4, $5, $6, 
 # transaction ends (so a long transaction costs one row per read, not a page).
 READ_LOG = f"""
 select * from (
-    (select {EVENT_COLUMNS}, true as safe,
-        (select min(t.to_status) from order_transitions t where t.event_type = e.event_type) as status,
+    (select {_of("e")}, true as safe,
+        (select min(t.to_status) from order_transitions t where t.event_type = x.event_type) as status,
         (select min(t.to_status) from order_events p
          join order_transitions t on t.event_type = p.event_type
-         where p.order_id = e.order_id and p.stream_version = e.stream_version - 1) as previous_status
-     from order_events e
-     where (log_xid, global_position) > ($1::xid8, $2::bigint)
-       and log_xid < (select pg_snapshot_xmin(pg_current_snapshot()))
-     order by log_xid, global_position
+         where p.order_id = x.order_id and p.stream_version = x.stream_version - 1) as previous_status
+     from order_events x cross join lateral og_upcast(x) e
+     where (x.log_xid, x.global_position) > ($1::xid8, $2::bigint)
+       and x.log_xid < (select pg_snapshot_xmin(pg_current_snapshot()))
+     order by x.log_xid, x.global_position
      limit $3)
     union all
     (select {EVENT_COLUMNS}, false, null, null from order_events
