@@ -1,16 +1,26 @@
-"""The `ordergraph` command line: serve, migrate, seed, rebuild-projections, schema."""
+"""The `ordergraph` command line: serve, migrate, seed, rebuild-projections, export, import, schema."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from gql.database import database_url, default_data_dir
 from gql.errors import ConfigurationError, DatabaseUnavailable, DomainError
@@ -142,6 +152,89 @@ def rebuild_projections(database_url: str | None) -> None:
     result = _with_database(database_url, job)
     out.print(f"rebuilt {result.orders} orders from {result.events} events in "
               f"{result.seconds:.2f} s ({result.changed_rows} rows differed from the live read model)")
+
+
+@cli.command("export")
+@click.option("--after", default=None, metavar="POSITION",
+              help="Start after this globalPosition (the last one a previous export wrote).")
+@click.option("--types", default=None, metavar="TYPE,…",
+              help="Only these event types, comma-separated (e.g. ORDER_PLACED,ORDER_SHIPPED).")
+@click.option("--output", type=click.Path(dir_okay=False, allow_dash=True), default="-",
+              show_default=True, help="File to write (- for standard output).")
+@database_option
+def export(after: str | None, types: str | None, output: str, database_url: str | None) -> None:
+    """Write the log as NDJSON in log order, one event per line (resumable with --after)."""
+    from gql.events import ORIGIN, EventType, Position
+    from gql.transfer import export_to
+
+    start = Position.decode(after, "after") if after else ORIGIN
+    try:
+        names = [EventType[t.strip()].value for t in types.split(",")] if types else None
+    except KeyError as exc:
+        raise click.BadParameter(f"unknown event type {exc.args[0]}", param_hint="--types") from None
+
+    with click.open_file(output, "wb") as sink:
+        async def job(url: str, embedded: bool) -> int:
+            pool = await _pool(url, embedded, min_size=1, max_size=1)
+            try:
+                async with pool.acquire() as conn:
+                    return await export_to(conn, sink, after=start, types=names)
+            finally:
+                await pool.close()
+
+        count = _with_database(database_url, job)
+    err.print(f"exported {count} events")
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=False))
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+              help="Events per transaction.")
+@database_option
+def import_(file: str, batch_size: int, database_url: str | None) -> None:
+    """Load NDJSON events through the same rules as every append (idempotent by event id)."""
+    from gql.transfer import import_lines
+
+    with open(file, "rb") as source, _import_progress(os.path.getsize(file)) as (read, sent):
+        async def job(url: str, embedded: bool) -> Any:
+            pool = await _pool(url, embedded, min_size=1, max_size=1)
+            try:
+                async with pool.acquire() as conn:
+                    return await import_lines(conn, source, batch_size=batch_size,
+                                              progress=read, appended=sent)
+            finally:
+                await pool.close()
+
+        result = _with_database(database_url, job)
+    for refused in result.refused[:_SHOWN_REFUSALS]:
+        err.print(f"line {refused.line}: {refused.code}: {refused.message}", markup=False)
+    if len(result.refused) > _SHOWN_REFUSALS:
+        err.print(f"… and {len(result.refused) - _SHOWN_REFUSALS} more refused lines")
+    out.print(f"appended {result.appended}, deduplicated {result.deduplicated}, "
+              f"refused {len(result.refused)}")
+    if result.refused:
+        sys.exit(1)
+
+
+_SHOWN_REFUSALS = 50
+
+
+@contextlib.contextmanager
+def _import_progress(size: int) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """A bar over the file's bytes, with the events sent and their rate."""
+    started = time.perf_counter()
+    with Progress(TextColumn("importing"), BarColumn(), TaskProgressColumn(),
+                  TextColumn("{task.fields[events]:,} events, {task.fields[rate]:,.0f}/s"),
+                  TimeRemainingColumn(), console=err) as bar:
+        task = bar.add_task("import", total=size, events=0, rate=0.0)
+        seen = [0]
+
+        def on_events(n: int) -> None:
+            seen[0] += n
+            rate = seen[0] / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, events=seen[0], rate=rate)
+
+        yield (lambda n: bar.advance(task, n)), on_events
 
 
 @cli.command()

@@ -1,0 +1,164 @@
+"""Export and import of the log as NDJSON: one event per line, in log order.
+
+An import goes through the same rules as every append (og_append and the append trigger):
+idempotency by event id (importing a file twice appends nothing the second time), the
+stream version as the expected version, the state machine and the amount rules. Lines are
+sent in batches; each batch commits whole, and a refused line is reported with its line
+number and code while the rest of its batch still goes in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any
+
+import asyncpg
+import orjson
+
+from gql.errors import BadUserInput
+from gql.events import Position
+from gql.store.exchange import ImportedEvent, Refused, export_lines, import_batch
+
+BATCH = 1000
+
+
+@dataclass
+class Imported:
+    appended: int = 0
+    deduplicated: int = 0
+    refused: list[Refused] = field(default_factory=list)
+
+    @property
+    def lines(self) -> int:
+        return self.appended + self.deduplicated + len(self.refused)
+
+
+def _required(value: Any, key: str) -> Any:
+    if value is None:
+        raise BadUserInput(f"{key} is required", field=key)
+    return value
+
+
+def _uuid(data: dict[str, Any], key: str) -> uuid.UUID | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        raise BadUserInput(f"{key} must be a UUID", field=key) from None
+
+
+def _time(data: dict[str, Any], key: str) -> datetime | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise BadUserInput(f"{key} must be an ISO 8601 time with an offset", field=key) from None
+    if parsed.tzinfo is None:
+        raise BadUserInput(f"{key} must be an ISO 8601 time with an offset", field=key)
+    return parsed
+
+
+def _int(data: dict[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**31:
+        raise BadUserInput(f"{key} must be a positive whole number", field=key)
+    return value
+
+
+def _text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadUserInput(f"{key} must be a string", field=key)
+    return value
+
+
+def parse_line(number: int, raw: bytes) -> ImportedEvent:
+    """One line of an export (or another system's file with the same fields)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadUserInput("the line is not JSON", field="line") from None
+    if not isinstance(data, dict):
+        raise BadUserInput("the line must be a JSON object (one event)", field="line")
+    payload = data.get("payload", {})
+    if not isinstance(payload, dict):
+        raise BadUserInput("payload must be a JSON object", field="payload")
+    event_type: str = _required(_text(data, "event_type"), "event_type")
+    customer_id = _uuid(data, "customer_id")
+    customer = None
+    if event_type == "OrderPlaced":
+        if customer_id is not None and "customerId" not in payload:
+            payload = {**payload, "customerId": str(customer_id)}
+        named = data.get("customer")
+        if isinstance(named, dict) and customer_id is not None:
+            customer = (customer_id, _required(_text(named, "name"), "customer.name"),
+                        _required(_text(named, "email"), "customer.email"),
+                        _time(named, "registered_at"))
+    return ImportedEvent(
+        line=number, event_id=_required(_uuid(data, "event_id"), "event_id"),
+        order_id=_required(_uuid(data, "order_id"), "order_id"), event_type=event_type,
+        payload=payload, stream_version=_int(data, "stream_version"),
+        occurred_at=_time(data, "occurred_at"), correlation_id=_uuid(data, "correlation_id"),
+        causation_id=_uuid(data, "causation_id"), actor_type=_text(data, "actor_type"),
+        actor_id=_text(data, "actor_id"), schema_version=_int(data, "schema_version"),
+        customer=customer,
+    )
+
+
+def _batches(lines: Iterable[bytes], size: int, result: Imported,
+             progress: Callable[[int], None]) -> Iterator[list[ImportedEvent]]:
+    batch: list[ImportedEvent] = []
+    for number, raw in enumerate(lines, start=1):
+        progress(len(raw))
+        if not raw.strip():
+            continue
+        try:
+            batch.append(parse_line(number, raw))
+        except BadUserInput as exc:
+            result.refused.append(Refused(number, exc.code, exc.message))
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def import_lines(conn: asyncpg.Connection, lines: Iterable[bytes], *, batch_size: int = BATCH,
+                       progress: Callable[[int], None] = lambda n: None,
+                       appended: Callable[[int], None] = lambda n: None) -> Imported:
+    """Load NDJSON lines (bytes, as read from a file); `progress` gets the bytes consumed."""
+    result = Imported()
+    for batch in _batches(lines, batch_size, result, progress):
+        done = await import_batch(conn, batch)
+        result.appended += done.appended
+        result.deduplicated += done.deduplicated
+        result.refused.extend(done.refused)
+        appended(len(batch))
+    result.refused.sort(key=lambda r: r.line)
+    return result
+
+
+async def export_to(conn: asyncpg.Connection, out: IO[bytes], *, after: Position,
+                    types: Sequence[str] | None = None,
+                    progress: Callable[[int], None] = lambda n: None) -> int:
+    """Write the log after `after` as NDJSON; returns how many events were written."""
+    count = 0
+    async for line in export_lines(conn, after=after, types=types):
+        out.write(line.encode())
+        out.write(b"\n")
+        count += 1
+        if count % 1000 == 0:
+            progress(1000)
+    progress(count % 1000)
+    return count
