@@ -7,6 +7,7 @@ Tests commit for real (NOTIFY fires only on commit), so each gets its own databa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import tempfile
@@ -74,16 +75,36 @@ def template_name(server_url: str) -> str:
     return name
 
 
-@pytest.fixture
-async def database_url(server_url: str, template_name: str) -> AsyncIterator[str]:
-    name = f"og_test_{os.getpid()}_{next(_counter)}"
+@contextlib.asynccontextmanager
+async def _database(server_url: str, template: str, prefix: str = "og_test") -> AsyncIterator[str]:
+    name = f"{prefix}_{os.getpid()}_{next(_counter)}"
     admin = await asyncpg.connect(server_url)
-    await admin.execute(f'create database "{name}" template "{template_name}"')
+    await admin.execute(f'create database "{name}" template "{template}"')
     try:
         yield with_database(server_url, name)
     finally:
         await admin.execute(f'drop database if exists "{name}" with (force)')
         await admin.close()
+
+
+@pytest.fixture
+async def database_url(server_url: str, template_name: str) -> AsyncIterator[str]:
+    async with _database(server_url, template_name) as url:
+        yield url
+
+
+@pytest.fixture
+async def second_database_url(server_url: str, template_name: str) -> AsyncIterator[str]:
+    """Another fresh database from the template (an import's destination)."""
+    async with _database(server_url, template_name) as url:
+        yield url
+
+
+@pytest.fixture
+async def empty_database_url(server_url: str) -> AsyncIterator[str]:
+    """A database with no schema at all."""
+    async with _database(server_url, "template0", "og_empty") as url:
+        yield url
 
 
 @pytest.fixture

@@ -28,14 +28,14 @@ on conflict (event_type) do update set schema_version = excluded.schema_version
     where event_schema_versions.schema_version is distinct from excluded.schema_version;
 
 -- OrderCancelled 1 -> 2: `reasonCode` became required; older events get the code their
--- free-text reason names, else OTHER.
+-- free-text reason names, else OTHER (a code already there is kept).
 create or replace function og_upcast_order_cancelled_1(payload jsonb) returns jsonb
 language sql immutable as $$
-    select payload || jsonb_build_object('reasonCode', case
+    select jsonb_build_object('reasonCode', case
         when payload ->> 'reason' ilike '%stock%' then 'OUT_OF_STOCK'
         when payload ->> 'reason' ilike '%payment%' then 'PAYMENT_FAILED'
         when payload ->> 'reason' ilike '%customer%' then 'CUSTOMER_REQUEST'
-        else 'OTHER' end)
+        else 'OTHER' end) || payload
 $$;
 
 -- An event in its type's current version (unchanged when it already is).

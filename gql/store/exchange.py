@@ -39,7 +39,8 @@ order by e.log_xid, e.global_position
 # Customers named by a batch's OrderPlaced lines; one already there is left as it is.
 IMPORT_CUSTOMERS = """
 insert into customers (customer_id, name, email, registered_at)
-select * from unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
+select c.id, c.name, c.email, coalesce(c.registered_at, now())
+from unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) as c(id, name, email, registered_at)
 on conflict (customer_id) do nothing
 """
 

@@ -1,0 +1,126 @@
+"""Versioned upgrades: a database of the previous release, full of events, migrated, is a fresh one."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from gql.seed import seed
+from gql.store.connection import connect, create_pool
+from gql.store.migrations import DatabaseBehind, available, migrate, pending, prepare
+from gql.store.projections import rebuild_projections
+from tests.catalog import catalog, differences
+from tests.test_cli import _one_clean_line, run
+
+RELEASE_0_1 = Path(__file__).parent / "fixtures" / "schema-0.1.sql"
+LOG_CHECKSUM = "select md5(string_agg(e::text, ',' order by e.global_position)) from order_events e"
+# A cancellation as release 0.1 wrote it: schema_version 1, no reasonCode.
+OLD_CANCEL = """
+insert into order_events (event_id, order_id, event_type, payload)
+select $1, order_id, 'OrderCancelled', '{"reason": "out of stock"}' from orders_current
+where status = 'PLACED' order by order_id limit 1
+"""
+
+
+async def _release_0_1(url: str) -> None:
+    """The previous release's schema with seeded events, as its users have it."""
+    conn = await asyncpg.connect(url)
+    await conn.execute(RELEASE_0_1.read_text())
+    await conn.close()
+    pool = await create_pool(url, min_size=1, max_size=4)
+    try:
+        await seed(pool, orders=40, customers=8, seed=5, concurrency=4)
+        await pool.execute(OLD_CANCEL, uuid.uuid4())
+    finally:
+        await pool.close()
+
+
+async def test_migrations_turn_release_0_1_into_the_fresh_schema(
+        empty_database_url: str, database_url: str) -> None:
+    await _release_0_1(empty_database_url)
+    conn = await connect(empty_database_url)
+    fresh = await connect(database_url)
+    try:
+        log = await conn.fetchval(LOG_CHECKSUM)
+        assert await pending(conn) == available()  # release 0.1 has no migrations table
+        assert differences(await catalog(conn), await catalog(fresh)) != []
+        result = await migrate(conn)
+        assert not result.created and result.applied == available()
+        assert differences(await catalog(conn), await catalog(fresh)) == []
+        assert await conn.fetchval(LOG_CHECKSUM) == log
+        rebuilt = await rebuild_projections(conn)
+        assert rebuilt.changed_rows == 0 and rebuilt.events > 150
+        assert await pending(conn) == []
+    finally:
+        await conn.close()
+        await fresh.close()
+
+
+async def test_migrations_fresh_database_is_marked_fully_migrated(empty_database_url: str) -> None:
+    conn = await connect(empty_database_url)
+    try:
+        result = await migrate(conn)
+        assert result.created and result.current == len(available())
+        assert await pending(conn) == []
+        again = await migrate(conn)
+        assert not again.created and again.applied == []
+    finally:
+        await conn.close()
+
+
+async def test_migrations_racing_workers_apply_each_step_once(empty_database_url: str) -> None:
+    conn = await asyncpg.connect(empty_database_url)
+    await conn.execute(RELEASE_0_1.read_text())
+    await conn.close()
+    workers = [await connect(empty_database_url) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(migrate(w) for w in workers))
+        assert sorted(len(r.applied) for r in results) == [0, 0, len(available())]
+        rows = await workers[0].fetch("select version from og_migrations order by 1")
+        assert [r[0] for r in rows] == [m.version for m in available()]
+    finally:
+        for w in workers:
+            await w.close()
+
+
+async def test_migrations_serve_refuses_a_database_that_is_behind(empty_database_url: str) -> None:
+    await _release_0_1(empty_database_url)
+    conn = await connect(empty_database_url)
+    try:
+        with pytest.raises(DatabaseBehind, match="run `ordergraph migrate`"):
+            await prepare(conn, upgrade=False)
+        assert await pending(conn) == available()  # refused, and nothing changed
+    finally:
+        await conn.close()
+    refused = run("serve", "--database-url", empty_database_url, "--port", "0")
+    assert refused.returncode == 1
+    assert "ordergraph migrate" in _one_clean_line(refused.stderr)
+    migrated = run("migrate", "--database-url", empty_database_url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "applied 0001_event_versions" in migrated.stdout
+    assert "already up to date" in run("migrate", "--database-url", empty_database_url).stdout
+
+
+async def test_migrations_embedded_default_upgrades_itself(empty_database_url: str) -> None:
+    """What `serve` does on its own embedded database: migrate instead of refusing."""
+    await _release_0_1(empty_database_url)
+    conn = await connect(empty_database_url)
+    try:
+        await prepare(conn, upgrade=True)
+        assert await pending(conn) == []
+    finally:
+        await conn.close()
+
+
+async def test_migrations_refuse_a_database_from_a_newer_release(database_url: str) -> None:
+    conn = await connect(database_url)
+    try:
+        await conn.execute("insert into og_migrations (version, name) values (9999, 'future')")
+        with pytest.raises(Exception, match="newer than this ordergraph knows"):
+            await pending(conn)
+    finally:
+        await conn.close()
