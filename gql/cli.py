@@ -167,7 +167,10 @@ def export(after: str | None, types: str | None, output: str, database_url: str 
     from gql.events import ORIGIN, EventType, Position
     from gql.transfer import export_to
 
-    start = Position.decode(after, "after") if after else ORIGIN
+    try:
+        start = Position.decode(after, "after") if after else ORIGIN
+    except DomainError as exc:
+        raise click.BadParameter(exc.message, param_hint="--after") from None
     try:
         names = [EventType[t.strip()].value for t in types.split(",")] if types else None
     except KeyError as exc:

@@ -1,0 +1,150 @@
+"""Export and import as users run them: real processes, real databases, files on disk."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+from gql.seed import seed
+from gql.store.connection import create_pool
+from tests.test_cli import _one_clean_line, run
+
+# The log as the rules define it: what each event says, in log order. Positions, transaction
+# ids and recording times are the receiving database's own.
+LOG = """
+select md5(coalesce(string_agg(concat_ws('|', event_id, order_id, stream_version, event_type,
+       occurred_at, correlation_id, causation_id, actor_type, actor_id, customer_id, payload,
+       schema_version), ',' order by log_xid, global_position), '')) from order_events
+"""
+READ_MODEL = """
+select md5(coalesce(string_agg(concat_ws('|', order_id, customer_id, status, currency, total_amount,
+       authorized_amount, captured_amount, items, version, placed_at, last_event_at), ','
+       order by order_id), '')) from orders_current
+"""
+CUSTOMERS = "select md5(string_agg(c::text, ',' order by customer_id)) from customers c"
+
+
+async def _seeded(url: str) -> None:
+    pool = await create_pool(url, min_size=1, max_size=4)
+    try:
+        await seed(pool, orders=30, customers=6, seed=11, concurrency=4)
+        order_id = await pool.fetchval(
+            "select order_id from orders_current where status = 'PLACED' order by order_id limit 1")
+        await pool.execute("insert into order_events (event_id, order_id, event_type, payload) "
+                           "values ($1, $2, 'OrderCancelled', '{\"reason\": \"out of stock\"}')",
+                           uuid.uuid4(), order_id)  # an event of schema_version 1
+    finally:
+        await pool.close()
+
+
+async def _state(url: str) -> tuple[str, str, str, int]:
+    conn = await asyncpg.connect(url)
+    try:
+        return (await conn.fetchval(LOG), await conn.fetchval(READ_MODEL),
+                await conn.fetchval(CUSTOMERS), await conn.fetchval("select count(*) from order_events"))
+    finally:
+        await conn.close()
+
+
+def _item_added(like: dict[str, object], *, stream_version: int) -> dict[str, object]:
+    """A new ItemAddedToOrder line on `like`'s order, valid while the order is PLACED."""
+    return {**like, "event_id": str(uuid.uuid4()), "event_type": "ItemAddedToOrder",
+            "stream_version": stream_version, "customer": None,
+            "payload": {"sku": "GAP-1", "quantity": 1, "unitPrice": "1.00"}}
+
+
+def _export(url: str, path: Path, *args: str) -> list[dict[str, object]]:
+    result = run("export", "--database-url", url, "--output", str(path), *args)
+    assert result.returncode == 0, result.stderr
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
+
+
+async def test_transfer_round_trip_gives_the_same_log_and_read_models(
+        database_url: str, second_database_url: str, tmp_path: Path) -> None:
+    await _seeded(database_url)
+    lines = _export(database_url, tmp_path / "log.ndjson")
+    source = await _state(database_url)
+    assert len(lines) == source[3] and lines[0]["event_type"] == "OrderPlaced"
+    assert {"position", "global_position", "log_xid", "recorded_at", "payload"} <= set(lines[0])
+    imported = run("import", str(tmp_path / "log.ndjson"), "--database-url", second_database_url)
+    assert imported.returncode == 0, imported.stderr
+    assert f"appended {source[3]}, deduplicated 0, refused 0" in imported.stdout
+    assert await _state(second_database_url) == source
+    # importing the same file again appends nothing
+    again = run("import", str(tmp_path / "log.ndjson"), "--database-url", second_database_url)
+    assert again.returncode == 0, again.stderr
+    assert f"appended 0, deduplicated {source[3]}, refused 0" in again.stdout
+    assert await _state(second_database_url) == source
+
+
+async def test_transfer_export_resumes_after_a_position(database_url: str, tmp_path: Path) -> None:
+    await _seeded(database_url)
+    everything = _export(database_url, tmp_path / "all.ndjson")
+    middle = everything[len(everything) // 2 - 1]["position"]
+    rest = _export(database_url, tmp_path / "rest.ndjson", "--after", str(middle))
+    assert rest == everything[len(everything) // 2:]
+    shipped = _export(database_url, tmp_path / "shipped.ndjson", "--types", "ORDER_SHIPPED")
+    assert shipped == [e for e in everything if e["event_type"] == "OrderShipped"]
+
+
+async def test_transfer_import_reports_refused_lines_and_writes_nothing_of_them(
+        database_url: str, second_database_url: str, tmp_path: Path) -> None:
+    await _seeded(database_url)
+    lines = _export(database_url, tmp_path / "log.ndjson")
+    first = lines[0]
+    conflict = {**first, "payload": {**first["payload"], "currency": "USD"}}
+    skipped = _item_added(first, stream_version=9)
+    unknown = {**_item_added(first, stream_version=2), "order_id": str(uuid.uuid4())}
+    rows = [first, "not json", conflict, skipped, unknown, {"event_type": "OrderPlaced"}]
+    (tmp_path / "mixed.ndjson").write_bytes(
+        b"\n".join(r.encode() if isinstance(r, str) else orjson.dumps(r) for r in rows) + b"\n")
+    result = run("import", str(tmp_path / "mixed.ndjson"), "--database-url", second_database_url)
+    assert result.returncode == 1
+    assert "appended 1, deduplicated 0, refused 5" in result.stdout
+    reported = [line.split(":")[:2] for line in result.stderr.splitlines() if line.startswith("line ")]
+    assert reported == [["line 2", " BAD_USER_INPUT"], ["line 3", " IDEMPOTENCY_CONFLICT"],
+                        ["line 4", " WRONG_EXPECTED_VERSION"], ["line 5", " ORDER_NOT_FOUND"],
+                        ["line 6", " BAD_USER_INPUT"]]
+    conn = await asyncpg.connect(second_database_url)
+    try:
+        stored = await conn.fetch("select event_id from order_events")
+        assert [str(r[0]) for r in stored] == [first["event_id"]]
+        assert await conn.fetchval("select count(*) from orders_current") == 1
+    finally:
+        await conn.close()
+
+
+async def test_transfer_import_applies_the_rules_within_a_stream(
+        database_url: str, second_database_url: str, tmp_path: Path) -> None:
+    await _seeded(database_url)
+    lines = _export(database_url, tmp_path / "log.ndjson")
+    paid = next(e for e in lines if e["event_type"] == "PaymentAuthorized")
+    stream = [e for e in lines if e["order_id"] == paid["order_id"]]
+    upto = stream[: stream.index(paid)]
+    wrong = {**paid, "payload": {**paid["payload"], "amount": "0.01"}}
+    gap = _item_added(paid, stream_version=99)
+    (tmp_path / "stream.ndjson").write_bytes(b"".join(orjson.dumps(e) + b"\n"
+                                                      for e in [*upto, wrong, gap]))
+    result = run("import", str(tmp_path / "stream.ndjson"), "--database-url", second_database_url)
+    assert result.returncode == 1
+    assert f"appended {len(upto)}, deduplicated 0, refused 2" in result.stdout
+    assert f"line {len(upto) + 1}: BAD_USER_INPUT" in result.stderr
+    assert f"line {len(upto) + 2}: WRONG_EXPECTED_VERSION" in result.stderr
+    conn = await asyncpg.connect(second_database_url)
+    try:
+        assert await conn.fetchval("select version from orders_current") == len(upto)
+    finally:
+        await conn.close()
+
+
+def test_transfer_bad_arguments_are_one_line(tmp_path: Path) -> None:
+    url = "postgresql://nowhere/x"
+    bad_after = run("export", "--after", "yesterday", "--database-url", url)
+    assert bad_after.returncode == 2 and "after" in _one_clean_line(bad_after.stderr)
+    bad_type = run("export", "--types", "ORDER_LOST", "--database-url", url)
+    assert bad_type.returncode == 2 and "ORDER_LOST" in _one_clean_line(bad_type.stderr)
+    missing = run("import", str(tmp_path / "nothing.ndjson"), "--database-url", url)
+    assert missing.returncode == 2 and "nothing.ndjson" in _one_clean_line(missing.stderr)
