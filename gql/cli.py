@@ -144,14 +144,16 @@ def rebuild_projections(database_url: str | None) -> None:
     async def job(url: str, embedded: bool) -> Any:
         pool = await _pool(url, embedded, min_size=1, max_size=1)
         try:
-            async with pool.acquire() as conn:
-                return await rebuild(conn)
+            with _rate_progress("rebuilding") as report:
+                async with pool.acquire() as conn:
+                    return await rebuild(conn, progress=report)
         finally:
             await pool.close()
 
     result = _with_database(database_url, job)
     out.print(f"rebuilt {result.orders} orders from {result.events} events in "
-              f"{result.seconds:.2f} s ({result.changed_rows} rows differed from the live read model)")
+              f"{result.seconds:.2f} s ({result.events / max(result.seconds, 1e-9):,.0f} events/s; "
+              f"{result.changed_rows} rows differed from the live read model)")
 
 
 @cli.command("export")
@@ -220,6 +222,21 @@ def import_(file: str, batch_size: int, database_url: str | None) -> None:
 
 
 _SHOWN_REFUSALS = 50
+
+
+@contextlib.contextmanager
+def _rate_progress(what: str) -> Iterator[Callable[[int, int], None]]:
+    """A bar over events done of a total, with their rate."""
+    started = time.perf_counter()
+    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
+                  TextColumn("{task.fields[rate]:,.0f}/s"), TimeRemainingColumn(), console=err) as bar:
+        task = bar.add_task(what, total=None, rate=0.0)
+
+        def report(done: int, total: int) -> None:
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=done, total=total, rate=rate)
+
+        yield report
 
 
 @contextlib.contextmanager

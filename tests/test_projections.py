@@ -17,10 +17,14 @@ async def test_rebuild_after_seeding_2000_orders_equals_live_read_model(pool: as
     result = await seed(pool, orders=2000, customers=300, seed=3)
     before = await _read_model(pool)
     assert len(before) == 2000
-    async with pool.acquire() as conn:
-        rebuilt = await rebuild_projections(conn)
+    reported: list[tuple[int, int]] = []
+    async with pool.acquire() as conn:  # in ranges of ~1,000 events, reporting each
+        rebuilt = await rebuild_projections(conn, progress=lambda *p: reported.append(p),
+                                            events_per_range=1000)
     assert (rebuilt.orders, rebuilt.events, rebuilt.changed_rows) == (2000, result.events, 0)
     assert await _read_model(pool) == before
+    done = [d for d, _ in reported]
+    assert len(reported) > 5 and done == sorted(done) and reported[-1] == (result.events,) * 2
 
 
 async def test_rebuild_repairs_a_tampered_read_model(pool: asyncpg.Pool) -> None:

@@ -78,6 +78,9 @@ async def test_transfer_round_trip_gives_the_same_log_and_read_models(
     assert again.returncode == 0, again.stderr
     assert f"appended 0, deduplicated {source[3]}, refused 0" in again.stdout
     assert await _state(second_database_url) == source
+    rebuilt = run("rebuild-projections", "--database-url", second_database_url)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "events/s; 0 rows differed from the live read model" in rebuilt.stdout
 
 
 async def test_transfer_export_resumes_after_a_position(database_url: str, tmp_path: Path) -> None:
