@@ -27,7 +27,7 @@ from gql.errors import ConfigurationError, DatabaseUnavailable, DomainError
 
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+out = Console(highlight=False, soft_wrap=True)  # result lines stay one line for scripts
 
 database_option = click.option(
     "--database-url", envvar="DATABASE_URL", default=None, metavar="URL",
