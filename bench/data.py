@@ -144,13 +144,19 @@ def plan_order(rng: random.Random, customer: uuid.UUID) -> list[Event]:
     return s.events
 
 
-def generate(orders: int, seed: int = 7) -> Dataset:
-    rng = random.Random(seed)
+def plan_customers(rng: random.Random, orders: int) -> list[Customer]:
+    """One customer per five orders."""
     customers = []
     for n in range(max(1, orders // 5)):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         email = f"{first}.{last}.{n}@example.com".lower().replace(" ", "")
         customers.append(Customer(_uuid(rng), f"{first} {last}", email))
+    return customers
+
+
+def generate(orders: int, seed: int = 7) -> Dataset:
+    rng = random.Random(seed)
+    customers = plan_customers(rng, orders)
     streams = [plan_order(rng, rng.choice(customers).customer_id) for _ in range(orders)]
     return Dataset(customers, streams)
 

@@ -31,9 +31,8 @@ import orjson
 
 from bench import peers
 from bench.compare import ensure_wrk, wrk
-from bench.data import Customer, _uuid, plan_order
+from bench.data import Customer, plan_customers, plan_order
 from bench.workloads import OURS, STATUSES, request_bodies
-from gql.seed import FIRST, LAST
 
 CHUNK = 1000
 E1 = """query E1($after: String) { events(first: 50, after: $after) {
@@ -43,11 +42,7 @@ WORKLOADS = ("Q1", "Q3", "W1", "E1")
 
 def generate(orders: int, seed: int, out: IO[bytes]) -> int:
     rng = random.Random(seed)
-    customers = []
-    for n in range(max(1, orders // 5)):
-        first, last = rng.choice(FIRST), rng.choice(LAST)
-        email = f"{first}.{last}.{n}@example.com".lower().replace(" ", "")
-        customers.append(Customer(_uuid(rng), f"{first} {last}", email))
+    customers = plan_customers(rng, orders)
     written = 0
     for start in range(0, orders, CHUNK):
         streams = []
