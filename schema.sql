@@ -7,7 +7,7 @@
 -- The rules of the order domain live here, once: the state machine is a table, the checks
 -- and the projection are functions, and triggers apply them to every writer, plain SQL
 -- INSERTs included. Python maps the named failures (`constraint` of each error) to the
--- SPEC error codes in gql/errors.py.
+-- API error codes in gql/errors.py.
 
 -- Serialise concurrent migrations (several workers starting at once).
 select pg_advisory_xact_lock(7318462019);

@@ -1,4 +1,4 @@
-"""Domain errors: each expected failure has a SPEC error code and extensions for clients."""
+"""Domain errors: each expected failure has an API error code and extensions for clients."""
 
 from __future__ import annotations
 
