@@ -142,7 +142,7 @@ def rebuild_projections(database_url: str | None) -> None:
     from gql.store.projections import rebuild_projections as rebuild
 
     async def job(url: str, embedded: bool) -> Any:
-        pool = await _pool(url, embedded, min_size=1, max_size=1)
+        pool = await _pool(url, embedded, min_size=1, max_size=1, command_timeout=None)
         try:
             with _rate_progress("rebuilding") as report:
                 async with pool.acquire() as conn:
@@ -180,7 +180,7 @@ def export(after: str | None, types: str | None, output: str, database_url: str 
 
     with click.open_file(output, "wb") as sink:
         async def job(url: str, embedded: bool) -> int:
-            pool = await _pool(url, embedded, min_size=1, max_size=1)
+            pool = await _pool(url, embedded, min_size=1, max_size=1, command_timeout=None)
             try:
                 async with pool.acquire() as conn:
                     return await export_to(conn, sink, after=start, types=names)
@@ -202,7 +202,7 @@ def import_(file: str, batch_size: int, database_url: str | None) -> None:
 
     with open(file, "rb") as source, _import_progress(os.path.getsize(file)) as (read, sent):
         async def job(url: str, embedded: bool) -> Any:
-            pool = await _pool(url, embedded, min_size=1, max_size=1)
+            pool = await _pool(url, embedded, min_size=1, max_size=1, command_timeout=None)
             try:
                 async with pool.acquire() as conn:
                     return await import_lines(conn, source, batch_size=batch_size,
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         _fail("interrupted", 130)
     except OSError as exc:
-        _fail(str(exc))
+        _fail(str(exc) or type(exc).__name__)
     except Exception as exc:  # last resort: still one line, never a traceback
         _fail(f"unexpected {type(exc).__name__}: {exc}")
 

@@ -45,7 +45,10 @@ async def create_pool(
     min_size: int = 2,
     max_size: int = 10,
     on_connect: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    command_timeout: float | None = 60,
 ) -> asyncpg.Pool:
+    """A pool; `command_timeout` None for bulk work (rebuild, export, import) whose statements
+    run as long as the log is big."""
     async def init(conn: asyncpg.Connection) -> None:
         await init_connection(conn)
         if on_connect is not None:
@@ -54,7 +57,7 @@ async def create_pool(
     try:
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, init=init, reset=_keep_session,
-            command_timeout=60, server_settings={"timezone": "UTC"},
+            command_timeout=command_timeout, server_settings={"timezone": "UTC"},
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {describe(exc)}") from exc
