@@ -10,6 +10,52 @@
 select pg_advisory_xact_lock(7318462019);
 
 -- ---------------------------------------------------------------------------------------
+-- Roles (cluster-wide, shared by every ordergraph database on the server):
+--   ordergraph_owner  owns every object below; migrations run as it
+--   ordergraph_app    what the server connects as: owns nothing, reads, appends events and
+--                     registers customers; no UPDATE, DELETE or TRUNCATE anywhere
+-- Creating them needs CREATEROLE the first time; og_apply_privileges() (end of file) grants.
+-- ---------------------------------------------------------------------------------------
+do $$
+declare
+    wanted text;
+    r record;
+begin
+    foreach wanted in array array['ordergraph_owner', 'ordergraph_app'] loop
+        if not exists (select from pg_roles where rolname = wanted) then
+            begin
+                execute format('create role %I %s', wanted,
+                               case wanted when 'ordergraph_app' then 'login' else 'nologin' end);
+            exception when duplicate_object or unique_violation then
+                null;  -- another database's migration created it meanwhile
+            end;
+        end if;
+    end loop;
+    execute format('grant usage, create on schema %I to ordergraph_owner', current_schema());
+    -- objects created before the roles existed pass to the owner
+    for r in select format('alter %s %s owner to ordergraph_owner',
+                           case c.relkind when 'S' then 'sequence' else 'table' end,
+                           c.oid::regclass) as ddl
+             from pg_class c
+             where c.relnamespace = current_schema()::regnamespace and c.relkind in ('r', 'S')
+               and c.relname in ('order_statuses', 'order_transitions', 'currencies', 'customers',
+                                 'order_events', 'orders_current', 'order_events_position_seq')
+               and c.relowner <> 'ordergraph_owner'::regrole
+             union all
+             select format('alter %s %s owner to ordergraph_owner',
+                           case p.prokind when 'a' then 'aggregate' else 'function' end,
+                           p.oid::regprocedure)
+             from pg_proc p
+             where p.pronamespace = current_schema()::regnamespace and p.proname like 'og\_%'
+               and p.proowner <> 'ordergraph_owner'::regrole loop
+        execute r.ddl;
+    end loop;
+    if pg_has_role('ordergraph_owner', 'member') then
+        set local role ordergraph_owner;  -- what follows runs as (and is owned by) the owner
+    end if;
+end $$;
+
+-- ---------------------------------------------------------------------------------------
 -- Vocabulary and the state machine (data, read by the checks below and by `ordergraph`)
 -- ---------------------------------------------------------------------------------------
 create table if not exists order_statuses (
@@ -52,6 +98,40 @@ select event_type, from_status, to_status from wanted w
 where not exists (select from order_transitions t where w.event_type = t.event_type
                   and w.from_status is not distinct from t.from_status
                   and w.to_status = t.to_status);
+
+-- Currencies: the ISO 4217 codes in use, with their minor units (decimals an amount may
+-- have). Orders name one; every amount of the order follows its minor units.
+create table if not exists currencies (
+    code        text primary key constraint currencies_code_valid check (code ~ '^[A-Z]{3}$'),
+    minor_units int not null constraint currencies_minor_units_valid check (minor_units between 0 and 4)
+);
+
+with wanted (code, minor_units) as (values
+    ('AED', 2), ('AFN', 2), ('ALL', 2), ('AMD', 2), ('ANG', 2), ('AOA', 2), ('ARS', 2), ('AUD', 2),
+    ('AWG', 2), ('AZN', 2), ('BAM', 2), ('BBD', 2), ('BDT', 2), ('BGN', 2), ('BHD', 3), ('BIF', 0),
+    ('BMD', 2), ('BND', 2), ('BOB', 2), ('BOV', 2), ('BRL', 2), ('BSD', 2), ('BTN', 2), ('BWP', 2),
+    ('BYN', 2), ('BZD', 2), ('CAD', 2), ('CDF', 2), ('CHE', 2), ('CHF', 2), ('CHW', 2), ('CLF', 4),
+    ('CLP', 0), ('CNY', 2), ('COP', 2), ('COU', 2), ('CRC', 2), ('CUP', 2), ('CVE', 2), ('CZK', 2),
+    ('DJF', 0), ('DKK', 2), ('DOP', 2), ('DZD', 2), ('EGP', 2), ('ERN', 2), ('ETB', 2), ('EUR', 2),
+    ('FJD', 2), ('FKP', 2), ('GBP', 2), ('GEL', 2), ('GHS', 2), ('GIP', 2), ('GMD', 2), ('GNF', 0),
+    ('GTQ', 2), ('GYD', 2), ('HKD', 2), ('HNL', 2), ('HTG', 2), ('HUF', 2), ('IDR', 2), ('ILS', 2),
+    ('INR', 2), ('IQD', 3), ('IRR', 2), ('ISK', 0), ('JMD', 2), ('JOD', 3), ('JPY', 0), ('KES', 2),
+    ('KGS', 2), ('KHR', 2), ('KMF', 0), ('KPW', 2), ('KRW', 0), ('KWD', 3), ('KYD', 2), ('KZT', 2),
+    ('LAK', 2), ('LBP', 2), ('LKR', 2), ('LRD', 2), ('LSL', 2), ('LYD', 3), ('MAD', 2), ('MDL', 2),
+    ('MGA', 2), ('MKD', 2), ('MMK', 2), ('MNT', 2), ('MOP', 2), ('MRU', 2), ('MUR', 2), ('MVR', 2),
+    ('MWK', 2), ('MXN', 2), ('MXV', 2), ('MYR', 2), ('MZN', 2), ('NAD', 2), ('NGN', 2), ('NIO', 2),
+    ('NOK', 2), ('NPR', 2), ('NZD', 2), ('OMR', 3), ('PAB', 2), ('PEN', 2), ('PGK', 2), ('PHP', 2),
+    ('PKR', 2), ('PLN', 2), ('PYG', 0), ('QAR', 2), ('RON', 2), ('RSD', 2), ('RUB', 2), ('RWF', 0),
+    ('SAR', 2), ('SBD', 2), ('SCR', 2), ('SDG', 2), ('SEK', 2), ('SGD', 2), ('SHP', 2), ('SLE', 2),
+    ('SOS', 2), ('SRD', 2), ('SSP', 2), ('STN', 2), ('SVC', 2), ('SYP', 2), ('SZL', 2), ('THB', 2),
+    ('TJS', 2), ('TMT', 2), ('TND', 3), ('TOP', 2), ('TRY', 2), ('TTD', 2), ('TWD', 2), ('TZS', 2),
+    ('UAH', 2), ('UGX', 0), ('USD', 2), ('USN', 2), ('UYI', 0), ('UYU', 2), ('UYW', 4), ('UZS', 2),
+    ('VED', 2), ('VES', 2), ('VND', 0), ('VUV', 0), ('WST', 2), ('XAF', 0), ('XCD', 2), ('XCG', 2),
+    ('XOF', 0), ('XPF', 0), ('YER', 2), ('ZAR', 2), ('ZMW', 2), ('ZWG', 2)
+)
+insert into currencies (code, minor_units) select code, minor_units from wanted
+on conflict (code) do update set minor_units = excluded.minor_units
+    where currencies.minor_units <> excluded.minor_units;
 
 -- ---------------------------------------------------------------------------------------
 -- Tables
@@ -101,6 +181,13 @@ create table if not exists order_events (
         case when event_type = 'PaymentAuthorized' then payload ->> 'authorizationId' end) stored,
     constraint order_events_stream_version_key unique (order_id, stream_version)
 );
+-- business time within a sane range: no year 0001, nothing past 9999
+do $$ begin
+    if not exists (select from pg_constraint where conname = 'order_events_occurred_at_range') then
+        alter table order_events add constraint order_events_occurred_at_range
+            check (occurred_at >= '1970-01-01T00:00:00Z' and occurred_at < '10000-01-01T00:00:00Z');
+    end if;
+end $$;
 create index if not exists order_events_log_idx on order_events (log_xid, global_position);
 create index if not exists order_events_type_recorded_idx on order_events (event_type, recorded_at);
 create index if not exists order_events_order_type_idx
@@ -161,27 +248,53 @@ begin
     return v #>> '{}';
 end $$;
 
--- Money: a non-negative decimal, given as a string (preferred) or a JSON number.
+-- Money: a non-negative decimal of at most 15 digits before the point, given as a string
+-- of digits (preferred) or a JSON number; no exponent, no sign, no spaces.
 create or replace function og_money(payload jsonb, key text, field text default null) returns numeric
 language plpgsql immutable as $$
-declare v jsonb := payload -> key;
+declare
+    v jsonb := payload -> key;
+    f text := coalesce(field, key);
+    t text := v #>> '{}';
 begin
-    if v is null or jsonb_typeof(v) not in ('string', 'number')
-       or (v #>> '{}') !~ '^[0-9]{1,15}(\.[0-9]{1,6})?$' then
-        perform og_bad_input(coalesce(field, key),
-            format('%s must be a non-negative decimal amount such as "12.50"', coalesce(field, key)));
+    if v is null or jsonb_typeof(v) not in ('string', 'number') or t !~ '^-?[0-9]+(\.[0-9]+)?$' then
+        perform og_bad_input(f, format('%s must be a decimal amount such as "12.50" (digits and a '
+                                       'point; no exponent, no spaces)', f));
+    elsif t like '-%' then
+        perform og_bad_input(f, format('%s must not be negative', f));
+    elsif t !~ '^[0-9]{1,15}(\.|$)' then
+        perform og_bad_input(f, format('%s has more than 15 digits before the decimal point', f));
     end if;
-    return (v #>> '{}')::numeric;
+    return t::numeric;
+end $$;
+
+-- An amount of the order's currency: a known ISO 4217 code, and no more decimals than it has.
+create or replace function og_amount(payload jsonb, key text, currency text, field text default null)
+returns numeric language plpgsql stable as $$
+declare
+    amount numeric := og_money(payload, key, field);
+    minor int := (select c.minor_units from currencies c where c.code = currency);
+begin
+    if minor is null then
+        perform og_bad_input('currency', format('currency %s is not an ISO 4217 code', currency));
+    elsif scale(amount) > minor then
+        perform og_bad_input(coalesce(field, key), format('%s has %s decimals; %s amounts have at most %s',
+            coalesce(field, key), scale(amount), currency, minor));
+    end if;
+    return amount;
 end $$;
 
 create or replace function og_quantity(payload jsonb, key text, field text default null) returns int
 language plpgsql immutable as $$
 declare v jsonb := payload -> key;
 begin
-    if v is null or jsonb_typeof(v) <> 'number' or (v #>> '{}') !~ '^[0-9]{1,9}$'
-       or (v #>> '{}')::int <= 0 then
+    if v is null or jsonb_typeof(v) <> 'number' or (v #>> '{}') !~ '^-?[0-9]+$'
+       or (v #>> '{}')::numeric <= 0 then
         perform og_bad_input(coalesce(field, key),
             format('%s must be a whole number greater than 0', coalesce(field, key)));
+    elsif (v #>> '{}')::numeric > 1000000 then
+        perform og_bad_input(coalesce(field, key),
+            format('%s must be at most 1000000', coalesce(field, key)));
     end if;
     return (v #>> '{}')::int;
 end $$;
@@ -223,10 +336,11 @@ language sql immutable as $$
     from jsonb_array_elements(items) i where i ->> 'sku' = sku
 $$;
 
--- Validates one item line of an event and checks it agrees with the order's price for
--- that sku; returns the line in canonical form.
-create or replace function og_check_item(items jsonb, line jsonb, prefix text) returns jsonb
-language plpgsql immutable as $$
+-- Validates one item line of an event (in the order's currency) and checks it agrees with
+-- the order's price for that sku; returns the line in canonical form.
+drop function if exists og_check_item(jsonb, jsonb, text);  -- before it knew the currency
+create or replace function og_check_item(items jsonb, line jsonb, prefix text, currency text)
+returns jsonb language plpgsql stable as $$
 declare
     sku text;
     quantity int;
@@ -238,7 +352,7 @@ begin
     end if;
     sku := og_text(line, 'sku', prefix || 'sku');
     quantity := og_quantity(line, 'quantity', prefix || 'quantity');
-    price := og_money(line, 'unitPrice', prefix || 'unitPrice');
+    price := og_amount(line, 'unitPrice', currency, prefix || 'unitPrice');
     select i ->> 'unitPrice' into held_price from jsonb_array_elements(items) i where i ->> 'sku' = sku;
     if held_price is not null and held_price::numeric <> price then
         perform og_bad_input(prefix || 'unitPrice', format(
@@ -284,27 +398,27 @@ begin
 
     case e.event_type
     when 'OrderPlaced' then
-        if coalesce(p ->> 'currency', '') !~ '^[A-Z]{3}$' then
-            perform og_bad_input('currency', 'currency must be a 3-letter ISO 4217 code such as "EUR"');
+        if not exists (select from currencies c where c.code = p ->> 'currency') then
+            perform og_bad_input('currency', 'currency must be an ISO 4217 code such as "EUR"');
         end if;
         if jsonb_typeof(coalesce(p -> 'items', '[]')) <> 'array' then
             perform og_bad_input('items', 'items must be a list');
         end if;
         items := '[]';
         for line in select * from jsonb_array_elements(coalesce(p -> 'items', '[]')) loop
-            line := og_check_item(items, line, format('items[%s].', n));
+            line := og_check_item(items, line, format('items[%s].', n), p ->> 'currency');
             items := og_items_add(items, line ->> 'sku', (line ->> 'quantity')::int, line ->> 'unitPrice');
             n := n + 1;
         end loop;
     when 'ItemAddedToOrder' then
-        perform og_check_item(s.items, p, '');
+        perform og_check_item(s.items, p, '', s.currency);
     when 'ItemRemovedFromOrder' then
         if og_quantity(p, 'quantity') > og_items_held(s.items, og_text(p, 'sku')) then
             perform og_bad_input('quantity', format('the order holds %s of sku %s',
                 og_items_held(s.items, p ->> 'sku'), p ->> 'sku'));
         end if;
     when 'PaymentAuthorized' then
-        amount := og_money(p, 'amount');
+        amount := og_amount(p, 'amount', s.currency);
         perform og_text(p, 'paymentProvider');
         perform og_text(p, 'authorizationId');
         total := og_items_total(s.items);
@@ -314,13 +428,13 @@ begin
             perform og_bad_input('amount', format('amount %s must equal the order total %s', amount, total));
         end if;
     when 'PaymentCaptured' then
-        amount := og_money(p, 'amount');
+        amount := og_amount(p, 'amount', s.currency);
         if amount <> s.authorized_amount then
             perform og_bad_input('amount', format('amount %s must equal the authorized amount %s',
                 amount, s.authorized_amount));
         end if;
     when 'PaymentCaptureReversed' then
-        amount := og_money(p, 'amount');
+        amount := og_amount(p, 'amount', s.currency);
         perform og_text(p, 'reason');
         if amount <> s.captured_amount then
             perform og_bad_input('amount', format('amount %s must equal the captured amount %s',
@@ -397,7 +511,9 @@ create or replace aggregate og_fold(order_events) (sfunc = og_evolve, stype = or
 -- ---------------------------------------------------------------------------------------
 -- The append trigger: every writer goes through it
 -- ---------------------------------------------------------------------------------------
-create or replace function og_before_append() returns trigger language plpgsql as $$
+-- Runs as the owner (security definer): writers need no privileges on the read model.
+create or replace function og_before_append() returns trigger language plpgsql
+security definer set search_path from current as $$
 declare
     cur orders_current;
     nxt orders_current;
@@ -467,6 +583,11 @@ create or replace trigger order_events_immutable before update or delete on orde
     for each statement execute function og_refuse_change();
 create or replace trigger order_events_no_truncate before truncate on order_events
     for each statement execute function og_refuse_change();
+-- ...whatever a session's session_replication_role says (a superuser's "replica" included)
+alter table order_events enable always trigger order_events_append;
+alter table order_events enable always trigger order_events_notify;
+alter table order_events enable always trigger order_events_immutable;
+alter table order_events enable always trigger order_events_no_truncate;
 
 -- ---------------------------------------------------------------------------------------
 -- The append path's single round trip: idempotency, natural keys, expected version, insert
@@ -479,7 +600,7 @@ create function og_append(
     p_expected_version bigint, p_occurred_at timestamptz, p_correlation_id uuid,
     p_causation_id uuid, p_actor_type text, p_actor_id text, p_schema_version int,
     out deduplicated boolean, out event order_events, out current orders_current)
-language plpgsql as $$
+language plpgsql security definer set search_path from current as $$
 declare
     cur orders_current;
     authorized numeric;
@@ -637,3 +758,18 @@ language sql stable as $$
     select rtrim(translate(replace(encode(convert_to(array_to_string(parts, '|'), 'UTF8'),
                                           'base64'), E'\n', ''), '+/', '-_'), '=')
 $$;
+
+-- ---------------------------------------------------------------------------------------
+-- Privileges: the server's role reads everything and may only add (events, customers)
+-- ---------------------------------------------------------------------------------------
+create or replace function og_apply_privileges() returns void language plpgsql as $$
+begin
+    revoke all on order_statuses, order_transitions, currencies, customers, order_events,
+                  orders_current, order_events_position_seq from public;
+    revoke all on order_statuses, order_transitions, currencies, customers, order_events,
+                  orders_current, order_events_position_seq from ordergraph_app;
+    grant select on order_statuses, order_transitions, currencies, customers, order_events,
+                    orders_current to ordergraph_app;
+    grant insert on order_events, customers to ordergraph_app;
+end $$;
+select og_apply_privileges();

@@ -15,7 +15,11 @@ class Settings:
     max_depth: int = 12
     max_aliases: int = 30
     max_tokens: int = 5000
-    max_body_bytes: int = 256 * 1024
+    max_body_bytes: int = 256 * 1024  # also the largest WebSocket message
+    max_cost: int = 100_000  # estimated fields per operation (README, "Limits")
+    request_timeout: float = 10.0  # seconds a request (and each SQL statement) may take
+    allowed_hosts: str = ""  # comma-separated Host names; empty: loopback names only
+    allowed_origins: str = ""  # comma-separated browser origins besides the server's own
     introspection: bool = True
     ide: bool = True
     pool_min_size: int = 2
@@ -31,7 +35,7 @@ class Settings:
 _ALIASES = {"pool_max_size": "ORDERGRAPH_POOL_SIZE"}
 
 
-def _from_env(name: str, default: bool | int | float) -> bool | int | float:
+def _from_env(name: str, default: bool | int | float | str) -> bool | int | float | str:
     variable = _ALIASES.get(name, f"ORDERGRAPH_{name.upper()}")
     value = os.environ.get(variable)
     if value is None or value.strip() == "":

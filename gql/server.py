@@ -10,10 +10,11 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
-from gql.config import settings_from_env
+from gql.config import Settings, settings_from_env
 from gql.database import database_url as resolve_database
 from gql.database import default_data_dir
-from gql.store.connection import create_pool, migrate
+from gql.guard import LOOPBACK_HOSTS
+from gql.store.connection import APP_ROLE, as_role, create_pool, migrate
 
 DEMO_ORDERS = 600
 console = Console(highlight=False)
@@ -35,20 +36,30 @@ async def _prepare(url: str, demo: bool) -> None:
         await pool.close()
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn runs the app (also in tests and benchmarks): WebSocket messages are capped
+    like HTTP bodies; compressing ~150-byte WebSocket messages buys nothing and costs a zlib
+    state each."""
+    return {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 10,
+            "ws_per_message_deflate": False, "ws_max_size": settings.max_body_bytes}
+
+
 def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers: int) -> None:
-    settings_from_env("")  # a bad ORDERGRAPH_* value fails before anything starts
+    if host not in (*LOOPBACK_HOSTS, "0.0.0.0", "::", ""):  # the name it serves is its own
+        os.environ.setdefault("ORDERGRAPH_ALLOWED_HOSTS", ",".join((*LOOPBACK_HOSTS, host)))
+    settings = settings_from_env("")  # a bad ORDERGRAPH_* value fails before anything starts
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with resolve_database(database_url, default_data_dir()) as url:
-        asyncio.run(_prepare(url, demo))
+        asyncio.run(_prepare(url, demo))  # as the given (or the embedded superuser) role
+        if database_url is None:  # the embedded server: serve as the role that owns nothing
+            url = as_role(url, APP_ROLE)
         base = f"http://{host}:{port}"
         console.print(f"ordergraph serving on {base}\n"
                       f"  GraphQL + GraphiQL  {base}/graphql\n"
                       f"  subscriptions       ws://{host}:{port}/graphql\n"
                       f"  live order board    {base}/\n"
                       f"  health, metrics     {base}/healthz {base}/readyz {base}/metrics")
-        # compressing ~150-byte WebSocket messages buys nothing and costs a zlib state each
-        options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "access_log": False,
-                   "timeout_graceful_shutdown": 10, "ws_per_message_deflate": False}
+        options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options(settings)}
         if workers > 1:
             os.environ["ORDERGRAPH_WORKER_DATABASE_URL"] = url
             uvicorn.run("gql.app:app_from_env", factory=True, workers=workers, **options)

@@ -96,7 +96,7 @@ async def _answers(database_url: str, compiled: bool, query: str,
     try:
         app = create_app(Settings(database_url=database_url, compiled_reads=compiled), pool=pool)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as client:
+                                     base_url="http://localhost") as client:
             body = {"query": query, "variables": variables}
             first = await client.post("/graphql", json=body)
             assert "errors" not in first.json(), first.json()
@@ -127,7 +127,7 @@ async def test_compiled_path_leaves_errors_to_the_resolvers(
     try:
         app = create_app(settings, pool=pool)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as client:
+                                     base_url="http://localhost") as client:
             ok = await client.post("/graphql", json={"query": query, "variables": {"n": 2}})
             assert len(ok.json()["data"]["orders"]["nodes"]) == 2
             refused = await client.post("/graphql", json={"query": query, "variables": {"n": 500}})
@@ -159,7 +159,7 @@ async def test_a_reused_plan_follows_each_requests_variables(
     answers: dict[bool, list[Any]] = {True: [], False: []}
     for flag, app in apps.items():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as client:
+                                     base_url="http://localhost") as client:
             for variables in [requests[0], *requests]:  # the first one only teaches the path
                 response = await client.post("/graphql", json={"query": query,
                                                                "variables": variables})

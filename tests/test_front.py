@@ -74,7 +74,7 @@ async def test_the_front_answers_known_documents_and_replays_the_rest(
     order_id = str(await order_in(pool, OrderStatus.SHIPPED))
     body = {"query": QUERY, "variables": {"id": order_id}}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=front),
-                                 base_url="http://t") as client:
+                                 base_url="http://localhost") as client:
         unknown = await client.post("/graphql", json=body)
         assert (unknown.status_code, reached) == (299, [body])  # passed on, body intact
         fast.remember(QUERY, None)

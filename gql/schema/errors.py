@@ -18,14 +18,29 @@ def _pre_execution_code(error: GraphQLError) -> str:
     message = error.message
     if message.startswith("Syntax Error"):
         return "GRAPHQL_PARSE_FAILED"
-    if message.startswith("Variable ") or "got invalid value" in message:
+    if (message.startswith(("Variable ", "Expected value of type"))
+            or "got invalid value" in message):
         return "BAD_USER_INPUT"
     return "GRAPHQL_VALIDATION_FAILED"
 
 
-def client_error(error: GraphQLError) -> GraphQLError:
-    """The error as a client may see it, always with `extensions.code`."""
+_SUGGESTION = " Did you mean "
+_TIMED_OUT = "57014"  # PostgreSQL's query_canceled: the statement timeout fired
+
+
+class RequestTimeout(DomainError):
+    code = "REQUEST_TIMEOUT"
+
+
+def client_error(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLError:
+    """The error as a client may see it, always with `extensions.code`; without "Did you
+    mean …" when the schema is not to be revealed (introspection off)."""
+    if hide_suggestions and _SUGGESTION in error.message:
+        error = GraphQLError(error.message.split(_SUGGESTION)[0], error.nodes, error.source,
+                             error.positions, error.path, error.original_error, error.extensions)
     original = error.original_error
+    if getattr(original, "sqlstate", None) == _TIMED_OUT:
+        original = RequestTimeout("the request took longer than its time budget; ask for less")
     if isinstance(original, DomainError):
         extensions = {"code": original.code, **original.extensions}
         return GraphQLError(original.message, error.nodes, error.source, error.positions,
@@ -48,8 +63,12 @@ def client_error(error: GraphQLError) -> GraphQLError:
 class ErrorCodes(MaskErrors):
     """Applies `client_error` to every result, also each subscription result."""
 
+    def __init__(self, *, hide_suggestions: bool = False) -> None:
+        super().__init__()
+        self.hide_suggestions = hide_suggestions
+
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        return client_error(error)
+        return client_error(error, hide_suggestions=self.hide_suggestions)
 
     def _process_result(self, result: object) -> None:
         # strawberry checks a runtime Protocol here (~20 µs per streamed result)

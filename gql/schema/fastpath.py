@@ -16,6 +16,7 @@ from gql.errors import DomainError
 from gql.schema import appends
 from gql.schema.appends import AppendPlan, Appends
 from gql.schema.compiled import Compiler, Plan, Unsupported
+from gql.schema.cost import CostModel, QueryTooComplex
 
 log = logging.getLogger("ordergraph.fastpath")
 _PLANS_PER_DOCUMENT = 8  # shapes (page sizes, @include, orderBy …) kept per document
@@ -44,6 +45,7 @@ class FastPath:
         self.size = size
         self._known: OrderedDict[tuple[str, str | None], OperationDefinitionNode] = OrderedDict()
         self._plans: dict[tuple[str, str | None], list[Plan | AppendPlan]] = {}
+        self.cost = CostModel(schema._schema, settings.max_cost, settings.max_page_size)
 
     def remember(self, query: str, operation_name: str | None) -> None:
         operation = _operation(_parse(query), operation_name)
@@ -67,6 +69,10 @@ class FastPath:
         coerced = get_variable_values(self.schema._schema, operation.variable_definitions or [],
                                       variables or {})
         if isinstance(coerced, list):  # variable errors: the resolvers report them
+            return None
+        try:
+            self.cost.check(_parse(query), operation, coerced)
+        except QueryTooComplex:  # the resolvers refuse it, with the same estimate
             return None
         plans = self._plans.setdefault((query, operation_name), [])
         plan = next((p for p in plans if p.fits(coerced)), None)

@@ -9,6 +9,7 @@ from typing import Any
 
 import strawberry
 
+from gql.errors import BadUserInput
 from gql.events import Actor, EventType, NewEvent
 from gql.schema.scalars import UUID, DateTime, Decimal, money
 
@@ -135,6 +136,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def no_nul(value: Any, field: str = "") -> None:
+    """PostgreSQL text cannot hold NUL characters: a client's string with one is refused."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadUserInput(f"{field} must not contain NUL characters", field=field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            no_nul(item, f"{field}.{key}" if field else key)
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            no_nul(item, f"{field}[{n}]")
+
+
 def new_event(event_type: EventType, data: EventMetadata) -> NewEvent:
     """The event a mutation input asks for: its own fields are the payload."""
     payload = {
@@ -142,6 +156,9 @@ def new_event(event_type: EventType, data: EventMetadata) -> NewEvent:
         for f in dataclasses.fields(data)
         if f.name not in _METADATA and getattr(data, f.name) is not None
     }
+    no_nul(payload)
+    if data.actor is not None:
+        no_nul({"type": data.actor.type, "id": data.actor.id}, "actor")
     event_id = data.event_id or uuid.uuid4()
     # a retried placeOrder without orderId must name the same new stream
     order_id = getattr(data, "order_id", None) or uuid.uuid5(_NEW_STREAMS, str(event_id))

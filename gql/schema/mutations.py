@@ -21,6 +21,7 @@ from gql.schema.inputs import (
     ReversePaymentCaptureInput,
     ShipOrderInput,
     new_event,
+    no_nul,
 )
 from gql.schema.types import Customer, Order
 from gql.store.append import append_event, register_customer
@@ -62,6 +63,7 @@ async def _append(info: Info, data: EventMetadata) -> AppendResult:
 class Mutation:
     @strawberry.mutation(description="Create a customer; the same details again return it.")
     async def register_customer(self, info: Info, input: RegisterCustomerInput) -> Customer:
+        no_nul({"name": input.name, "email": input.email})
         registered = await register_customer(
             info.context.pool, input.customer_id or uuid.uuid4(), input.name, input.email)
         return Customer.from_row(registered.customer)
