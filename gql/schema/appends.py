@@ -2,7 +2,7 @@
 
 A mutation document the resolvers ran once without errors is compiled, field by field, into
 statements that append through og_append and render the selected `AppendResult` from the
-row it returns (gql/schema/compiled.py, `Compiler.compile_append`): one round trip per
+row it returns (gql/schema/plans.py, `compile_append`): one round trip per
 mutation field and no per-field Python. Inputs are converted by strawberry and turned into
 events by the resolvers' own `new_event`; failures are reported as the resolvers report them.
 Results that would read the tables again (an order's customer or timeline) are left to the
@@ -33,6 +33,7 @@ from gql.schema.compiled import Compiler, Read, Unsupported, guards_hold
 from gql.schema.errors import client_error
 from gql.schema.inputs import new_event
 from gql.schema.mutations import APPEND_MUTATIONS
+from gql.schema.plans import compile_append
 from gql.store.append import append_rendered
 
 
@@ -73,12 +74,12 @@ def compile_appends(schema: strawberry.Schema, document: DocumentNode,
     fields = []
     for key, nodes in compiler.collect("Mutation", operation.selection_set).items():
         name = nodes[0].name.value
-        if name not in APPEND_MUTATIONS:
+        if name not in APPEND_MUTATIONS or set(mutation.fields[name].args) != {"input"}:
             raise Unsupported(f"Mutation.{name}")
         resolver = next(f for f in definition.fields  # type: ignore[union-attr]
                         if schema.config.name_converter.get_graphql_name(f) == name)
         fields.append(AppendField(key, nodes, mutation.fields[name], APPEND_MUTATIONS[name],
-                                  resolver.arguments[0].type, compiler.compile_append(nodes)))
+                                  resolver.arguments[0].type, compile_append(compiler, nodes)))
     return AppendPlan(tuple(fields), tuple(compiler.guards))
 
 

@@ -1,4 +1,10 @@
-"""Which requests take the compiled path: queries whose document validated once before."""
+"""Which requests take the compiled path: documents the resolvers answered once before.
+
+The decision is made once per document: one the compiler declines (introspection, a field or
+argument without a SQL plan, …) is remembered as declined and goes straight to the
+resolvers from then on, without a log line; only a failure of the compiler itself is logged,
+once.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from gql.schema import appends
 from gql.schema.appends import AppendPlan, Appends
 from gql.schema.compiled import Compiler, Plan, Unsupported
 from gql.schema.cost import CostModel, QueryTooComplex
+from gql.schema.plans import compile_query
 
 log = logging.getLogger("ordergraph.fastpath")
 _PLANS_PER_DOCUMENT = 8  # shapes (page sizes, @include, orderBy …) kept per document
@@ -43,18 +50,31 @@ class FastPath:
         self.schema = schema
         self.settings = settings
         self.size = size
-        self._known: OrderedDict[tuple[str, str | None], OperationDefinitionNode] = OrderedDict()
+        # None: declined for good, the resolvers answer every request of the document
+        self._known: OrderedDict[tuple[str, str | None], OperationDefinitionNode | None] = \
+            OrderedDict()
         self._plans: dict[tuple[str, str | None], list[Plan | AppendPlan]] = {}
         self.cost = CostModel(schema._schema, settings.max_cost, settings.max_page_size)
 
     def remember(self, query: str, operation_name: str | None) -> None:
+        key = (query, operation_name)
+        if key in self._known:
+            return
         operation = _operation(_parse(query), operation_name)
         if operation is None or operation.operation.value not in ("query", "mutation"):
-            return
-        self._known[(query, operation_name)] = operation
+            operation = None
+        self._known[key] = operation
         while len(self._known) > self.size:
             forgotten, _ = self._known.popitem(last=False)
             self._plans.pop(forgotten, None)
+
+    def declined(self, query: str, operation_name: str | None) -> bool:
+        key = (query, operation_name)
+        return key in self._known and self._known[key] is None
+
+    def _decline(self, query: str, operation_name: str | None) -> None:
+        self._known[(query, operation_name)] = None
+        self._plans.pop((query, operation_name), None)
 
     def compile(self, query: str, operation_name: str | None, variables: dict[str, Any] | None,
                 *, mutations: bool) -> tuple[str, list[Any]] | Appends | None:
@@ -80,12 +100,15 @@ class FastPath:
             try:
                 plan = (appends.compile_appends(self.schema, _parse(query), operation, coerced,
                                                 self.settings) if mutation else
-                        Compiler(self.schema._schema, _parse(query), operation, coerced,
-                                 self.settings).compile())
-            except Unsupported:
+                        compile_query(Compiler(self.schema._schema, _parse(query), operation,
+                                               coerced, self.settings)))
+            except Unsupported as declined:
+                if declined.lasting:
+                    self._decline(query, operation_name)
                 return None
             except Exception:  # a gap in the compiler must not fail a request the resolvers answer
-                log.exception("could not compile a document; answering through the resolvers")
+                log.exception("could not compile a document; the resolvers answer it from now on")
+                self._decline(query, operation_name)
                 return None
             plans.append(plan)
             del plans[:-_PLANS_PER_DOCUMENT]
