@@ -248,7 +248,9 @@ class Compiler:
             # no page info and no cursors: the page itself, without a look-ahead row
             plain = {"nodes": plan(lambda field_nodes, _: (
                 f"coalesce(json_agg({node(r, field_nodes)} order by {order}), '[]'::json)"))}
-            return f"(select {self.obj(type_name, None, plain, fields)} from {source(size)} {r})"
+            # one row also when nothing aggregates (`{ __typename }`): group by ()
+            return (f"(select {self.obj(type_name, None, plain, fields)} from {source(size)} {r} "
+                    "group by ())")
         within = f"filter (where {r}.og_n <= {size})"
         edge = {"cursor": value(cursor(r)),
                 "node": plan(lambda edge_nodes, _: node(r, edge_nodes))}
@@ -269,7 +271,7 @@ class Compiler:
         }
         built = self.obj(type_name, None, plans, fields)
         return (f"(select {built} from (select {r}.*, row_number() over (order by {order}) as og_n "
-                f"from {source(size + 1)} {r}) {r})")
+                f"from {source(size + 1)} {r}) {r} group by ())")
 
 
 NodeRenderer = Callable[[str, list[FieldNode]], str]
