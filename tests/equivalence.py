@@ -22,6 +22,7 @@ class Answers:
     resolvers: Any  # the resolvers' JSON (data and errors)
     compiled: Any | None  # the compiled statement's data; None when the compiler declined
     reason: str = ""
+    lasting: bool = False  # declined for every request of the document, not these values
 
     @property
     def comparable(self) -> bool:
@@ -53,5 +54,5 @@ async def answer_both(schema: strawberry.Schema, pool: asyncpg.Pool, settings: S
     try:
         sql, params = compile_document(schema._schema, query, variables, settings)
     except Unsupported as declined:
-        return Answers(resolvers, None, str(declined))
+        return Answers(resolvers, None, str(declined), declined.lasting)
     return Answers(resolvers, json.loads(await pool.fetchval(sql, *params)))
