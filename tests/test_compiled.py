@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
+from bench.workloads import OURS
 from gql.app import create_app
 from gql.config import Settings
 from gql.events import EventType, OrderStatus
@@ -61,6 +62,10 @@ CORPUS: list[tuple[str, dict[str, Any]]] = [
         occurredAt recordedAt ... on OrderCancelled { reason } } } }""", {}),
     ("""query($before: DateTime) { __typename orders(first: 10, placedBefore: $before) {
         nodes { placedAt } } }""", {"before": "2026-10-15T00:00:00+00:00"}),
+    # as Apollo Client sends it (bench Q4): __typename everywhere, typed fragments, stateAt
+    (OURS["Q4"], {"id": "$ORDER"}),
+    ("""query($id: UUID!) { order(id: $id) { stateAt(asOf: "2026-06-01T00:00:00Z", axis: RECORDED) {
+        __typename status version items { __typename sku } } } }""", {"id": "$ORDER"}),
 ]
 
 
