@@ -39,7 +39,8 @@ begin
              from pg_class c
              where c.relnamespace = current_schema()::regnamespace and c.relkind in ('r', 'S')
                and c.relname in ('order_statuses', 'order_transitions', 'currencies', 'customers',
-                                 'order_events', 'orders_current', 'order_events_position_seq')
+                                 'order_events', 'orders_current', 'order_events_position_seq',
+                                 'access_roles', 'append_grants')
                and c.relowner <> 'ordergraph_owner'::regrole
              union all
              select format('alter %s %s owner to ordergraph_owner',
@@ -132,6 +133,70 @@ with wanted (code, minor_units) as (values
 insert into currencies (code, minor_units) select code, minor_units from wanted
 on conflict (code) do update set minor_units = excluded.minor_units
     where currencies.minor_units <> excluded.minor_units;
+
+-- ---------------------------------------------------------------------------------------
+-- Access: the roles a verified token may name, and which role may append which event type.
+-- Data, read by og_authorize below (the database's check, for every append) and by the
+-- GraphQL layer (to answer FORBIDDEN before it asks the database).
+-- ---------------------------------------------------------------------------------------
+create table if not exists access_roles (
+    role                text primary key,
+    reads_all           boolean not null,  -- false: only its own customer's rows
+    registers_customers boolean not null,
+    acts_for_others     boolean not null   -- may name an `actor` other than itself
+);
+
+create table if not exists append_grants (
+    role        text not null references access_roles,
+    scope       text not null default '',  -- a service's scope; '' for the other roles
+    event_type  text not null,
+    own_orders  boolean not null,           -- only orders (and new orders) of its own customer
+    from_status text references order_statuses, -- null: wherever the state machine allows
+    constraint append_grants_key primary key (role, scope, event_type)
+);
+
+with wanted (role, reads_all, registers_customers, acts_for_others) as (values
+    ('customer', false, false, false),
+    ('service',  true,  false, true),
+    ('staff',    true,  false, false),
+    ('admin',    true,  true,  true)
+)
+insert into access_roles (role, reads_all, registers_customers, acts_for_others)
+select * from wanted
+on conflict (role) do update set reads_all = excluded.reads_all,
+    registers_customers = excluded.registers_customers, acts_for_others = excluded.acts_for_others
+    where (access_roles.reads_all, access_roles.registers_customers, access_roles.acts_for_others)
+          is distinct from (excluded.reads_all, excluded.registers_customers, excluded.acts_for_others);
+
+with wanted (role, scope, event_type, own_orders, from_status) as (values
+    ('customer', '',           'OrderPlaced',            true,  null),
+    ('customer', '',           'ItemAddedToOrder',       true,  null),
+    ('customer', '',           'ItemRemovedFromOrder',   true,  null),
+    ('customer', '',           'OrderCancelled',         true,  'PLACED'),
+    ('service',  'payments',   'PaymentAuthorized',      false, null),
+    ('service',  'payments',   'PaymentCaptured',        false, null),
+    ('service',  'payments',   'PaymentCaptureReversed', false, null),
+    ('service',  'fulfilment', 'OrderShipped',           false, null),
+    ('staff',    '',           'OrderCancelled',         false, null),
+    ('admin',    '',           'OrderPlaced',            false, null),
+    ('admin',    '',           'ItemAddedToOrder',       false, null),
+    ('admin',    '',           'ItemRemovedFromOrder',   false, null),
+    ('admin',    '',           'PaymentAuthorized',      false, null),
+    ('admin',    '',           'PaymentCaptured',        false, null),
+    ('admin',    '',           'PaymentCaptureReversed', false, null),
+    ('admin',    '',           'OrderShipped',           false, null),
+    ('admin',    '',           'OrderCancelled',         false, null)
+), removed as (
+    delete from append_grants g
+    where not exists (select from wanted w where (w.role, w.scope, w.event_type)
+                      = (g.role, g.scope, g.event_type))
+)
+insert into append_grants (role, scope, event_type, own_orders, from_status)
+select role, scope, event_type, own_orders, from_status from wanted
+on conflict (role, scope, event_type) do update set
+    own_orders = excluded.own_orders, from_status = excluded.from_status
+    where (append_grants.own_orders, append_grants.from_status)
+          is distinct from (excluded.own_orders, excluded.from_status);
 
 -- ---------------------------------------------------------------------------------------
 -- Tables
@@ -509,6 +574,102 @@ end $$;
 create or replace aggregate og_fold(order_events) (sfunc = og_evolve, stype = orders_current);
 
 -- ---------------------------------------------------------------------------------------
+-- Who appends: the verified token's claims, set for the transaction by og_claim
+-- ---------------------------------------------------------------------------------------
+-- The claims of the current transaction's caller (transaction-local settings).
+create or replace function og_claim(p_role text, p_scope text, p_customer uuid, p_subject text)
+returns void language sql as $$
+    select set_config('ordergraph.role', coalesce(p_role, ''), true),
+           set_config('ordergraph.scope', coalesce(p_scope, ''), true),
+           set_config('ordergraph.customer', coalesce(p_customer::text, ''), true),
+           set_config('ordergraph.subject', coalesce(p_subject, ''), true)
+$$;
+
+-- Whether a session logged in as the server's role (or a role made a member of it): such
+-- sessions must state their caller's claims; migrations and the CLI (as the owner) need not.
+create or replace function og_server_session() returns boolean language sql stable as $$
+    select exists (select from pg_roles r where r.rolname = session_user and not r.rolsuper
+                   and pg_has_role(session_user, 'ordergraph_app', 'member'))
+$$;
+
+-- The visibility rule of every read: a viewer (a customer's id; null: reads all) sees the
+-- rows of its own customer only. Inlined into the page functions and root lookups.
+create or replace function og_sees(viewer uuid, customer uuid) returns boolean
+language sql immutable as $$ select viewer is null or viewer = customer $$;
+
+-- Whether the claimed caller may append `e` to the stream whose state is `cur`. Runs in
+-- og_append (before idempotency answers anything) and in the append trigger (every writer).
+-- Another customer's order is refused as an unknown one.
+create or replace function og_authorize(e order_events, cur orders_current) returns void
+language plpgsql stable security definer set search_path from current as $$
+declare
+    claimed text := nullif(current_setting('ordergraph.role', true), '');
+    claimed_scope text := coalesce(current_setting('ordergraph.scope', true), '');
+    me uuid := nullif(current_setting('ordergraph.customer', true), '')::uuid;
+    subject text := nullif(current_setting('ordergraph.subject', true), '');
+    r access_roles;
+    g append_grants;
+begin
+    if claimed is null then
+        if og_server_session() then
+            perform og_fail('forbidden', 'the server''s connections must claim who appends (og_claim)',
+                            jsonb_build_object('eventType', e.event_type));
+        end if;
+        return;  -- the owner's sessions: migrations, seed, import
+    end if;
+    select * into r from access_roles where role = claimed;
+    if not found then
+        perform og_fail('forbidden', format('unknown role %s', claimed), '{}');
+    end if;
+    if not r.reads_all and cur.order_id is not null and cur.customer_id is distinct from me then
+        perform og_fail('order_not_found', format('order %s does not exist', e.order_id),
+                        jsonb_build_object('orderId', e.order_id));
+    end if;
+    select * into g from append_grants
+    where role = claimed and scope = claimed_scope and event_type = e.event_type;
+    if not found then
+        perform og_fail('forbidden', format('role %s%s may not append %s', claimed,
+                        case when claimed_scope <> '' then ' (' || claimed_scope || ')' else '' end, e.event_type),
+                        jsonb_build_object('role', claimed, 'eventType', e.event_type));
+    end if;
+    if g.own_orders and cur.order_id is null
+       and coalesce(e.customer_id, (e.payload ->> 'customerId')::uuid) is distinct from me then
+        perform og_fail('forbidden', 'a customer places orders for itself only',
+                        jsonb_build_object('field', 'customerId', 'eventType', e.event_type));
+    end if;
+    if g.from_status is not null and cur.status is distinct from g.from_status
+       and exists (select from order_transitions t
+                   where t.event_type = e.event_type and t.from_status = cur.status) then
+        perform og_fail('forbidden', format('role %s may append %s only while the order is %s',
+                        claimed, e.event_type, g.from_status),
+                        jsonb_build_object('status', cur.status, 'eventType', e.event_type));
+    end if;
+    if not r.acts_for_others
+       and (e.actor_type, e.actor_id) is distinct from (claimed, subject) then
+        perform og_fail('forbidden', format('role %s may not name another actor', claimed),
+                        jsonb_build_object('field', 'actor'));
+    end if;
+end $$;
+
+-- registerCustomer: only roles that register customers, when the server asks.
+create or replace function og_before_register() returns trigger language plpgsql
+security definer set search_path from current as $$
+declare
+    claimed text := nullif(current_setting('ordergraph.role', true), '');
+begin
+    if (claimed is null and og_server_session()) or (claimed is not null and not exists (
+            select from access_roles r where r.role = claimed and r.registers_customers)) then
+        perform og_fail('forbidden', format('role %s may not register customers',
+                        coalesce(claimed, '(none)')), '{}');
+    end if;
+    return new;
+end $$;
+
+create or replace trigger customers_register before insert on customers
+    for each row execute function og_before_register();
+alter table customers enable always trigger customers_register;
+
+-- ---------------------------------------------------------------------------------------
 -- The append trigger: every writer goes through it
 -- ---------------------------------------------------------------------------------------
 -- Runs as the owner (security definer): writers need no privileges on the read model.
@@ -528,6 +689,7 @@ begin
     else
         new.customer_id := cur.customer_id;
     end if;
+    perform og_authorize(new, cur);
     perform og_check(cur, new);
     if new.stream_version is distinct from coalesce(cur.version, 0) + 1 and new.stream_version is not null then
         perform og_fail('wrong_expected_version',
@@ -593,12 +755,18 @@ alter table order_events enable always trigger order_events_no_truncate;
 -- The append path's single round trip: idempotency, natural keys, expected version, insert
 -- ---------------------------------------------------------------------------------------
 -- (dropped first: its result type grew; create or replace cannot change that)
+-- The last four parameters are the caller's verified claims (og_claim); left out, the
+-- session appends as itself (refused for the server's role).
 drop function if exists og_append(uuid, uuid, text, jsonb, bigint, timestamptz, uuid, uuid,
                                   text, text, int);
+drop function if exists og_append(uuid, uuid, text, jsonb, bigint, timestamptz, uuid, uuid,
+                                  text, text, int, text, text, uuid, text);
 create function og_append(
     p_event_id uuid, p_order_id uuid, p_event_type text, p_payload jsonb,
     p_expected_version bigint, p_occurred_at timestamptz, p_correlation_id uuid,
     p_causation_id uuid, p_actor_type text, p_actor_id text, p_schema_version int,
+    p_role text default null, p_scope text default null, p_customer uuid default null,
+    p_subject text default null,
     out deduplicated boolean, out event order_events, out current orders_current)
 language plpgsql security definer set search_path from current as $$
 declare
@@ -609,6 +777,16 @@ begin
   begin
     -- lock the stream head first: retries and concurrent appends to one stream queue here
     select * into cur from orders_current where order_id = p_order_id for update;
+    if p_role is not null then
+        perform og_claim(p_role, p_scope, p_customer, p_subject);
+    end if;
+    -- who asks first: another customer's order is unknown, even to a retried event id
+    event.order_id := p_order_id;
+    event.event_type := p_event_type;
+    event.payload := p_payload;
+    event.actor_type := p_actor_type;
+    event.actor_id := p_actor_id;
+    perform og_authorize(event, cur);
     select * into event from order_events where event_id = p_event_id;
     if found then
         if event.order_id = p_order_id and event.event_type = p_event_type
@@ -661,18 +839,45 @@ begin
   select * into current from orders_current where order_id = p_order_id;
 end $$;
 
+-- registerCustomer in one round trip: the customer, inserted unless it exists (`existed`),
+-- under the caller's claims (the trigger above refuses roles that may not register).
+create or replace function og_register_customer(
+    p_customer_id uuid, p_name text, p_email text, p_role text default null,
+    p_scope text default null, p_customer uuid default null, p_subject text default null)
+returns table (customer_id uuid, name text, email text, registered_at timestamptz, existed boolean)
+language plpgsql as $$
+#variable_conflict use_column
+begin
+    if p_role is not null then
+        perform og_claim(p_role, p_scope, p_customer, p_subject);
+    end if;
+    return query
+    with inserted as (
+        insert into customers (customer_id, name, email) values (p_customer_id, p_name, p_email)
+        on conflict (customer_id) do nothing
+        returning customer_id, name, email, registered_at, false as existed
+    )
+    select * from inserted
+    union all
+    select c.customer_id, c.name, c.email, c.registered_at, true from customers c
+    where c.customer_id = p_customer_id and not exists (select from inserted);
+end $$;
+
 -- ---------------------------------------------------------------------------------------
 -- Reads: pages of the read model and the log, as inlinable SQL functions shared by the
 -- store's named queries and the compiled GraphQL fast path (gql/schema/compiled.py)
 -- ---------------------------------------------------------------------------------------
 
 -- Orders, most recently active first; the keyset is (last_event_at, order_id) descending.
+-- `viewer` scopes every page to one customer's rows (og_sees); null reads all.
+drop function if exists og_orders_page(timestamptz, uuid, text[], uuid, timestamptz, timestamptz, bigint);
 create or replace function og_orders_page(
     after_at timestamptz, after_id uuid, statuses text[], customer uuid,
-    placed_after timestamptz, placed_before timestamptz, lim bigint)
+    placed_after timestamptz, placed_before timestamptz, lim bigint, viewer uuid)
 returns setof orders_current language sql stable as $$
     select * from orders_current
-    where (after_at is null or (last_event_at, order_id) < (after_at, after_id))
+    where og_sees(viewer, customer_id)
+      and (after_at is null or (last_event_at, order_id) < (after_at, after_id))
       and (statuses is null or status = any(statuses))
       and (customer is null or customer_id = customer)
       and (placed_after is null or placed_at > placed_after)
@@ -705,12 +910,14 @@ $$;
 
 -- The global log in its safe order, only below the oldest running transaction: once a
 -- reader has seen a position, no event can appear before it later.
+drop function if exists og_log_page(xid8, bigint, text[], uuid, uuid, timestamptz, timestamptz, bigint);
 create or replace function og_log_page(
     after_xid xid8, after_seq bigint, types text[], stream uuid, correlation uuid,
-    occurred_after timestamptz, occurred_before timestamptz, lim bigint)
+    occurred_after timestamptz, occurred_before timestamptz, lim bigint, viewer uuid)
 returns setof order_events language sql stable as $$
     select * from order_events
-    where (log_xid, global_position) > (after_xid, after_seq)
+    where og_sees(viewer, customer_id)
+      and (log_xid, global_position) > (after_xid, after_seq)
       and log_xid < pg_snapshot_xmin(pg_current_snapshot())
       and (types is null or event_type = any(types))
       and (stream is null or order_id = stream)
@@ -765,11 +972,13 @@ $$;
 create or replace function og_apply_privileges() returns void language plpgsql as $$
 begin
     revoke all on order_statuses, order_transitions, currencies, customers, order_events,
-                  orders_current, order_events_position_seq from public;
+                  orders_current, order_events_position_seq, access_roles, append_grants
+        from public;
     revoke all on order_statuses, order_transitions, currencies, customers, order_events,
-                  orders_current, order_events_position_seq from ordergraph_app;
+                  orders_current, order_events_position_seq, access_roles, append_grants
+        from ordergraph_app;
     grant select on order_statuses, order_transitions, currencies, customers, order_events,
-                    orders_current to ordergraph_app;
+                    orders_current, access_roles, append_grants to ordergraph_app;
     grant insert on order_events, customers to ordergraph_app;
 end $$;
 select og_apply_privileges();

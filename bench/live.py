@@ -40,6 +40,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bench.common import fresh_database, machine, percentile, place_orders, postgres, server_version
 from gql.events import EventType, NewEvent
+from gql.identity import SYSTEM
 from gql.listener import CHANNEL
 from gql.store.append import append_event
 from gql.store.connection import create_pool
@@ -108,7 +109,7 @@ async def _write(pool: asyncpg.Pool, orders: list[uuid.UUID], rate: float, secon
     async def one(order_id: uuid.UUID) -> None:
         event = NewEvent(order_id, EventType.ITEM_ADDED_TO_ORDER, ITEM)
         started = time.perf_counter()
-        appended = await append_event(pool, event)
+        appended = await append_event(pool, event, SYSTEM.claims())
         sent[event.event_id] = (started, appended.event["global_position"], order_id)
 
     tasks = []

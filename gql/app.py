@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
+from gql.access import IDENTITY, NOBODY, Access, Authenticate
 from gql.config import Settings, settings_from_env
 from gql.disconnect import CancelOnDisconnect
 from gql.front import CompiledFront
@@ -28,6 +29,7 @@ from gql.schema.context import Context
 from gql.schema.fastpath import FastPath
 from gql.store.connection import create_pool, warn_if_superuser
 from gql.store.lane import ReadLane
+from gql.tokens import Verifier
 from gql.websocket import Subscriptions
 
 log = logging.getLogger("ordergraph")
@@ -43,6 +45,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
             settings.database_url, min_size=settings.pool_min_size,
             max_size=settings.pool_max_size, statement_timeout=settings.request_timeout)
         await warn_if_superuser(app.state.pool)
+        await access.load()
         app.state.reads = ReadLane(app.state.pool, settings.pool_max_size)
         app.state.live = LiveHub(app.state.pool, settings)
         await app.state.live.start()
@@ -55,7 +58,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
                 await app.state.pool.close()
 
     def context(request: Request) -> Context:
-        return Context(request.app.state.pool, settings, getattr(request.app.state, "live", None),
+        return Context(request.app.state.pool, settings, access.grants,
+                       request.scope.get(IDENTITY, NOBODY), getattr(request.app.state, "live", None),
                        request)
 
     try:
@@ -83,6 +87,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
                             200 if ready else 503)
 
     app = Starlette(lifespan=lifespan, middleware=[Middleware(MetricsMiddleware)])
+    access = Access(settings, verifier(settings), app.state)
+    app.state.access = access
     if pool is not None:  # usable without running the lifespan (ASGI test clients)
         app.state.pool, app.state.reads = pool, ReadLane(pool, settings.pool_max_size)
     schema = build_schema(settings)
@@ -101,7 +107,16 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
     served: ASGIApp = app
     if fast is not None:  # compiled requests are answered before starlette sees them
         served = CompiledFront(app, fast=fast, settings=settings, state=app.state)
-    return SiteGuard(CancelOnDisconnect(served), settings)
+    return SiteGuard(Authenticate(CancelOnDisconnect(served), access), settings)
+
+
+def verifier(settings: Settings) -> Verifier:
+    """The token verifier; the dev key is read from the data directory only when trusted."""
+    if not settings.trust_dev_key:
+        return Verifier(settings)
+    from gql.database import default_data_dir
+
+    return Verifier(settings, default_data_dir())
 
 
 def app_from_env() -> ASGIApp:

@@ -30,6 +30,15 @@ class Settings:
     keepalive_interval: float = 15.0
     safety_poll_interval: float = 1.0
     compiled_reads: bool = True  # compiled statements for the queries and appends it knows
+    # identity and access (README, "Security"); no keys at all: open mode, loopback only
+    jwks: str = ""  # a JWKS file or http(s) URL; keys found by `kid`
+    jwt_secret: str = ""  # an HS256 secret, for simple setups
+    jwt_issuer: str = ""  # the `iss` tokens must carry, when set
+    jwt_audience: str = ""  # the `aud` tokens must carry, when set
+    jwt_leeway: float = 5.0  # seconds of clock skew allowed on exp (and when sockets close)
+    trust_dev_key: bool = False  # accept tokens minted by `ordergraph token`
+    insecure_open: bool = False  # open mode (everyone admin) also for non-loopback clients
+    metrics_token: str = ""  # when set, /metrics needs `Authorization: Bearer <it>`
 
 
 _ALIASES = {"pool_max_size": "ORDERGRAPH_POOL_SIZE"}

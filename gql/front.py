@@ -18,6 +18,7 @@ import orjson
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gql.access import IDENTITY, NOBODY
 from gql.config import Settings
 from gql.http import COMPILED_TRIED, JSON_BODIES, answer_compiled, negotiate
 from gql.metrics import REQUESTS
@@ -57,7 +58,7 @@ class CompiledFront:
         body = await read_body(receive)
         if body is None:  # the client went away
             return
-        answer = await self._answer(body)
+        answer = await self._answer(body, scope)
         if answer is None:
             scope[COMPILED_TRIED] = True
             await self.app(scope, _replay(body, receive), send)
@@ -69,7 +70,7 @@ class CompiledFront:
         await send({"type": "http.response.body", "body": answer})
         self._timer.observe(time.perf_counter() - started)
 
-    async def _answer(self, body: bytes) -> bytes | None:
+    async def _answer(self, body: bytes, scope: Scope) -> bytes | None:
         try:
             params = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -82,7 +83,7 @@ class CompiledFront:
                 or not (operation is None or isinstance(operation, str))):
             return None
         return await answer_compiled(self.fast, self.state, query, variables, operation,
-                                     mutations=True)
+                                     mutations=True, identity=scope.get(IDENTITY, NOBODY))
 
 
 async def read_body(receive: Receive) -> bytes | None:

@@ -21,7 +21,9 @@ from strawberry.exceptions import MissingQueryError
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from gql.access import IDENTITY, NOBODY
 from gql.config import Settings
+from gql.identity import Identity
 from gql.metrics import COMPILED
 from gql.schema import appends
 from gql.schema.appends import Appends
@@ -58,10 +60,11 @@ def negotiate(accept: str) -> str:
 
 async def answer_compiled(fast: FastPath | None, state: State, query: str,
                           variables: dict[str, Any] | None, operation: str | None,
-                          *, mutations: bool) -> bytes | None:
+                          *, mutations: bool, identity: Identity) -> bytes | None:
     """The response body from the document's compiled statements, or None: the resolvers
     answer. `mutations` says whether a known mutation may run (never over GET)."""
-    compiled = fast.compile(query, operation, variables, mutations=mutations) if fast else None
+    compiled = (fast.compile(query, operation, variables, mutations=mutations,
+                             grants=state.access.grants, identity=identity) if fast else None)
     if compiled is None:
         return None
     if isinstance(compiled, Appends):
@@ -163,7 +166,8 @@ def graphql_endpoint(
                   operation: str | None, media_type: str, reading: bool) -> Response:
         body_bytes = (None if request.scope.get(COMPILED_TRIED) else
                       await answer_compiled(fast, request.app.state, query, variables, operation,
-                                            mutations=not reading))
+                                            mutations=not reading,
+                                            identity=request.scope.get(IDENTITY, NOBODY)))
         if body_bytes is not None:
             return Response(body_bytes, 200, media_type=f"{media_type}; charset=utf-8")
         allowed = ({OperationType.QUERY} if reading

@@ -72,8 +72,12 @@ class EventFilter:
     types: frozenset[EventType] | None = None
     status_changes: bool = False
     statuses: frozenset[OrderStatus] | None = None
+    # the one customer whose events the subscriber may see (None: all), as og_sees reads
+    viewer: uuid.UUID | None = None
 
     def matches(self, row: asyncpg.Record) -> bool:
+        if self.viewer is not None and row["customer_id"] != self.viewer:
+            return False
         if self.types is not None and EventType(row["event_type"]) not in self.types:
             return False
         if self.status_changes:
@@ -261,7 +265,8 @@ class LiveHub:
         types = sorted(event_filter.types, key=lambda t: t.value) if event_filter.types else None
         while True:
             rows = await reads.list_events(self.pool, limit=REPLAY_PAGE, after=after, types=types,
-                                           order_id=event_filter.order_id)
+                                           order_id=event_filter.order_id,
+                                           viewer=event_filter.viewer)
             for row in rows:
                 yield row
             if len(rows) < REPLAY_PAGE:

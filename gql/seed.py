@@ -17,6 +17,7 @@ from decimal import Decimal
 import asyncpg
 
 from gql.events import Actor, EventType, NewEvent
+from gql.identity import SYSTEM
 from gql.store.append import append_event, register_customer
 
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
@@ -163,7 +164,7 @@ async def seed(
         customer_id = _uuid(rng)
         first, last = rng.choice(FIRST), rng.choice(LAST)
         email = f"{first}.{last}.{n}@example.com".lower().replace(" ", "")
-        await register_customer(pool, customer_id, f"{first} {last}", email)
+        await register_customer(pool, customer_id, f"{first} {last}", email, SYSTEM.claims())
         customer_ids.append(customer_id)
     plans = [plan_order(rng, rng.choice(customer_ids)) for _ in range(orders)]
     queue: asyncio.Queue[list[NewEvent]] = asyncio.Queue()
@@ -173,7 +174,7 @@ async def seed(
     async def work() -> None:
         while not queue.empty():
             for event in queue.get_nowait():
-                await append_event(pool, event)
+                await append_event(pool, event, SYSTEM.claims())
             if progress is not None:
                 progress(1)
 

@@ -10,9 +10,11 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
+from gql.access import is_loopback
 from gql.config import Settings, settings_from_env
 from gql.database import database_url as resolve_database
 from gql.database import default_data_dir
+from gql.errors import ConfigurationError
 from gql.guard import LOOPBACK_HOSTS
 from gql.store.connection import APP_ROLE, as_role, create_pool, migrate
 
@@ -44,10 +46,27 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
             "ws_per_message_deflate": False, "ws_max_size": settings.max_body_bytes}
 
 
+def access_mode(settings: Settings, host: str) -> str:
+    """The banner's access line; refuses open mode on an address beyond loopback."""
+    if settings.jwks or settings.jwt_secret or settings.trust_dev_key:
+        trusted = [name for name, on in (("JWKS " + settings.jwks, settings.jwks),
+                                         ("HS256 secret", settings.jwt_secret),
+                                         ("dev key", settings.trust_dev_key)) if on]
+        return "bearer tokens required (" + ", ".join(trusted) + ")"
+    if not (host and is_loopback(host)) and not settings.insecure_open:  # "" is every address
+        raise ConfigurationError(
+            f"no keys configured: refusing to serve {host} open to everyone as admin; set "
+            "ORDERGRAPH_JWKS (or ORDERGRAPH_JWT_SECRET), or pass --insecure-open")
+    if settings.insecure_open:
+        return "OPEN: no keys configured, every caller is admin (--insecure-open)"
+    return "open: no keys configured, every caller is admin (loopback clients only)"
+
+
 def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers: int) -> None:
     if host not in (*LOOPBACK_HOSTS, "0.0.0.0", "::", ""):  # the name it serves is its own
         os.environ.setdefault("ORDERGRAPH_ALLOWED_HOSTS", ",".join((*LOOPBACK_HOSTS, host)))
     settings = settings_from_env("")  # a bad ORDERGRAPH_* value fails before anything starts
+    mode = access_mode(settings, host)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with resolve_database(database_url, default_data_dir()) as url:
         asyncio.run(_prepare(url, demo))  # as the given (or the embedded superuser) role
@@ -58,7 +77,8 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
                       f"  GraphQL + GraphiQL  {base}/graphql\n"
                       f"  subscriptions       ws://{host}:{port}/graphql\n"
                       f"  live order board    {base}/\n"
-                      f"  health, metrics     {base}/healthz {base}/readyz {base}/metrics")
+                      f"  health, metrics     {base}/healthz {base}/readyz {base}/metrics\n"
+                      f"  access              {mode}")
         options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options(settings)}
         if workers > 1:
             os.environ["ORDERGRAPH_WORKER_DATABASE_URL"] = url

@@ -24,6 +24,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from gql.app import create_app
 from gql.config import Settings
+from gql.identity import OPEN, Grants
 from gql.schema import build_schema as build_ordergraph_schema
 from gql.schema.compiled import Unsupported
 from gql.schema.context import Info
@@ -193,6 +194,7 @@ async def test_introspection_is_declined_quietly_once(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
     fast = FastPath(build_ordergraph_schema(SETTINGS), SETTINGS)
     fast.remember(query, None)
-    assert fast.compile(query, None, {}, mutations=False) is None
+    assert fast.compile(query, None, {}, mutations=False, grants=Grants({}, frozenset()),
+                        identity=OPEN) is None
     assert fast.declined(query, None)  # decided once: later requests skip the compiler
 

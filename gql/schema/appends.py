@@ -29,12 +29,13 @@ from strawberry.types.arguments import convert_argument
 
 from gql.config import Settings
 from gql.events import EventType, NewEvent
+from gql.identity import Grants, Identity
 from gql.schema.compiled import Compiler, Read, Unsupported, guards_hold
 from gql.schema.errors import client_error
 from gql.schema.inputs import new_event
 from gql.schema.mutations import APPEND_MUTATIONS
 from gql.schema.plans import compile_append
-from gql.store.append import append_rendered
+from gql.store.append import Claims, append_rendered
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Appends:
 
     plan: AppendPlan
     events: tuple[NewEvent, ...]
+    claims: Claims  # who appends them
 
 
 def compile_appends(schema: strawberry.Schema, document: DocumentNode,
@@ -83,16 +85,17 @@ def compile_appends(schema: strawberry.Schema, document: DocumentNode,
     return AppendPlan(tuple(fields), tuple(compiler.guards))
 
 
-def prepare(schema: strawberry.Schema, plan: AppendPlan, variables: dict[str, Any]) -> Appends:
-    """The events this request asks for; an error means the resolvers answer (and report it)
-    before anything is appended."""
+def prepare(schema: strawberry.Schema, plan: AppendPlan, variables: dict[str, Any],
+            grants: Grants, identity: Identity) -> Appends:
+    """The events this request asks for; an error (FORBIDDEN included) means the resolvers
+    answer (and report it) before anything is appended."""
     registry, config = schema.schema_converter.scalar_registry, schema.config
     events = []
     for field in plan.fields:
         arguments = get_argument_values(field.definition, field.nodes[0], variables)
         data = convert_argument(arguments["input"], field.input_type, registry, config)
-        events.append(new_event(field.event_type, data))  # type: ignore[arg-type]
-    return Appends(plan, tuple(events))
+        events.append(new_event(field.event_type, data, grants, identity))  # type: ignore[arg-type]
+    return Appends(plan, tuple(events), identity.claims())
 
 
 async def run(appends: Appends, pool: asyncpg.Pool) -> bytes:
@@ -101,7 +104,7 @@ async def run(appends: Appends, pool: asyncpg.Pool) -> bytes:
     parts = []
     for field, event in zip(appends.plan.fields, appends.events, strict=True):
         try:
-            rendered = await append_rendered(pool, field.sql, event)
+            rendered = await append_rendered(pool, field.sql, event, appends.claims)
         except Exception as exc:  # reported (and unexpected ones masked and logged) as usual
             error = client_error(located_error(exc, field.nodes, [field.key]))
             return orjson.dumps({"errors": [error.formatted], "data": None})

@@ -32,7 +32,7 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
 )
-from graphql.execution.values import get_argument_values, get_directive_values
+from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
 
 from gql.config import Settings
 from gql.errors import DomainError
@@ -48,6 +48,20 @@ class Unsupported(Exception):
 
 
 Read = Callable[[dict[str, Any]], Any]
+# The key of the reading customer among a request's coerced variables (None: reads all);
+# no GraphQL variable can be named so. Every root a plan reads binds it (`Compiler.viewer`).
+VIEWER = "$viewer"
+
+
+def with_viewer(variables: Any, viewer: Any) -> Any:
+    """A request's coerced variables (a dict or graphql-core's VariableValues) and its viewer."""
+    if isinstance(variables, VariableValues):
+        return variables._replace(coerced={**variables.coerced, VIEWER: viewer})
+    return {**variables, VIEWER: viewer}
+
+
+def _viewer_of(variables: Any) -> Any:
+    return (variables.coerced if isinstance(variables, VariableValues) else variables)[VIEWER]
 
 
 @dataclass(frozen=True)
@@ -170,6 +184,10 @@ class Compiler:
     def bind(self, read: Read, cast: str) -> str:
         self.binders.append(read)
         return f"${len(self.binders)}::{cast}"
+
+    def viewer(self) -> str:
+        """The placeholder of the customer whose rows alone the statement may return."""
+        return self.bind(_viewer_of, "uuid")
 
     def alias(self) -> str:
         return f"t{next(self._aliases)}"

@@ -12,6 +12,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from gql.config import Settings
 from gql.events import EventOrder, EventType
+from gql.identity import Grants, Identity
 from gql.store import reads
 
 # Each Order.events page is its own key, so that orders on one page batch into one query
@@ -24,6 +25,7 @@ class Loaders:
     """Fresh per operation (and per subscription event), so nobody sees stale rows."""
 
     pool: asyncpg.Pool
+    viewer: uuid.UUID | None  # the only customer whose rows these loaders return; None: all
     orders: DataLoader[uuid.UUID, asyncpg.Record | None] = field(init=False)
     customers: DataLoader[uuid.UUID, asyncpg.Record | None] = field(init=False)
     order_events: DataLoader[EventsKey, list[asyncpg.Record]] = field(init=False)
@@ -34,10 +36,10 @@ class Loaders:
         self.order_events = DataLoader(self._load_order_events)
 
     async def _load_orders(self, ids: list[uuid.UUID]) -> list[asyncpg.Record | None]:
-        return await reads.load_orders(self.pool, ids)
+        return await reads.load_orders(self.pool, ids, self.viewer)
 
     async def _load_customers(self, ids: list[uuid.UUID]) -> list[asyncpg.Record | None]:
-        return await reads.load_customers(self.pool, ids)
+        return await reads.load_customers(self.pool, ids, self.viewer)
 
     async def _load_order_events(self, keys: list[EventsKey]) -> list[list[asyncpg.Record]]:
         groups: dict[tuple[Any, ...], list[uuid.UUID]] = {}
@@ -55,21 +57,32 @@ class Loaders:
 
 @dataclass
 class Context:
+    """`identity` is who asks; over a WebSocket it is set at `connection_init`."""
+
     pool: asyncpg.Pool
     settings: Settings
+    grants: Grants
+    identity: Identity
     live: Any = None
     request: Any = None
+    connection_params: Any = None
     _loaders: Loaders | None = None
+
+    @property
+    def viewer(self) -> uuid.UUID | None:
+        """The customer whose rows alone this operation may read (None: every row)."""
+        return self.grants.viewer(self.identity)
 
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = Loaders(self.pool)
+            self._loaders = Loaders(self.pool, self.viewer)
         return self._loaders
 
     def fresh(self) -> Context:
         """A copy with new loaders: each subscription event reads current rows."""
-        return Context(self.pool, self.settings, self.live, self.request)
+        return Context(self.pool, self.settings, self.grants, self.identity, self.live,
+                       self.request, self.connection_params)
 
 
 Info = StrawberryInfo[Context, None]

@@ -19,9 +19,10 @@ from graphql.execution.values import get_variable_values
 
 from gql.config import Settings
 from gql.errors import DomainError
+from gql.identity import Grants, Identity
 from gql.schema import appends
 from gql.schema.appends import AppendPlan, Appends
-from gql.schema.compiled import Compiler, Plan, Unsupported
+from gql.schema.compiled import Compiler, Plan, Unsupported, with_viewer
 from gql.schema.cost import CostModel, QueryTooComplex
 from gql.schema.plans import compile_query
 
@@ -77,9 +78,11 @@ class FastPath:
         self._plans.pop((query, operation_name), None)
 
     def compile(self, query: str, operation_name: str | None, variables: dict[str, Any] | None,
-                *, mutations: bool) -> tuple[str, list[Any]] | Appends | None:
-        """A query's statement and parameters, or (when `mutations` may run) the appends a
-        mutation asks for; None when the resolvers must answer."""
+                *, mutations: bool, grants: Grants,
+                identity: Identity) -> tuple[str, list[Any]] | Appends | None:
+        """A query's statement and parameters (scoped to what `identity` may read), or (when
+        `mutations` may run) the appends a mutation asks for; None when the resolvers must
+        answer."""
         operation = self._known.get((query, operation_name))
         if operation is None:
             return None
@@ -94,6 +97,7 @@ class FastPath:
             self.cost.check(_parse(query), operation, coerced)
         except QueryTooComplex:  # the resolvers refuse it, with the same estimate
             return None
+        coerced = with_viewer(coerced, grants.viewer(identity))
         plans = self._plans.setdefault((query, operation_name), [])
         plan = next((p for p in plans if p.fits(coerced)), None)
         if plan is None:
@@ -114,7 +118,7 @@ class FastPath:
             del plans[:-_PLANS_PER_DOCUMENT]
         try:
             if isinstance(plan, AppendPlan):
-                return appends.prepare(self.schema, plan, coerced)
+                return appends.prepare(self.schema, plan, coerced, grants, identity)
             return plan.sql, plan.bind(coerced)
         except DomainError:  # e.g. a malformed cursor: the resolvers report it with its code
             return None

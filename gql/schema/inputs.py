@@ -11,6 +11,7 @@ import strawberry
 
 from gql.errors import BadUserInput
 from gql.events import Actor, EventType, NewEvent
+from gql.identity import Grants, Identity
 from gql.schema.scalars import UUID, DateTime, Decimal, money
 
 
@@ -149,8 +150,13 @@ def no_nul(value: Any, field: str = "") -> None:
             no_nul(item, f"{field}[{n}]")
 
 
-def new_event(event_type: EventType, data: EventMetadata) -> NewEvent:
-    """The event a mutation input asks for: its own fields are the payload."""
+def new_event(event_type: EventType, data: EventMetadata, grants: Grants,
+              identity: Identity) -> NewEvent:
+    """The event a mutation input asks for: its own fields are the payload; the actor is the
+    caller's (FORBIDDEN when its role may not append this type or name another actor)."""
+    grants.check_append(identity, event_type)
+    supplied = Actor(data.actor.type, data.actor.id) if data.actor else None
+    actor = grants.actor(identity, supplied)
     payload = {
         _camel(f.name): _plain(getattr(data, f.name))
         for f in dataclasses.fields(data)
@@ -167,5 +173,5 @@ def new_event(event_type: EventType, data: EventMetadata) -> NewEvent:
         event_id=event_id, expected_version=data.expected_version,
         occurred_at=data.occurred_at, correlation_id=data.correlation_id,
         causation_id=data.causation_id,
-        actor=Actor(data.actor.type, data.actor.id) if data.actor else None,
+        actor=actor,
     )

@@ -51,8 +51,9 @@ APPEND_MUTATIONS: dict[str, EventType] = {
 
 
 async def _append(info: Info, data: EventMetadata) -> AppendResult:
-    event = new_event(APPEND_MUTATIONS[info.field_name], data)
-    appended = await append_event(info.context.pool, event)
+    context = info.context
+    event = new_event(APPEND_MUTATIONS[info.field_name], data, context.grants, context.identity)
+    appended = await append_event(context.pool, event, context.identity.claims())
     row = appended.event
     info.context.loaders.orders.prime(row["order_id"], appended.order)  # for `event { order }`
     return AppendResult(event=event_from_row(row), order=Order.from_row(appended.order),
@@ -63,9 +64,11 @@ async def _append(info: Info, data: EventMetadata) -> AppendResult:
 class Mutation:
     @strawberry.mutation(description="Create a customer; the same details again return it.")
     async def register_customer(self, info: Info, input: RegisterCustomerInput) -> Customer:
+        info.context.grants.check_register(info.context.identity)
         no_nul({"name": input.name, "email": input.email})
         registered = await register_customer(
-            info.context.pool, input.customer_id or uuid.uuid4(), input.name, input.email)
+            info.context.pool, input.customer_id or uuid.uuid4(), input.name, input.email,
+            info.context.identity.claims())
         return Customer.from_row(registered.customer)
 
     @strawberry.mutation(description="OrderPlaced: starts a new order stream.")

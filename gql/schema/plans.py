@@ -73,7 +73,8 @@ def _query(c: Compiler) -> Plans:
         def sql(nodes: list[FieldNode], args: Args) -> str:
             t = c.alias()
             return (f"(select {render(c, t, nodes)} from {table} {t} "
-                    f"where {t}.{column} = {args.param(lambda a: a['id'], 'uuid')})")
+                    f"where {t}.{column} = {args.param(lambda a: a['id'], 'uuid')} "
+                    f"and og_sees({c.viewer()}, {t}.customer_id))")
         return plan(sql, "id")
 
     return {
@@ -99,12 +100,13 @@ def _orders_connection(c: Compiler, nodes: list[FieldNode], args: Args,
     customer_sql = customer or args.optional(lambda a: a["customerId"], "uuid")
     after_at, after_id = (args.optional(lambda a: key(a)[0], "timestamptz"),
                           args.optional(lambda a: key(a)[1], "uuid"))
+    viewer = c.viewer()  # also under Customer.orders: the reading customer, not the listed one
     filters = (args.optional(lambda a: _values(a.get("status")), "text[]"), customer_sql,
                args.optional(lambda a: a.get("placedAfter"), "timestamptz"),
                args.optional(lambda a: a.get("placedBefore"), "timestamptz"))
 
     def source(limit: int) -> str:
-        return f"og_orders_page({after_at}, {after_id}, {', '.join(filters)}, {limit})"
+        return f"og_orders_page({after_at}, {after_id}, {', '.join(filters)}, {limit}, {viewer})"
 
     return c.connection(
         "OrderConnection", nodes, source, ("last_event_at desc", "order_id desc"), size,
@@ -126,9 +128,10 @@ def _log_connection(c: Compiler, nodes: list[FieldNode], args: Args) -> str:
                f"{args.optional(lambda a: a['correlationId'], 'uuid')}, "
                f"{args.optional(lambda a: a['occurredAfter'], 'timestamptz')}, "
                f"{args.optional(lambda a: a['occurredBefore'], 'timestamptz')}")
+    viewer = c.viewer()
 
     def source(limit: int) -> str:
-        return f"og_log_page({filters}, {limit})"
+        return f"og_log_page({filters}, {limit}, {viewer})"
 
     return c.connection(
         "OrderEventConnection", nodes, source, ("log_xid", "global_position"), size,

@@ -189,7 +189,8 @@ class Subscription:
         after: str | None = None,
     ) -> AsyncGenerator[OrderEvent, None]:
         start = Position.decode(after) if after is not None else None
-        event_filter = EventFilter(order_id=order_id, types=frozenset(types) if types else None)
+        event_filter = EventFilter(order_id=order_id, types=frozenset(types) if types else None,
+                                   viewer=info.context.viewer)
         async for row in _follow(info, event_filter, start):
             yield _event(row)
 
@@ -201,7 +202,8 @@ class Subscription:
         statuses: list[OrderStatus] | None = None,
     ) -> AsyncGenerator[OrderStatusChange, None]:
         event_filter = EventFilter(order_id=order_id, status_changes=True,
-                                   statuses=frozenset(statuses) if statuses else None)
+                                   statuses=frozenset(statuses) if statuses else None,
+                                   viewer=info.context.viewer)
         async for row in _follow(info, event_filter):
             previous = row["previous_status"]
             yield OrderStatusChange(

@@ -151,5 +151,6 @@ async def list_orders(info: Info, *, first: int | None, after: str | None,
     settings = info.context.settings
     size = page_size(first, ORDERS_PAGE, settings.max_page_size)
     key = decode_cursor(after, "o", datetime, uuid.UUID) if after else None
-    rows = await reads.list_orders(info.context.pool, limit=size + 1, after=key, **filters)
+    rows = await reads.list_orders(info.context.pool, limit=size + 1, after=key,
+                                   viewer=info.context.viewer, **filters)
     return connection(rows, size, Order.from_row, order_cursor, after=after)

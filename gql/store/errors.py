@@ -18,6 +18,7 @@ _BY_CONSTRAINT: dict[str, tuple[type[errors.DomainError], dict[str, str]]] = {
     "idempotency_conflict": (errors.IdempotencyConflict, {}),
     "wrong_expected_version": (errors.WrongExpectedVersion, {}),
     "log_immutable": (errors.LogImmutable, {}),
+    "forbidden": (errors.Forbidden, {}),
     "order_events_customer_fkey": (errors.CustomerNotFound, {"field": "customerId"}),
     "orders_current_customer_fkey": (errors.CustomerNotFound, {"field": "customerId"}),
     "order_events_payload_size": (errors.BadUserInput, {"field": "payload"}),
