@@ -632,7 +632,7 @@ begin
                         case when claimed_scope <> '' then ' (' || claimed_scope || ')' else '' end, e.event_type),
                         jsonb_build_object('role', claimed, 'eventType', e.event_type));
     end if;
-    if g.own_orders and cur.order_id is null
+    if g.own_orders and cur.order_id is null and e.event_type = 'OrderPlaced'
        and coalesce(e.customer_id, (e.payload ->> 'customerId')::uuid) is distinct from me then
         perform og_fail('forbidden', 'a customer places orders for itself only',
                         jsonb_build_object('field', 'customerId', 'eventType', e.event_type));
