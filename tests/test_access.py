@@ -29,6 +29,8 @@ from gql.store.connection import APP_ROLE, as_role
 from tests import factories
 from tests.equivalence import answer_both
 from tests.factories import order_in, snapshot
+from tests.ws import LEGACY, ORDER_EVENTS, STATUS_CHANGED, TRANSPORT
+from tests.ws import client as ws_client
 
 ISSUER, AUDIENCE = "https://id.example.test", "ordergraph"
 MUTATION_OF = {t: name for name, t in APPEND_MUTATIONS.items()}
@@ -378,3 +380,107 @@ async def test_dev_tokens_are_trusted_only_when_asked(tmp_path: Path, monkeypatc
             if trusted:
                 assert response.json()["data"]["customer"]["id"] == str(customer)
 
+
+
+# -- WebSocket --------------------------------------------------------------------------
+@pytest.fixture
+async def auth_server(database_url: str, keys: Keys) -> AsyncIterator[str]:
+    """A real uvicorn server requiring tokens; yields its WebSocket URL."""
+    from tests.conftest import _run_server
+
+    server, thread, url = await asyncio.to_thread(
+        _run_server, auth_settings(as_role(database_url, APP_ROLE), keys))
+    try:
+        yield url.replace("http://", "ws://") + "/graphql"
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)
+
+
+async def _close_code(url: str, protocol: str, payload: dict[str, Any]) -> int | None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    async with connect(url, subprotocols=[protocol], open_timeout=10) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
+        try:
+            async with asyncio.timeout(10):
+                while True:
+                    await ws.recv()
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+    return None
+
+
+@pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
+async def test_bad_tokens_close_the_socket_with_4403(auth_server: str, keys: Keys,
+                                                     protocol: str) -> None:
+    for kind, make in BAD.items():
+        token = make(keys)
+        payload = {"Authorization": f"Bearer {token}"} if token else {}
+        assert await _close_code(auth_server, protocol, payload) == 4403, kind
+
+
+async def test_legacy_operations_need_an_admitted_connection(auth_server: str) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    async with connect(auth_server, subprotocols=[LEGACY], open_timeout=10) as ws:  # type: ignore[list-item]
+        await ws.send(json.dumps({"id": "1", "type": "start", "payload": {"query": ORDER_EVENTS}}))
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                while True:
+                    await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+async def test_subscriptions_deliver_a_customers_own_events_only(
+        auth_server: str, pool: asyncpg.Pool, keys: Keys) -> None:
+    a, b = await factories.customer(pool), await factories.customer(pool)
+    for protocol in (TRANSPORT, LEGACY):
+        async with ws_client(auth_server, protocol, {"token": customer_token(keys, b)}) as ws:
+            await ws.subscribe(ORDER_EVENTS, "events")
+            await ws.subscribe(STATUS_CHANGED, "status")
+            await asyncio.sleep(0.3)  # subscribed before the appends
+            await order_in(pool, OrderStatus.PAID, a)  # A's: never delivered to B
+            order_b = await order_in(pool, OrderStatus.PAYMENT_AUTHORIZED, b)
+            events = await ws.collect(2, "events")
+            changes = await ws.collect(2, "status")
+        assert {e["orderEvents"]["orderId"] for e in events} == {str(order_b)}
+        assert {c["orderStatusChanged"]["order"]["id"] for c in changes} == {str(order_b)}
+        assert [c["orderStatusChanged"]["status"] for c in changes] == ["PLACED",
+                                                                        "PAYMENT_AUTHORIZED"]
+
+
+async def test_a_socket_closes_at_exp_and_a_new_token_resumes_without_loss(
+        auth_server: str, pool: asyncpg.Pool, keys: Keys) -> None:
+    """A token valid for 3 s: the server closes with 4403 within leeway (1 s) + 1 s of its
+    exp; reconnecting with a fresh token from the last position misses nothing."""
+    order_id = await order_in(pool, OrderStatus.PLACED)
+    seen: list[str] = []
+    from websockets.exceptions import ConnectionClosed
+
+    expires = time.time() + 3
+    async with ws_client(auth_server, TRANSPORT, {"Authorization": "Bearer " + keys.token(
+            ttl=3, role="staff")}) as ws:
+        await ws.subscribe(ORDER_EVENTS, "1", orderId=str(order_id), after="0" * 16 + "-" + "0" * 16)
+        seen += [e["orderEvents"]["globalPosition"] for e in await ws.collect(1)]
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                while True:
+                    seen.append((await ws.data(within=10))["orderEvents"]["globalPosition"])
+                    await factories.append(pool, order_id, EventType.ITEM_ADDED_TO_ORDER,
+                                           factories.payload_for(EventType.ITEM_ADDED_TO_ORDER))
+    closed_at = time.time()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    assert expires <= closed_at <= expires + 1.0 + 1.0 + 0.5  # leeway + 1 s (+ scheduling)
+    for _ in range(3):  # appended while no socket was open
+        await factories.append(pool, order_id, EventType.ITEM_ADDED_TO_ORDER,
+                               factories.payload_for(EventType.ITEM_ADDED_TO_ORDER))
+    total = await pool.fetchval("select count(*) from order_events where order_id = $1", order_id)
+    async with ws_client(auth_server, TRANSPORT,
+                         {"Authorization": "Bearer " + keys.token(role="staff")}) as ws:
+        await ws.subscribe(ORDER_EVENTS, "1", orderId=str(order_id), after=seen[-1])
+        seen += [e["orderEvents"]["globalPosition"] for e in await ws.collect(total - len(seen))]
+    assert len(seen) == len(set(seen)) == total
+    assert seen == sorted(seen)
