@@ -24,6 +24,7 @@ import asyncpg
 
 from bench.common import percentile
 from bench.workloads import ADDED_ITEM, BY_ORDER_ID, PLACED_ITEMS, RAW_JSON_SQL, RAW_SQL
+from gql.identity import SYSTEM
 from gql.store.append import APPEND
 from gql.store.connection import create_pool
 
@@ -36,9 +37,10 @@ def operation(pool: asyncpg.Pool, workload: str, params: list[str], form: str = 
             order_id, customer = uuid.uuid4(), params[n % len(params)]
             placed = {"customerId": customer, "currency": "EUR", "items": PLACED_ITEMS}
             await pool.fetchrow(APPEND, uuid.uuid4(), order_id, "OrderPlaced", placed,
-                                None, None, None, None, None, None, 1)
+                                None, None, None, None, None, None, 1, *SYSTEM.claims())
             return await pool.fetchrow(APPEND, uuid.uuid4(), order_id, "ItemAddedToOrder",
-                                       ADDED_ITEM, None, None, None, None, None, None, 1)
+                                       ADDED_ITEM, None, None, None, None, None, None, 1,
+                                       *SYSTEM.claims())
         return append_two
     sql = (RAW_JSON_SQL if form == "json" else RAW_SQL)[workload]
     if workload in BY_ORDER_ID:
