@@ -11,7 +11,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import orjson
 from starlette.datastructures import State
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from gql.schema.appends import Appends
 from gql.schema.context import Context
 from gql.schema.errors import client_error
 from gql.schema.fastpath import FastPath
+from gql.store import DATABASE_ERRORS
 from gql.store.reads import fetch_document
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -69,7 +69,7 @@ async def answer_compiled(fast: FastPath | None, state: State, query: str,
         return await appends.run(compiled, state.pool)
     try:
         data = await fetch_document(state.reads, *compiled)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+    except DATABASE_ERRORS:
         # the resolvers answer instead, and report what is still wrong with its error code
         log.exception("compiled query failed; answering through the resolvers")
         _FAILED.inc()

@@ -78,7 +78,7 @@ def _event_class(event_type: EventType) -> type[OrderEvent]:
 EVENT_CLASSES: dict[str, type[OrderEvent]] = {t.value: _event_class(t) for t in EventType}
 
 
-def position_of(row: Mapping[str, Any]) -> str:
+def position_text(row: Mapping[str, Any]) -> str:
     """The event's globalPosition text (its cursor in the log)."""
     return POSITION.value(row)
 
