@@ -19,7 +19,7 @@ from typing import Any
 from gql.events import EventType, OrderStatus, Position
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: each form is one kind
 class Form:
     """One kind of value: its Python value from the stored one, its SQL rendering, and how a
     JSON payload key holds it (`->>` text, `->` JSON)."""
@@ -38,7 +38,11 @@ NUMBER = Form(lambda v: v, lambda x: x, access="->")
 # Money renders with at least two decimals: gql.schema.scalars.money and og_money_text agree
 MONEY = Form(_money, lambda x: f"og_money_text(({x})::numeric)")
 STATUS = Form(OrderStatus, lambda x: x)
-LINES = Form(lambda v: v or [], lambda x: x, access="->")  # rendered by the compiler's lines
+ID = Form(lambda v: v, lambda x: x)  # a UUID as text
+# JSON arrays of objects, rendered line by line (OrderItem, ShippedItem)
+ITEMS = Form(lambda v: v or [], lambda x: x, access="->")
+SHIPPED_ITEMS = Form(lambda v: v or [], lambda x: x, access="->")
+LINES = (ITEMS, SHIPPED_ITEMS)
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,7 @@ ORDER = (
     column("id", "order_id"), column("status", "status", STATUS),
     column("currency", "currency"), column("totalAmount", "total_amount", MONEY),
     column("authorizedAmount", "authorized_amount", MONEY),
-    column("capturedAmount", "captured_amount", MONEY), column("items", "items", LINES),
+    column("capturedAmount", "captured_amount", MONEY), column("items", "items", ITEMS),
     column("version", "version"), column("placedAt", "placed_at"),
     column("lastEventAt", "last_event_at"),
 )
@@ -100,7 +104,7 @@ STATE = (
     column_or("totalAmount", "total_amount", MONEY, 0, "0"),
     column_or("authorizedAmount", "authorized_amount", MONEY, 0, "0"),
     column_or("capturedAmount", "captured_amount", MONEY, 0, "0"),
-    column_or("items", "items", LINES, [], "'[]'"),
+    column_or("items", "items", ITEMS, [], "'[]'"),
 )
 
 # -- JSON parts ---------------------------------------------------------------------------
@@ -129,13 +133,13 @@ EVENT = (
 )
 # Each event type's own data, read from its payload (keys are named as the fields).
 PAYLOAD: dict[EventType, tuple[Field, ...]] = {
-    EventType.ORDER_PLACED: (key("customerId"), key("currency"), key("items", LINES)),
+    EventType.ORDER_PLACED: (key("customerId", ID), key("currency"), key("items", ITEMS)),
     EventType.ITEM_ADDED_TO_ORDER: (key("sku"), key("quantity", NUMBER), key("unitPrice", MONEY)),
     EventType.ITEM_REMOVED_FROM_ORDER: (key("sku"), key("quantity", NUMBER)),
     EventType.PAYMENT_AUTHORIZED: (key("amount", MONEY), key("paymentProvider"),
                                    key("authorizationId")),
     EventType.PAYMENT_CAPTURED: (key("amount", MONEY),),
     EventType.PAYMENT_CAPTURE_REVERSED: (key("amount", MONEY), key("reason")),
-    EventType.ORDER_SHIPPED: (key("carrier"), key("trackingNumber"), key("shippedItems", LINES)),
+    EventType.ORDER_SHIPPED: (key("carrier"), key("trackingNumber"), key("shippedItems", SHIPPED_ITEMS)),
     EventType.ORDER_CANCELLED: (key("reason"),),
 }

@@ -24,6 +24,7 @@ from gql.schema.fields import (
     CUSTOMER,
     EVENT,
     ITEM,
+    ITEMS,
     LINES,
     ORDER,
     PAYLOAD,
@@ -60,7 +61,7 @@ def compile_append(c: Compiler, nodes: list[FieldNode]) -> str:
 
 
 def _columns(fields: tuple[Field, ...], alias: str) -> dict[str, Any]:
-    return {f.name: value(f.sql(alias)) for f in fields if f.form is not LINES}
+    return {f.name: value(f.sql(alias)) for f in fields if f.form not in LINES}
 
 
 def _values(items: list[Any] | None) -> list[str] | None:
@@ -206,8 +207,8 @@ def _event_plans(c: Compiler, e: str, event_type: EventType) -> Plans:
                  f"case when coalesce({e}.actor_type, '') = '' then null else "
                  f"{c.obj('Actor', n, _columns(ACTOR, e))} end"))}
     for field in PAYLOAD[event_type]:
-        if field.form is LINES:
-            line_type = "OrderItem" if field.name == "items" else "ShippedItem"
+        if field.form in LINES:
+            line_type = "OrderItem" if field.form is ITEMS else "ShippedItem"
             source = field.sql(f"{e}.payload")
             plans[field.name] = plan(lambda n, _, s=source, t=line_type: _lines(c, s, t, n))
     if not c.row_local:  # reads the tables again
