@@ -8,6 +8,7 @@ import uuid
 
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from gql.errors import DomainError
 from gql.schema.scalars import InvalidScalar
@@ -43,6 +44,10 @@ class RequestTimeout(DomainError):
     code = "REQUEST_TIMEOUT"
 
 
+class OperationRefused(DomainError):
+    code = "BAD_REQUEST"
+
+
 def client_error(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLError:
     """The error as a client may see it, always with `extensions.code`; without "Did you
     mean …" when the schema is not to be revealed (introspection off)."""
@@ -50,6 +55,11 @@ def client_error(error: GraphQLError, *, hide_suggestions: bool = False) -> Grap
         error = GraphQLError(error.message.split(_SUGGESTION)[0], error.nodes, error.source,
                              error.positions, error.path, error.original_error, error.extensions)
     original = error.original_error
+    if isinstance(original, InvalidOperationTypeError):  # e.g. a query over legacy graphql-ws
+        original = OperationRefused(f"{original.operation_type.value} operations cannot be "
+                                    "sent this way")
+    elif isinstance(original, CannotGetOperationTypeError):
+        original = OperationRefused("the document has no operation of that name")
     if getattr(original, "sqlstate", None) == _TIMED_OUT:
         original = RequestTimeout("the request took longer than its time budget; ask for less")
     if isinstance(original, DomainError):
