@@ -4,7 +4,7 @@ which form, read by the resolvers (from a row in Python) and by the compiler (in
 A `Field` pairs the two readings of one source, side by side, so that a field cannot mean
 one thing to the resolvers and another to the compiled statement. Fields that need more
 than a row (an order's customer, its timeline, its state at a version) are described by
-their plans in gql/schema/compiled.py, whose table the compiler walks: a field or argument
+their plans in gql/schema/plans.py, the table the compiler walks: a field or argument
 without a plan there makes the compiled path decline.
 """
 
