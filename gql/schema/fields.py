@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gql.events import EventType, OrderStatus, Position
+from gql.schema.pagination import encode_cursor
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: each form is one kind
@@ -115,6 +116,14 @@ ITEM = (
 )
 SHIPPED_ITEM = (key("sku"), key("quantity", NUMBER))
 ACTOR = (column("type", "actor_type"), column("id", "actor_id"))
+
+# -- cursors: the text of an edge's cursor; gql.schema.pagination.encode_cursor and og_cursor
+# agree (og_iso writes a time as DateTime does)
+ORDER_CURSOR = Field(
+    "cursor", lambda row: encode_cursor("o", row["last_event_at"], row["order_id"]),
+    lambda r: f"og_cursor('o', og_iso({r}.last_event_at), {r}.order_id::text)")
+TIMELINE_CURSOR = Field("cursor", lambda row: encode_cursor("v", row["stream_version"]),
+                        lambda r: f"og_cursor('v', {r}.stream_version::text)")
 
 # -- events ------------------------------------------------------------------------------
 # The text of a log position: gql.events.Position.encode and og_position agree

@@ -27,10 +27,12 @@ from gql.schema.fields import (
     ITEMS,
     LINES,
     ORDER,
+    ORDER_CURSOR,
     PAYLOAD,
     POSITION,
     SHIPPED_ITEM,
     STATE,
+    TIMELINE_CURSOR,
     Field,
 )
 from gql.schema.pagination import EVENTS_PAGE, ORDERS_PAGE, decode_cursor, page_size
@@ -109,8 +111,7 @@ def _orders_connection(c: Compiler, nodes: list[FieldNode], args: Args,
 
     return c.connection(
         "OrderConnection", nodes, source, ("last_event_at desc", "order_id desc"), size,
-        after, lambda r, n: _order(c, r, n),
-        lambda r: f"og_cursor('o', og_iso({r}.last_event_at), {r}.order_id::text)")
+        after, lambda r, n: _order(c, r, n), ORDER_CURSOR.sql)
 
 
 def _log_connection(c: Compiler, nodes: list[FieldNode], args: Args) -> str:
@@ -198,7 +199,7 @@ def _timeline(c: Compiler, o: str, nodes: list[FieldNode], args: Args) -> str:
     keys = ("stream_version",) if order == "stream_version" else (order, "stream_version")
     return c.connection(
         "OrderEventConnection", nodes, source, keys, size, after, lambda r, n: _event(c, r, n),
-        lambda r: f"og_cursor('v', {r}.stream_version::text)")
+        TIMELINE_CURSOR.sql)
 
 
 def _event_plans(c: Compiler, e: str, event_type: EventType) -> Plans:
