@@ -26,7 +26,7 @@ from gql.schema import appends
 from gql.schema.appends import Appends
 from gql.schema.context import Context
 from gql.schema.errors import client_error
-from gql.schema.fastpath import FastPath
+from gql.schema.fastpath import FastPath, Refused
 from gql.store import DATABASE_ERRORS
 from gql.store.reads import fetch_document
 
@@ -58,12 +58,12 @@ def negotiate(accept: str) -> str:
 
 async def answer_compiled(fast: FastPath | None, state: State, query: str,
                           variables: dict[str, Any] | None, operation: str | None,
-                          *, mutations: bool) -> bytes | None:
-    """The response body from the document's compiled statements, or None: the resolvers
-    answer. `mutations` says whether a known mutation may run (never over GET)."""
+                          *, mutations: bool) -> bytes | Refused | None:
+    """The response body from the document's compiled statements (or its refusal), or None:
+    the resolvers answer. `mutations` says whether a known mutation may run (never over GET)."""
     compiled = fast.compile(query, operation, variables, mutations=mutations) if fast else None
-    if compiled is None:
-        return None
+    if compiled is None or isinstance(compiled, Refused):
+        return compiled
     if isinstance(compiled, Appends):
         _APPENDED.inc()
         return await appends.run(compiled, state.pool)
@@ -76,6 +76,15 @@ async def answer_compiled(fast: FastPath | None, state: State, query: str,
         return None
     _ANSWERED.inc()
     return b'{"data":' + data + b"}"
+
+
+def refused_status(media_type: str) -> int:
+    """A request refused before execution: 422 for GraphQL-over-HTTP clients, else 200."""
+    return 422 if media_type == GRAPHQL_RESPONSE else 200
+
+
+def codes_of(errors: list[Any]) -> set[str | None]:
+    return {(e.extensions or {}).get("code") for e in errors}
 
 
 def _response(body: dict[str, Any], status: int, media_type: str,
@@ -164,6 +173,9 @@ def graphql_endpoint(
         body_bytes = (None if request.scope.get(COMPILED_TRIED) else
                       await answer_compiled(fast, request.app.state, query, variables, operation,
                                             mutations=not reading))
+        if isinstance(body_bytes, Refused):
+            return Response(body_bytes.body, refused_status(media_type),
+                            media_type=f"{media_type}; charset=utf-8")
         if body_bytes is not None:
             return Response(body_bytes, 200, media_type=f"{media_type}; charset=utf-8")
         allowed = ({OperationType.QUERY} if reading
@@ -195,12 +207,13 @@ def graphql_endpoint(
             body["data"] = result.data
         status = 200
         if refused and media_type == GRAPHQL_RESPONSE:
-            codes = {(e.extensions or {}).get("code") for e in errors}
-            status = 400 if "GRAPHQL_PARSE_FAILED" in codes else 422
+            status = 400 if "GRAPHQL_PARSE_FAILED" in codes_of(errors) else 422
         if result.extensions:
             body["extensions"] = result.extensions
         if fast is not None and not errors:
             fast.remember(query, operation)
+        elif fast is not None and refused and codes_of(errors) == {"QUERY_TOO_COMPLEX"}:
+            fast.remember_costly(query, operation)
         return _response(body, status, media_type)
 
     return endpoint
