@@ -557,10 +557,9 @@ begin
         s.captured_amount := s.captured_amount - (p ->> 'amount')::numeric;
     else null;
     end case;
-    s.status := coalesce(
-        (select t.to_status from order_transitions t
-         where t.event_type = e.event_type and t.from_status is not distinct from s.status),
-        (select t.to_status from order_transitions t where t.event_type = e.event_type limit 1));
+    -- the transition og_check allowed: every event in the log passed it from this status
+    s.status := (select t.to_status from order_transitions t
+                 where t.event_type = e.event_type and t.from_status is not distinct from s.status);
     s.total_amount := og_items_total(s.items);
     s.version := e.stream_version;
     s.last_event_at := greatest(s.last_event_at, e.occurred_at);

@@ -45,7 +45,9 @@ from gql.listener import CHANNEL
 from gql.store.append import append_event
 from gql.store.connection import create_pool
 
-QUERY = "subscription($id: UUID) { orderEvents(orderId: $id) { id globalPosition type } }"
+# the event fields of bench.compare's Q1, as a timeline view subscribes to them
+QUERY = """subscription($id: UUID) { orderEvents(orderId: $id) { id globalPosition streamVersion
+    type occurredAt recordedAt actor { type id } payload } }"""
 BOARD = 100  # orders written to; from this many subscribers on, each follows one order
 ITEM = {"sku": "BENCH-1", "quantity": 1, "unitPrice": "1.00"}
 

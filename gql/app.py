@@ -8,7 +8,6 @@ import os
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -27,6 +26,7 @@ from gql.metrics import MetricsMiddleware, metrics
 from gql.schema import build_schema
 from gql.schema.context import Context
 from gql.schema.fastpath import FastPath
+from gql.store import DATABASE_ERRORS, Pool
 from gql.store.connection import create_pool, warn_if_superuser
 from gql.store.lane import ReadLane
 from gql.tokens import Verifier
@@ -35,7 +35,7 @@ from gql.websocket import Subscriptions
 log = logging.getLogger("ordergraph")
 
 
-def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
+def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
     """The app; it opens (and closes) its own pool unless one is given."""
 
     @contextlib.asynccontextmanager
@@ -77,7 +77,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
             async with request.app.state.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("select 1")
             checks["database"] = "ok"
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
         live = getattr(request.app.state, "live", None)
         if live is not None:

@@ -20,9 +20,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql.access import IDENTITY, NOBODY
 from gql.config import Settings
-from gql.http import COMPILED_TRIED, JSON_BODIES, answer_compiled, negotiate
+from gql.http import COMPILED_TRIED, JSON_BODIES, answer_compiled, negotiate, refused_status
 from gql.metrics import REQUESTS
-from gql.schema.fastpath import FastPath
+from gql.schema.fastpath import FastPath, Refused
 
 
 class CompiledFront:
@@ -64,13 +64,16 @@ class CompiledFront:
             await self.app(scope, _replay(body, receive), send)
             return
         media_type = negotiate(accept.decode("latin-1") if accept else "")
-        await send({"type": "http.response.start", "status": 200, "headers": [
+        status = 200
+        if isinstance(answer, Refused):
+            answer, status = answer.body, refused_status(media_type)
+        await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", f"{media_type}; charset=utf-8".encode()),
             (b"content-length", str(len(answer)).encode())]})
         await send({"type": "http.response.body", "body": answer})
         self._timer.observe(time.perf_counter() - started)
 
-    async def _answer(self, body: bytes, scope: Scope) -> bytes | None:
+    async def _answer(self, body: bytes, scope: Scope) -> bytes | Refused | None:
         try:
             params = orjson.loads(body)
         except orjson.JSONDecodeError:

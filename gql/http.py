@@ -11,7 +11,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import orjson
 from starlette.datastructures import State
 from starlette.requests import Request
@@ -29,7 +28,8 @@ from gql.schema import appends
 from gql.schema.appends import Appends
 from gql.schema.context import Context
 from gql.schema.errors import client_error
-from gql.schema.fastpath import FastPath
+from gql.schema.fastpath import FastPath, Refused
+from gql.store import DATABASE_ERRORS
 from gql.store.reads import fetch_document
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -60,25 +60,35 @@ def negotiate(accept: str) -> str:
 
 async def answer_compiled(fast: FastPath | None, state: State, query: str,
                           variables: dict[str, Any] | None, operation: str | None,
-                          *, mutations: bool, identity: Identity) -> bytes | None:
-    """The response body from the document's compiled statements, or None: the resolvers
-    answer. `mutations` says whether a known mutation may run (never over GET)."""
+                          *, mutations: bool, identity: Identity) -> bytes | Refused | None:
+    """The response body from the document's compiled statements (or its refusal), or None:
+    the resolvers answer. `mutations` says whether a known mutation may run (never over GET);
+    reads are scoped to what `identity` may see."""
     compiled = (fast.compile(query, operation, variables, mutations=mutations,
                              grants=state.access.grants, identity=identity) if fast else None)
-    if compiled is None:
-        return None
+    if compiled is None or isinstance(compiled, Refused):
+        return compiled
     if isinstance(compiled, Appends):
         _APPENDED.inc()
         return await appends.run(compiled, state.pool)
     try:
         data = await fetch_document(state.reads, *compiled)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+    except DATABASE_ERRORS:
         # the resolvers answer instead, and report what is still wrong with its error code
         log.exception("compiled query failed; answering through the resolvers")
         _FAILED.inc()
         return None
     _ANSWERED.inc()
     return b'{"data":' + data + b"}"
+
+
+def refused_status(media_type: str) -> int:
+    """A request refused before execution: 422 for GraphQL-over-HTTP clients, else 200."""
+    return 422 if media_type == GRAPHQL_RESPONSE else 200
+
+
+def codes_of(errors: list[Any]) -> set[str | None]:
+    return {(e.extensions or {}).get("code") for e in errors}
 
 
 def _response(body: dict[str, Any], status: int, media_type: str,
@@ -168,6 +178,9 @@ def graphql_endpoint(
                       await answer_compiled(fast, request.app.state, query, variables, operation,
                                             mutations=not reading,
                                             identity=request.scope.get(IDENTITY, NOBODY)))
+        if isinstance(body_bytes, Refused):
+            return Response(body_bytes.body, refused_status(media_type),
+                            media_type=f"{media_type}; charset=utf-8")
         if body_bytes is not None:
             return Response(body_bytes, 200, media_type=f"{media_type}; charset=utf-8")
         allowed = ({OperationType.QUERY} if reading
@@ -199,12 +212,13 @@ def graphql_endpoint(
             body["data"] = result.data
         status = 200
         if refused and media_type == GRAPHQL_RESPONSE:
-            codes = {(e.extensions or {}).get("code") for e in errors}
-            status = 400 if "GRAPHQL_PARSE_FAILED" in codes else 422
+            status = 400 if "GRAPHQL_PARSE_FAILED" in codes_of(errors) else 422
         if result.extensions:
             body["extensions"] = result.extensions
         if fast is not None and not errors:
             fast.remember(query, operation)
+        elif fast is not None and refused and codes_of(errors) == {"QUERY_TOO_COMPLEX"}:
+            fast.remember_costly(query, operation)
         return _response(body, status, media_type)
 
     return endpoint

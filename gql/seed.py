@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import asyncpg
-
 from gql.events import Actor, EventType, NewEvent
 from gql.identity import SYSTEM
+from gql.store import Pool
 from gql.store.append import append_event, register_customer
 
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
@@ -148,7 +147,7 @@ def plan_order(rng: random.Random, customer: uuid.UUID) -> list[NewEvent]:
 
 
 async def seed(
-    pool: asyncpg.Pool,
+    pool: Pool,
     *,
     orders: int,
     customers: int | None = None,

@@ -14,11 +14,17 @@ from gql.access import is_loopback
 from gql.config import Settings, settings_from_env
 from gql.database import database_url as resolve_database
 from gql.database import default_data_dir
-from gql.errors import ConfigurationError
+from gql.errors import ConfigurationError, DatabaseUnavailable
 from gql.guard import LOOPBACK_HOSTS
 from gql.store.connection import APP_ROLE, as_role, create_pool, migrate
 
 DEMO_ORDERS = 600
+# whether this login may apply schema.sql: a superuser, or a member of the owner role (the
+# first migration, before the roles exist, needs a superuser or CREATEROLE)
+MAY_MIGRATE = """select r.rolsuper or r.rolcreaterole or exists (
+    select from pg_roles o where o.rolname = 'ordergraph_owner' and pg_has_role(r.oid, o.oid, 'member'))
+    from pg_roles r where r.rolname = current_user"""
+MIGRATED = "select to_regclass('order_events') is not null"
 console = Console(highlight=False)
 
 
@@ -26,7 +32,11 @@ async def _prepare(url: str, demo: bool) -> None:
     pool = await create_pool(url, min_size=1, max_size=8)
     try:
         async with pool.acquire() as conn:
-            await migrate(conn)
+            if await conn.fetchval(MAY_MIGRATE):
+                await migrate(conn)
+            elif not await conn.fetchval(MIGRATED):  # the server's own role cannot apply it
+                raise DatabaseUnavailable("the database has no ordergraph schema: run "
+                                          "`ordergraph migrate` as its owner first")
             empty = not await conn.fetchval("select exists (select from orders_current)")
         if demo and empty:
             from gql.seed import seed

@@ -7,6 +7,7 @@ Tests commit for real (NOTIFY fires only on commit), so each gets its own databa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import tempfile
@@ -15,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -141,6 +143,18 @@ async def live_server(database_url: str) -> AsyncIterator[LiveServer]:
     # as the role the server runs as in production: it owns nothing and may only append
     server, thread, url = await asyncio.to_thread(
         _run_server, Settings(database_url=as_role(database_url, APP_ROLE)))
+    try:
+        yield LiveServer(url=url, database_url=database_url)
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)
+
+
+@contextlib.asynccontextmanager
+async def serving(database_url: str, **overrides: Any) -> AsyncIterator[LiveServer]:
+    """A real server with non-default settings, on the test's database, as the server's role."""
+    server, thread, url = await asyncio.to_thread(
+        _run_server, Settings(database_url=as_role(database_url, APP_ROLE), **overrides))
     try:
         yield LiveServer(url=url, database_url=database_url)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from functools import cache
+from typing import Any
 
 import strawberry
 from graphql import NoSchemaIntrospectionCustomRule
@@ -48,7 +49,9 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         def on_execute(self) -> Iterator[None]:
             context = self.execution_context
             if context.graphql_document is not None:
-                operation = select_operation(context.graphql_document, context.operation_name)
+                # `operation_name` is the first operation's when the request names none
+                operation = select_operation(context.graphql_document,
+                                             context._provided_operation_name)
                 cost[0].check(context.graphql_document, operation, context.variables)
             yield
 
@@ -61,7 +64,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]
-    schema = strawberry.Schema(
+    schema = _Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -72,6 +75,12 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     )
     cost.append(CostModel(schema._schema, settings.max_cost, settings.max_page_size))
     return schema
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: Any, execution_context: Any = None) -> None:
+        """Not every error is worth a traceback in the log: client mistakes are answered, and
+        internal errors are logged once, with the id the client sees (gql/schema/errors.py)."""
 
 
 @cache

@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 import strawberry
 from graphql import (
@@ -35,6 +34,7 @@ from gql.schema.errors import client_error
 from gql.schema.inputs import new_event
 from gql.schema.mutations import APPEND_MUTATIONS
 from gql.schema.plans import compile_append
+from gql.store import Pool
 from gql.store.append import Claims, append_rendered
 
 
@@ -98,7 +98,7 @@ def prepare(schema: strawberry.Schema, plan: AppendPlan, variables: dict[str, An
     return Appends(plan, tuple(events), identity.claims())
 
 
-async def run(appends: Appends, pool: asyncpg.Pool) -> bytes:
+async def run(appends: Appends, pool: Pool) -> bytes:
     """The response body. The fields run in order; the first failure ends the operation and,
     as its fields are non-null, leaves `data` null (what was appended before it stays)."""
     parts = []

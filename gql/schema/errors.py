@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from gql.errors import DomainError
 from gql.schema.scalars import InvalidScalar
@@ -25,11 +27,25 @@ def _pre_execution_code(error: GraphQLError) -> str:
 
 
 _SUGGESTION = " Did you mean "
+# where graphql-core says a variable's value is wrong: "Variable '$input' has invalid value
+# at .items[0].unitPrice: …" (a mutation's `input` is the variable, left out of `field`)
+_AT = re.compile(r"^Variable '\$(\w+)' has invalid value(?: at \.([^:]+))?:")
+
+
+def _field(message: str) -> str | None:
+    found = _AT.match(message)
+    if found is None:
+        return None
+    return found[2] if found[2] else found[1]
 _TIMED_OUT = "57014"  # PostgreSQL's query_canceled: the statement timeout fired
 
 
 class RequestTimeout(DomainError):
     code = "REQUEST_TIMEOUT"
+
+
+class OperationRefused(DomainError):
+    code = "BAD_REQUEST"
 
 
 def client_error(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLError:
@@ -39,6 +55,11 @@ def client_error(error: GraphQLError, *, hide_suggestions: bool = False) -> Grap
         error = GraphQLError(error.message.split(_SUGGESTION)[0], error.nodes, error.source,
                              error.positions, error.path, error.original_error, error.extensions)
     original = error.original_error
+    if isinstance(original, InvalidOperationTypeError):  # e.g. a query over legacy graphql-ws
+        original = OperationRefused(f"{original.operation_type.value} operations cannot be "
+                                    "sent this way")
+    elif isinstance(original, CannotGetOperationTypeError):
+        original = OperationRefused("the document has no operation of that name")
     if getattr(original, "sqlstate", None) == _TIMED_OUT:
         original = RequestTimeout("the request took longer than its time budget; ask for less")
     if isinstance(original, DomainError):
@@ -51,8 +72,10 @@ def client_error(error: GraphQLError, *, hide_suggestions: bool = False) -> Grap
     request_error = original is None or isinstance(original, GraphQLError | InvalidScalar)
     if error.path is None and request_error:
         # parsing, validation and variable coercion: the message is about the request
+        code = _pre_execution_code(error)
+        field = _field(error.message) if code == "BAD_USER_INPUT" else None
         return GraphQLError(error.message, error.nodes, error.source, error.positions,
-                            None, None, {"code": _pre_execution_code(error)})
+                            None, None, {"code": code, **({"field": field} if field else {})})
     error_id = uuid.uuid4().hex[:12]
     log.error("internal error %s at %s", error_id, error.path, exc_info=original or error)
     return GraphQLError(f"Internal server error (id {error_id})", error.nodes, error.source,

@@ -10,7 +10,22 @@ import strawberry
 from gql.errors import OrderNotFound
 from gql.schema.context import Info
 from gql.schema.enums import EventType
-from gql.schema.fields import ACTOR, EVENT, PAYLOAD, POSITION, SHIPPED_ITEM, Field, values
+from gql.schema.fields import (
+    ACTOR,
+    EVENT,
+    ID,
+    ITEMS,
+    MONEY,
+    NUMBER,
+    PAYLOAD,
+    PLAIN,
+    POSITION,
+    SHIPPED_ITEM,
+    SHIPPED_ITEMS,
+    Field,
+    Form,
+    values,
+)
 from gql.schema.scalars import JSON, UUID, DateTime, Decimal
 from gql.schema.types import Actor, Order, OrderItem
 
@@ -50,27 +65,29 @@ class OrderEvent:
         return Order.from_row(row)
 
 
-def _payload_field(field: Field, annotation: Any) -> Any:
+def _payload_field(field: Field) -> Any:
     """A resolver reading the event's own data, as PAYLOAD describes it."""
+    annotation, lines = _FORMS[field.form]
+
     def resolve(self: OrderEvent) -> Any:
         value = field.value(self.payload)
         return [lines(item) for item in value] if lines else value
 
-    lines = {"items": OrderItem.from_json, "shippedItems": ShippedItem.from_json}.get(field.name)
     resolve.__annotations__["return"] = annotation
     return strawberry.field(resolver=resolve)
 
 
-_ANNOTATIONS: dict[str, Any] = {
-    "customerId": UUID, "currency": str, "items": list[OrderItem], "sku": str, "quantity": int,
-    "unitPrice": Decimal, "amount": Decimal, "paymentProvider": str, "authorizationId": str,
-    "reason": str, "carrier": str, "trackingNumber": str, "shippedItems": list[ShippedItem],
+# The GraphQL type of each form a payload key may take (and how its lines are built).
+_FORMS: dict[Form, tuple[Any, Any]] = {
+    PLAIN: (str, None), ID: (UUID, None), NUMBER: (int, None), MONEY: (Decimal, None),
+    ITEMS: (list[OrderItem], OrderItem.from_json),
+    SHIPPED_ITEMS: (list[ShippedItem], ShippedItem.from_json),
 }
 
 
 def _event_class(event_type: EventType) -> type[OrderEvent]:
     """The object type of one event type: the interface plus its payload's fields."""
-    namespace = {f.attribute: _payload_field(f, _ANNOTATIONS[f.name]) for f in PAYLOAD[event_type]}
+    namespace = {f.attribute: _payload_field(f) for f in PAYLOAD[event_type]}
     namespace["__module__"] = __name__
     return strawberry.type(type(event_type.value, (OrderEvent,), namespace))  # type: ignore[return-value]
 
@@ -78,7 +95,7 @@ def _event_class(event_type: EventType) -> type[OrderEvent]:
 EVENT_CLASSES: dict[str, type[OrderEvent]] = {t.value: _event_class(t) for t in EventType}
 
 
-def position_of(row: Mapping[str, Any]) -> str:
+def position_text(row: Mapping[str, Any]) -> str:
     """The event's globalPosition text (its cursor in the log)."""
     return POSITION.value(row)
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
 import strawberry
 from graphql import DocumentNode, OperationDefinitionNode, parse
 from graphql.execution.values import get_variable_values
@@ -42,6 +44,13 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
     return next((o for o in operations if o.name and o.name.value == name), None)
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A request refused before anything runs (its cost is above the ceiling): the body."""
+
+    body: bytes
+
+
 class FastPath:
     """Remembers documents the resolvers answered without errors (so they passed parsing,
     validation and every limit) and compiles later requests for them: a query to one
@@ -55,6 +64,9 @@ class FastPath:
         self._known: OrderedDict[tuple[str, str | None], OperationDefinitionNode | None] = \
             OrderedDict()
         self._plans: dict[tuple[str, str | None], list[Plan | AppendPlan]] = {}
+        # valid documents refused for their cost: refused again here, in microseconds, unless
+        # smaller variables make them affordable
+        self._costly: OrderedDict[tuple[str, str | None], OperationDefinitionNode] = OrderedDict()
         self.cost = CostModel(schema._schema, settings.max_cost, settings.max_page_size)
 
     def remember(self, query: str, operation_name: str | None) -> None:
@@ -77,13 +89,22 @@ class FastPath:
         self._known[(query, operation_name)] = None
         self._plans.pop((query, operation_name), None)
 
+    def remember_costly(self, query: str, operation_name: str | None) -> None:
+        """A document that validated but was refused for its cost."""
+        operation = _operation(_parse(query), operation_name)
+        if operation is not None:
+            self._costly[(query, operation_name)] = operation
+            while len(self._costly) > self.size:
+                self._costly.popitem(last=False)
+
     def compile(self, query: str, operation_name: str | None, variables: dict[str, Any] | None,
                 *, mutations: bool, grants: Grants,
-                identity: Identity) -> tuple[str, list[Any]] | Appends | None:
+                identity: Identity) -> tuple[str, list[Any]] | Appends | Refused | None:
         """A query's statement and parameters (scoped to what `identity` may read), or (when
-        `mutations` may run) the appends a mutation asks for; None when the resolvers must
-        answer."""
-        operation = self._known.get((query, operation_name))
+        `mutations` may run) the appends a mutation asks for, or the refusal of a known
+        document that costs too much; None when the resolvers must answer."""
+        key = (query, operation_name)
+        operation = self._known.get(key) or self._costly.get(key)
         if operation is None:
             return None
         mutation = operation.operation.value == "mutation"
@@ -95,7 +116,10 @@ class FastPath:
             return None
         try:
             self.cost.check(_parse(query), operation, coerced)
-        except QueryTooComplex:  # the resolvers refuse it, with the same estimate
+        except QueryTooComplex as exc:
+            return Refused(orjson.dumps({"errors": [{"message": exc.message, "extensions": {
+                "code": exc.code, **exc.extensions}}]}))
+        if self._known.get(key) is None:  # not learnt yet (affordable now), or declined
             return None
         coerced = with_viewer(coerced, grants.viewer(identity))
         plans = self._plans.setdefault((query, operation_name), [])

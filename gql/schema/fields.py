@@ -4,7 +4,7 @@ which form, read by the resolvers (from a row in Python) and by the compiler (in
 A `Field` pairs the two readings of one source, side by side, so that a field cannot mean
 one thing to the resolvers and another to the compiled statement. Fields that need more
 than a row (an order's customer, its timeline, its state at a version) are described by
-their plans in gql/schema/compiled.py, whose table the compiler walks: a field or argument
+their plans in gql/schema/plans.py, the table the compiler walks: a field or argument
 without a plan there makes the compiled path decline.
 """
 
@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from gql.events import EventType, OrderStatus, Position
+from gql.schema.pagination import encode_cursor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity: each form is one kind
 class Form:
     """One kind of value: its Python value from the stored one, its SQL rendering, and how a
     JSON payload key holds it (`->>` text, `->` JSON)."""
@@ -38,7 +39,11 @@ NUMBER = Form(lambda v: v, lambda x: x, access="->")
 # Money renders with at least two decimals: gql.schema.scalars.money and og_money_text agree
 MONEY = Form(_money, lambda x: f"og_money_text(({x})::numeric)")
 STATUS = Form(OrderStatus, lambda x: x)
-LINES = Form(lambda v: v or [], lambda x: x, access="->")  # rendered by the compiler's lines
+ID = Form(lambda v: v, lambda x: x)  # a UUID as text
+# JSON arrays of objects, rendered line by line (OrderItem, ShippedItem)
+ITEMS = Form(lambda v: v or [], lambda x: x, access="->")
+SHIPPED_ITEMS = Form(lambda v: v or [], lambda x: x, access="->")
+LINES = (ITEMS, SHIPPED_ITEMS)
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ ORDER = (
     column("id", "order_id"), column("status", "status", STATUS),
     column("currency", "currency"), column("totalAmount", "total_amount", MONEY),
     column("authorizedAmount", "authorized_amount", MONEY),
-    column("capturedAmount", "captured_amount", MONEY), column("items", "items", LINES),
+    column("capturedAmount", "captured_amount", MONEY), column("items", "items", ITEMS),
     column("version", "version"), column("placedAt", "placed_at"),
     column("lastEventAt", "last_event_at"),
 )
@@ -100,7 +105,7 @@ STATE = (
     column_or("totalAmount", "total_amount", MONEY, 0, "0"),
     column_or("authorizedAmount", "authorized_amount", MONEY, 0, "0"),
     column_or("capturedAmount", "captured_amount", MONEY, 0, "0"),
-    column_or("items", "items", LINES, [], "'[]'"),
+    column_or("items", "items", ITEMS, [], "'[]'"),
 )
 
 # -- JSON parts ---------------------------------------------------------------------------
@@ -111,6 +116,14 @@ ITEM = (
 )
 SHIPPED_ITEM = (key("sku"), key("quantity", NUMBER))
 ACTOR = (column("type", "actor_type"), column("id", "actor_id"))
+
+# -- cursors: the text of an edge's cursor; gql.schema.pagination.encode_cursor and og_cursor
+# agree (og_iso writes a time as DateTime does)
+ORDER_CURSOR = Field(
+    "cursor", lambda row: encode_cursor("o", row["last_event_at"], row["order_id"]),
+    lambda r: f"og_cursor('o', og_iso({r}.last_event_at), {r}.order_id::text)")
+TIMELINE_CURSOR = Field("cursor", lambda row: encode_cursor("v", row["stream_version"]),
+                        lambda r: f"og_cursor('v', {r}.stream_version::text)")
 
 # -- events ------------------------------------------------------------------------------
 # The text of a log position: gql.events.Position.encode and og_position agree
@@ -129,13 +142,13 @@ EVENT = (
 )
 # Each event type's own data, read from its payload (keys are named as the fields).
 PAYLOAD: dict[EventType, tuple[Field, ...]] = {
-    EventType.ORDER_PLACED: (key("customerId"), key("currency"), key("items", LINES)),
+    EventType.ORDER_PLACED: (key("customerId", ID), key("currency"), key("items", ITEMS)),
     EventType.ITEM_ADDED_TO_ORDER: (key("sku"), key("quantity", NUMBER), key("unitPrice", MONEY)),
     EventType.ITEM_REMOVED_FROM_ORDER: (key("sku"), key("quantity", NUMBER)),
     EventType.PAYMENT_AUTHORIZED: (key("amount", MONEY), key("paymentProvider"),
                                    key("authorizationId")),
     EventType.PAYMENT_CAPTURED: (key("amount", MONEY),),
     EventType.PAYMENT_CAPTURE_REVERSED: (key("amount", MONEY), key("reason")),
-    EventType.ORDER_SHIPPED: (key("carrier"), key("trackingNumber"), key("shippedItems", LINES)),
+    EventType.ORDER_SHIPPED: (key("carrier"), key("trackingNumber"), key("shippedItems", SHIPPED_ITEMS)),
     EventType.ORDER_CANCELLED: (key("reason"),),
 }

@@ -71,40 +71,40 @@ class Mutation:
             info.context.identity.claims())
         return Customer.from_row(registered.customer)
 
-    @strawberry.mutation(description="OrderPlaced: starts a new order stream.")
+    @strawberry.mutation(description="Records OrderPlaced: starts a new order stream.")
     async def place_order(self, info: Info, input: PlaceOrderInput) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="ItemAddedToOrder (status PLACED).")
+    @strawberry.mutation(description="Records ItemAddedToOrder.")
     async def add_item_to_order(self, info: Info, input: AddItemToOrderInput) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="ItemRemovedFromOrder (status PLACED).")
+    @strawberry.mutation(description="Records ItemRemovedFromOrder.")
     async def remove_item_from_order(
         self, info: Info, input: RemoveItemFromOrderInput
     ) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="PaymentAuthorized for the order total (PLACED → PAYMENT_AUTHORIZED).")
+    @strawberry.mutation(description="Records PaymentAuthorized for the order total.")
     async def authorize_payment(self, info: Info, input: AuthorizePaymentInput) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="PaymentCaptured for the authorized amount (→ PAID).")
+    @strawberry.mutation(description="Records PaymentCaptured for the authorized amount.")
     async def capture_payment(self, info: Info, input: CapturePaymentInput) -> AppendResult:
         return await _append(info, input)
 
     @strawberry.mutation(
-        description="PaymentCaptureReversed, compensating a capture (PAID → PAYMENT_AUTHORIZED)."
+        description="Records PaymentCaptureReversed, compensating a capture."
     )
     async def reverse_payment_capture(
         self, info: Info, input: ReversePaymentCaptureInput
     ) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="OrderShipped (PAID → SHIPPED, final).")
+    @strawberry.mutation(description="Records OrderShipped.")
     async def ship_order(self, info: Info, input: ShipOrderInput) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="OrderCancelled (from PLACED, PAYMENT_AUTHORIZED or PAID; final).")
+    @strawberry.mutation(description="Records OrderCancelled.")
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> AppendResult:
         return await _append(info, input)

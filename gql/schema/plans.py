@@ -24,12 +24,15 @@ from gql.schema.fields import (
     CUSTOMER,
     EVENT,
     ITEM,
+    ITEMS,
     LINES,
     ORDER,
+    ORDER_CURSOR,
     PAYLOAD,
     POSITION,
     SHIPPED_ITEM,
     STATE,
+    TIMELINE_CURSOR,
     Field,
 )
 from gql.schema.pagination import EVENTS_PAGE, ORDERS_PAGE, decode_cursor, page_size
@@ -60,7 +63,7 @@ def compile_append(c: Compiler, nodes: list[FieldNode]) -> str:
 
 
 def _columns(fields: tuple[Field, ...], alias: str) -> dict[str, Any]:
-    return {f.name: value(f.sql(alias)) for f in fields if f.form is not LINES}
+    return {f.name: value(f.sql(alias)) for f in fields if f.form not in LINES}
 
 
 def _values(items: list[Any] | None) -> list[str] | None:
@@ -110,8 +113,7 @@ def _orders_connection(c: Compiler, nodes: list[FieldNode], args: Args,
 
     return c.connection(
         "OrderConnection", nodes, source, ("last_event_at desc", "order_id desc"), size,
-        after, lambda r, n: _order(c, r, n),
-        lambda r: f"og_cursor('o', og_iso({r}.last_event_at), {r}.order_id::text)")
+        after, lambda r, n: _order(c, r, n), ORDER_CURSOR.sql)
 
 
 def _log_connection(c: Compiler, nodes: list[FieldNode], args: Args) -> str:
@@ -200,7 +202,7 @@ def _timeline(c: Compiler, o: str, nodes: list[FieldNode], args: Args) -> str:
     keys = ("stream_version",) if order == "stream_version" else (order, "stream_version")
     return c.connection(
         "OrderEventConnection", nodes, source, keys, size, after, lambda r, n: _event(c, r, n),
-        lambda r: f"og_cursor('v', {r}.stream_version::text)")
+        TIMELINE_CURSOR.sql)
 
 
 def _event_plans(c: Compiler, e: str, event_type: EventType) -> Plans:
@@ -209,8 +211,8 @@ def _event_plans(c: Compiler, e: str, event_type: EventType) -> Plans:
                  f"case when coalesce({e}.actor_type, '') = '' then null else "
                  f"{c.obj('Actor', n, _columns(ACTOR, e))} end"))}
     for field in PAYLOAD[event_type]:
-        if field.form is LINES:
-            line_type = "OrderItem" if field.name == "items" else "ShippedItem"
+        if field.form in LINES:
+            line_type = "OrderItem" if field.form is ITEMS else "ShippedItem"
             source = field.sql(f"{e}.payload")
             plans[field.name] = plan(lambda n, _, s=source, t=line_type: _lines(c, s, t, n))
     if not c.row_local:  # reads the tables again

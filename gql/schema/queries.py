@@ -6,7 +6,7 @@ import strawberry
 
 from gql.events import EventType, OrderStatus, Position
 from gql.schema.context import Info
-from gql.schema.event_types import OrderEvent, event_from_row, position_of
+from gql.schema.event_types import OrderEvent, event_from_row, position_text
 from gql.schema.pagination import EVENTS_PAGE, ORDERS_PAGE, Connection, connection, page_size
 from gql.schema.scalars import UUID, DateTime
 from gql.schema.types import Customer, Order, list_orders
@@ -62,7 +62,7 @@ class Query:
             occurred_after=occurred_after, occurred_before=occurred_before,
             viewer=info.context.viewer,
         )
-        return connection(rows, size, event_from_row, position_of, after=after)
+        return connection(rows, size, event_from_row, position_text, after=after)
 
     @strawberry.field(description="One customer by id, or null.")
     async def customer(self, info: Info, id: UUID) -> Customer | None:

@@ -9,7 +9,6 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import asyncpg
 import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -22,6 +21,7 @@ from gql.schema.enums import EventType, OrderStatus
 from gql.schema.event_types import OrderEvent, event_from_row
 from gql.schema.scalars import UUID
 from gql.schema.types import Order
+from gql.store import Row
 
 
 class LiveUnavailable(DomainError):
@@ -139,7 +139,7 @@ class OrderStatusChange:
 
 
 async def _follow(info: Info, event_filter: EventFilter,
-                  after: Position | None = None) -> AsyncIterator[asyncpg.Record]:
+                  after: Position | None = None) -> AsyncIterator[Row]:
     """The hub's events for this operation; unexpected failures are masked, not leaked."""
     live = info.context.live
     if live is None:
@@ -156,10 +156,10 @@ async def _follow(info: Info, event_filter: EventFilter,
         raise RuntimeError("subscription failed") from exc
 
 
-_EVENTS: OrderedDict[int, tuple[asyncpg.Record, OrderEvent]] = OrderedDict()
+_EVENTS: OrderedDict[int, tuple[Row, OrderEvent]] = OrderedDict()
 
 
-def _event(row: asyncpg.Record) -> OrderEvent:
+def _event(row: Row) -> OrderEvent:
     """The GraphQL event of a row; subscriptions given the same row share one object."""
     found = _EVENTS.get(id(row))
     if found is not None and found[0] is row:

@@ -12,13 +12,12 @@ import strawberry
 from gql.errors import CustomerNotFound
 from gql.schema.context import Info
 from gql.schema.enums import EventOrder, EventType, OrderStatus, TimeAxis
-from gql.schema.fields import CUSTOMER, ITEM, ORDER, STATE, values
+from gql.schema.fields import CUSTOMER, ITEM, ORDER, ORDER_CURSOR, STATE, TIMELINE_CURSOR, values
 from gql.schema.pagination import (
     ORDERS_PAGE,
     Connection,
     connection,
     decode_cursor,
-    encode_cursor,
     page_size,
 )
 from gql.schema.scalars import UUID, DateTime, Decimal
@@ -110,7 +109,7 @@ class Order:
         key = (self.id, size + 1, after_version, tuple(types) if types else None, order_by)
         rows = await info.context.loaders.order_events.load(key)
         return connection(rows, size, event_from_row,
-                          lambda row: encode_cursor("v", row["stream_version"]), after=after)
+                          TIMELINE_CURSOR.value, after=after)
 
     @strawberry.field(description="The order's state after the events up to a version and/or a time.")
     async def state_at(
@@ -142,10 +141,6 @@ class Customer:
         return await list_orders(info, first=first, after=after, customer_id=self.id)
 
 
-def order_cursor(row: Mapping[str, Any]) -> str:
-    return encode_cursor("o", row["last_event_at"], row["order_id"])
-
-
 async def list_orders(info: Info, *, first: int | None, after: str | None,
                       **filters: Any) -> Connection[Order]:
     settings = info.context.settings
@@ -153,4 +148,4 @@ async def list_orders(info: Info, *, first: int | None, after: str | None,
     key = decode_cursor(after, "o", datetime, uuid.UUID) if after else None
     rows = await reads.list_orders(info.context.pool, limit=size + 1, after=key,
                                    viewer=info.context.viewer, **filters)
-    return connection(rows, size, Order.from_row, order_cursor, after=after)
+    return connection(rows, size, Order.from_row, ORDER_CURSOR.value, after=after)

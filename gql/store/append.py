@@ -17,7 +17,7 @@ from gql.store.reads import ORDER_COLUMNS
 _ORDER = [column.strip() for column in ORDER_COLUMNS.split(",")]
 # The event, and the order's read model as the append left it (one round trip for both).
 # og_append's parameters in the order `_append` binds them; compiled statements that render
-# their own result (gql/schema/compiled.py) call it the same way.
+# their own result (gql/schema/plans.py) call it the same way.
 # The last four are the caller's claims (role, scope, customer, subject): og_append checks
 # them against the grants in schema.sql before it answers anything.
 APPEND_CALL = "og_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) a"
@@ -59,7 +59,7 @@ async def append_event(db: asyncpg.Pool | asyncpg.Connection, event: NewEvent,
 async def append_rendered(db: asyncpg.Pool | asyncpg.Connection, statement: str,
                           event: NewEvent, claims: Claims) -> bytes:
     """As `append_event`, through a compiled `statement` that renders the result itself
-    (gql/schema/compiled.py, `Compiler.compile_append`)."""
+    (gql/schema/plans.py, `compile_append`)."""
     row = await _append(db, statement, event, claims)
     return row[0]
 
