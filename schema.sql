@@ -13,6 +13,54 @@
 select pg_advisory_xact_lock(7318462019);
 
 -- ---------------------------------------------------------------------------------------
+-- Roles (cluster-wide, shared by every ordergraph database on the server):
+--   ordergraph_owner  owns every object below; migrations run as it
+--   ordergraph_app    what the server connects as: owns nothing, reads, appends events and
+--                     registers customers; no UPDATE, DELETE or TRUNCATE anywhere
+-- Creating them needs CREATEROLE the first time; og_apply_privileges() (end of file) grants.
+-- ---------------------------------------------------------------------------------------
+do $$
+declare
+    wanted text;
+    r record;
+begin
+    foreach wanted in array array['ordergraph_owner', 'ordergraph_app'] loop
+        if not exists (select from pg_roles where rolname = wanted) then
+            begin
+                execute format('create role %I %s', wanted,
+                               case wanted when 'ordergraph_app' then 'login' else 'nologin' end);
+            exception when duplicate_object or unique_violation then
+                null;  -- another database's migration created it meanwhile
+            end;
+        end if;
+    end loop;
+    execute format('grant usage, create on schema %I to ordergraph_owner', current_schema());
+    -- objects created before the roles existed pass to the owner
+    for r in select format('alter %s %s owner to ordergraph_owner',
+                           case c.relkind when 'S' then 'sequence' else 'table' end,
+                           c.oid::regclass) as ddl
+             from pg_class c
+             where c.relnamespace = current_schema()::regnamespace and c.relkind in ('r', 'S')
+               and c.relname in ('order_statuses', 'order_transitions', 'currencies', 'customers',
+                                 'order_events', 'orders_current', 'order_events_position_seq',
+                                 'access_roles', 'append_grants', 'event_schema_versions',
+                                 'og_migrations')
+               and c.relowner <> 'ordergraph_owner'::regrole
+             union all
+             select format('alter %s %s owner to ordergraph_owner',
+                           case p.prokind when 'a' then 'aggregate' else 'function' end,
+                           p.oid::regprocedure)
+             from pg_proc p
+             where p.pronamespace = current_schema()::regnamespace and p.proname like 'og\_%'
+               and p.proowner <> 'ordergraph_owner'::regrole loop
+        execute r.ddl;
+    end loop;
+    if pg_has_role('ordergraph_owner', 'member') then
+        set local role ordergraph_owner;  -- what follows runs as (and is owned by) the owner
+    end if;
+end $$;
+
+-- ---------------------------------------------------------------------------------------
 -- Vocabulary and the state machine (data, read by the checks below and by `ordergraph`)
 -- ---------------------------------------------------------------------------------------
 create table if not exists order_statuses (
@@ -70,6 +118,104 @@ insert into event_schema_versions (event_type, schema_version) values
 on conflict (event_type) do update set schema_version = excluded.schema_version
     where event_schema_versions.schema_version is distinct from excluded.schema_version;
 
+-- Currencies: the ISO 4217 codes in use, with their minor units (decimals an amount may
+-- have). Orders name one; every amount of the order follows its minor units.
+create table if not exists currencies (
+    code        text primary key constraint currencies_code_valid check (code ~ '^[A-Z]{3}$'),
+    minor_units int not null constraint currencies_minor_units_valid check (minor_units between 0 and 4)
+);
+
+with wanted (code, minor_units) as (values
+    ('AED', 2), ('AFN', 2), ('ALL', 2), ('AMD', 2), ('ANG', 2), ('AOA', 2), ('ARS', 2), ('AUD', 2),
+    ('AWG', 2), ('AZN', 2), ('BAM', 2), ('BBD', 2), ('BDT', 2), ('BGN', 2), ('BHD', 3), ('BIF', 0),
+    ('BMD', 2), ('BND', 2), ('BOB', 2), ('BOV', 2), ('BRL', 2), ('BSD', 2), ('BTN', 2), ('BWP', 2),
+    ('BYN', 2), ('BZD', 2), ('CAD', 2), ('CDF', 2), ('CHE', 2), ('CHF', 2), ('CHW', 2), ('CLF', 4),
+    ('CLP', 0), ('CNY', 2), ('COP', 2), ('COU', 2), ('CRC', 2), ('CUP', 2), ('CVE', 2), ('CZK', 2),
+    ('DJF', 0), ('DKK', 2), ('DOP', 2), ('DZD', 2), ('EGP', 2), ('ERN', 2), ('ETB', 2), ('EUR', 2),
+    ('FJD', 2), ('FKP', 2), ('GBP', 2), ('GEL', 2), ('GHS', 2), ('GIP', 2), ('GMD', 2), ('GNF', 0),
+    ('GTQ', 2), ('GYD', 2), ('HKD', 2), ('HNL', 2), ('HTG', 2), ('HUF', 2), ('IDR', 2), ('ILS', 2),
+    ('INR', 2), ('IQD', 3), ('IRR', 2), ('ISK', 0), ('JMD', 2), ('JOD', 3), ('JPY', 0), ('KES', 2),
+    ('KGS', 2), ('KHR', 2), ('KMF', 0), ('KPW', 2), ('KRW', 0), ('KWD', 3), ('KYD', 2), ('KZT', 2),
+    ('LAK', 2), ('LBP', 2), ('LKR', 2), ('LRD', 2), ('LSL', 2), ('LYD', 3), ('MAD', 2), ('MDL', 2),
+    ('MGA', 2), ('MKD', 2), ('MMK', 2), ('MNT', 2), ('MOP', 2), ('MRU', 2), ('MUR', 2), ('MVR', 2),
+    ('MWK', 2), ('MXN', 2), ('MXV', 2), ('MYR', 2), ('MZN', 2), ('NAD', 2), ('NGN', 2), ('NIO', 2),
+    ('NOK', 2), ('NPR', 2), ('NZD', 2), ('OMR', 3), ('PAB', 2), ('PEN', 2), ('PGK', 2), ('PHP', 2),
+    ('PKR', 2), ('PLN', 2), ('PYG', 0), ('QAR', 2), ('RON', 2), ('RSD', 2), ('RUB', 2), ('RWF', 0),
+    ('SAR', 2), ('SBD', 2), ('SCR', 2), ('SDG', 2), ('SEK', 2), ('SGD', 2), ('SHP', 2), ('SLE', 2),
+    ('SOS', 2), ('SRD', 2), ('SSP', 2), ('STN', 2), ('SVC', 2), ('SYP', 2), ('SZL', 2), ('THB', 2),
+    ('TJS', 2), ('TMT', 2), ('TND', 3), ('TOP', 2), ('TRY', 2), ('TTD', 2), ('TWD', 2), ('TZS', 2),
+    ('UAH', 2), ('UGX', 0), ('USD', 2), ('USN', 2), ('UYI', 0), ('UYU', 2), ('UYW', 4), ('UZS', 2),
+    ('VED', 2), ('VES', 2), ('VND', 0), ('VUV', 0), ('WST', 2), ('XAF', 0), ('XCD', 2), ('XCG', 2),
+    ('XOF', 0), ('XPF', 0), ('YER', 2), ('ZAR', 2), ('ZMW', 2), ('ZWG', 2)
+)
+insert into currencies (code, minor_units) select code, minor_units from wanted
+on conflict (code) do update set minor_units = excluded.minor_units
+    where currencies.minor_units <> excluded.minor_units;
+
+-- ---------------------------------------------------------------------------------------
+-- Access: the roles a verified token may name, and which role may append which event type.
+-- Data, read by og_authorize below (the database's check, for every append) and by the
+-- GraphQL layer (to answer FORBIDDEN before it asks the database).
+-- ---------------------------------------------------------------------------------------
+create table if not exists access_roles (
+    role                text primary key,
+    reads_all           boolean not null,  -- false: only its own customer's rows
+    registers_customers boolean not null,
+    acts_for_others     boolean not null   -- may name an `actor` other than itself
+);
+
+create table if not exists append_grants (
+    role        text not null references access_roles,
+    scope       text not null default '',  -- a service's scope; '' for the other roles
+    event_type  text not null,
+    own_orders  boolean not null,           -- only orders (and new orders) of its own customer
+    from_status text references order_statuses, -- null: wherever the state machine allows
+    constraint append_grants_key primary key (role, scope, event_type)
+);
+
+with wanted (role, reads_all, registers_customers, acts_for_others) as (values
+    ('customer', false, false, false),
+    ('service',  true,  false, true),
+    ('staff',    true,  false, false),
+    ('admin',    true,  true,  true)
+)
+insert into access_roles (role, reads_all, registers_customers, acts_for_others)
+select * from wanted
+on conflict (role) do update set reads_all = excluded.reads_all,
+    registers_customers = excluded.registers_customers, acts_for_others = excluded.acts_for_others
+    where (access_roles.reads_all, access_roles.registers_customers, access_roles.acts_for_others)
+          is distinct from (excluded.reads_all, excluded.registers_customers, excluded.acts_for_others);
+
+with wanted (role, scope, event_type, own_orders, from_status) as (values
+    ('customer', '',           'OrderPlaced',            true,  null),
+    ('customer', '',           'ItemAddedToOrder',       true,  null),
+    ('customer', '',           'ItemRemovedFromOrder',   true,  null),
+    ('customer', '',           'OrderCancelled',         true,  'PLACED'),
+    ('service',  'payments',   'PaymentAuthorized',      false, null),
+    ('service',  'payments',   'PaymentCaptured',        false, null),
+    ('service',  'payments',   'PaymentCaptureReversed', false, null),
+    ('service',  'fulfilment', 'OrderShipped',           false, null),
+    ('staff',    '',           'OrderCancelled',         false, null),
+    ('admin',    '',           'OrderPlaced',            false, null),
+    ('admin',    '',           'ItemAddedToOrder',       false, null),
+    ('admin',    '',           'ItemRemovedFromOrder',   false, null),
+    ('admin',    '',           'PaymentAuthorized',      false, null),
+    ('admin',    '',           'PaymentCaptured',        false, null),
+    ('admin',    '',           'PaymentCaptureReversed', false, null),
+    ('admin',    '',           'OrderShipped',           false, null),
+    ('admin',    '',           'OrderCancelled',         false, null)
+), removed as (
+    delete from append_grants g
+    where not exists (select from wanted w where (w.role, w.scope, w.event_type)
+                      = (g.role, g.scope, g.event_type))
+)
+insert into append_grants (role, scope, event_type, own_orders, from_status)
+select role, scope, event_type, own_orders, from_status from wanted
+on conflict (role, scope, event_type) do update set
+    own_orders = excluded.own_orders, from_status = excluded.from_status
+    where (append_grants.own_orders, append_grants.from_status)
+          is distinct from (excluded.own_orders, excluded.from_status);
+
 -- ---------------------------------------------------------------------------------------
 -- Tables
 -- ---------------------------------------------------------------------------------------
@@ -126,6 +272,13 @@ create table if not exists order_events (
         case when event_type = 'PaymentAuthorized' then payload ->> 'authorizationId' end) stored,
     constraint order_events_stream_version_key unique (order_id, stream_version)
 );
+-- business time within a sane range: no year 0001, nothing past 9999
+do $$ begin
+    if not exists (select from pg_constraint where conname = 'order_events_occurred_at_range') then
+        alter table order_events add constraint order_events_occurred_at_range
+            check (occurred_at >= '1970-01-01T00:00:00Z' and occurred_at < '10000-01-01T00:00:00Z');
+    end if;
+end $$;
 create index if not exists order_events_log_idx on order_events (log_xid, global_position);
 create index if not exists order_events_type_recorded_idx on order_events (event_type, recorded_at);
 create index if not exists order_events_order_type_idx
@@ -186,27 +339,53 @@ begin
     return v #>> '{}';
 end $$;
 
--- Money: a non-negative decimal, given as a string (preferred) or a JSON number.
+-- Money: a non-negative decimal of at most 15 digits before the point, given as a string
+-- of digits (preferred) or a JSON number; no exponent, no sign, no spaces.
 create or replace function og_money(payload jsonb, key text, field text default null) returns numeric
 language plpgsql immutable as $$
-declare v jsonb := payload -> key;
+declare
+    v jsonb := payload -> key;
+    f text := coalesce(field, key);
+    t text := v #>> '{}';
 begin
-    if v is null or jsonb_typeof(v) not in ('string', 'number')
-       or (v #>> '{}') !~ '^[0-9]{1,15}(\.[0-9]{1,6})?$' then
-        perform og_bad_input(coalesce(field, key),
-            format('%s must be a non-negative decimal amount such as "12.50"', coalesce(field, key)));
+    if v is null or jsonb_typeof(v) not in ('string', 'number') or t !~ '^-?[0-9]+(\.[0-9]+)?$' then
+        perform og_bad_input(f, format('%s must be a decimal amount such as "12.50" (digits and a '
+                                       'point; no exponent, no spaces)', f));
+    elsif t like '-%' then
+        perform og_bad_input(f, format('%s must not be negative', f));
+    elsif t !~ '^[0-9]{1,15}(\.|$)' then
+        perform og_bad_input(f, format('%s has more than 15 digits before the decimal point', f));
     end if;
-    return (v #>> '{}')::numeric;
+    return t::numeric;
+end $$;
+
+-- An amount of the order's currency: a known ISO 4217 code, and no more decimals than it has.
+create or replace function og_amount(payload jsonb, key text, currency text, field text default null)
+returns numeric language plpgsql stable as $$
+declare
+    amount numeric := og_money(payload, key, field);
+    minor int := (select c.minor_units from currencies c where c.code = currency);
+begin
+    if minor is null then
+        perform og_bad_input('currency', format('currency %s is not an ISO 4217 code', currency));
+    elsif scale(amount) > minor then
+        perform og_bad_input(coalesce(field, key), format('%s has %s decimals; %s amounts have at most %s',
+            coalesce(field, key), scale(amount), currency, minor));
+    end if;
+    return amount;
 end $$;
 
 create or replace function og_quantity(payload jsonb, key text, field text default null) returns int
 language plpgsql immutable as $$
 declare v jsonb := payload -> key;
 begin
-    if v is null or jsonb_typeof(v) <> 'number' or (v #>> '{}') !~ '^[0-9]{1,9}$'
-       or (v #>> '{}')::int <= 0 then
+    if v is null or jsonb_typeof(v) <> 'number' or (v #>> '{}') !~ '^-?[0-9]+$'
+       or (v #>> '{}')::numeric <= 0 then
         perform og_bad_input(coalesce(field, key),
             format('%s must be a whole number greater than 0', coalesce(field, key)));
+    elsif (v #>> '{}')::numeric > 1000000 then
+        perform og_bad_input(coalesce(field, key),
+            format('%s must be at most 1000000', coalesce(field, key)));
     end if;
     return (v #>> '{}')::int;
 end $$;
@@ -248,10 +427,11 @@ language sql immutable as $$
     from jsonb_array_elements(items) i where i ->> 'sku' = sku
 $$;
 
--- Validates one item line of an event and checks it agrees with the order's price for
--- that sku; returns the line in canonical form.
-create or replace function og_check_item(items jsonb, line jsonb, prefix text) returns jsonb
-language plpgsql immutable as $$
+-- Validates one item line of an event (in the order's currency) and checks it agrees with
+-- the order's price for that sku; returns the line in canonical form.
+drop function if exists og_check_item(jsonb, jsonb, text);  -- before it knew the currency
+create or replace function og_check_item(items jsonb, line jsonb, prefix text, currency text)
+returns jsonb language plpgsql stable as $$
 declare
     sku text;
     quantity int;
@@ -263,7 +443,7 @@ begin
     end if;
     sku := og_text(line, 'sku', prefix || 'sku');
     quantity := og_quantity(line, 'quantity', prefix || 'quantity');
-    price := og_money(line, 'unitPrice', prefix || 'unitPrice');
+    price := og_amount(line, 'unitPrice', currency, prefix || 'unitPrice');
     select i ->> 'unitPrice' into held_price from jsonb_array_elements(items) i where i ->> 'sku' = sku;
     if held_price is not null and held_price::numeric <> price then
         perform og_bad_input(prefix || 'unitPrice', format(
@@ -345,27 +525,27 @@ begin
 
     case e.event_type
     when 'OrderPlaced' then
-        if coalesce(p ->> 'currency', '') !~ '^[A-Z]{3}$' then
-            perform og_bad_input('currency', 'currency must be a 3-letter ISO 4217 code such as "EUR"');
+        if not exists (select from currencies c where c.code = p ->> 'currency') then
+            perform og_bad_input('currency', 'currency must be an ISO 4217 code such as "EUR"');
         end if;
         if jsonb_typeof(coalesce(p -> 'items', '[]')) <> 'array' then
             perform og_bad_input('items', 'items must be a list');
         end if;
         items := '[]';
         for line in select * from jsonb_array_elements(coalesce(p -> 'items', '[]')) loop
-            line := og_check_item(items, line, format('items[%s].', n));
+            line := og_check_item(items, line, format('items[%s].', n), p ->> 'currency');
             items := og_items_add(items, line ->> 'sku', (line ->> 'quantity')::int, line ->> 'unitPrice');
             n := n + 1;
         end loop;
     when 'ItemAddedToOrder' then
-        perform og_check_item(s.items, p, '');
+        perform og_check_item(s.items, p, '', s.currency);
     when 'ItemRemovedFromOrder' then
         if og_quantity(p, 'quantity') > og_items_held(s.items, og_text(p, 'sku')) then
             perform og_bad_input('quantity', format('the order holds %s of sku %s',
                 og_items_held(s.items, p ->> 'sku'), p ->> 'sku'));
         end if;
     when 'PaymentAuthorized' then
-        amount := og_money(p, 'amount');
+        amount := og_amount(p, 'amount', s.currency);
         perform og_text(p, 'paymentProvider');
         perform og_text(p, 'authorizationId');
         total := og_items_total(s.items);
@@ -375,13 +555,13 @@ begin
             perform og_bad_input('amount', format('amount %s must equal the order total %s', amount, total));
         end if;
     when 'PaymentCaptured' then
-        amount := og_money(p, 'amount');
+        amount := og_amount(p, 'amount', s.currency);
         if amount <> s.authorized_amount then
             perform og_bad_input('amount', format('amount %s must equal the authorized amount %s',
                 amount, s.authorized_amount));
         end if;
     when 'PaymentCaptureReversed' then
-        amount := og_money(p, 'amount');
+        amount := og_amount(p, 'amount', s.currency);
         perform og_text(p, 'reason');
         if amount <> s.captured_amount then
             perform og_bad_input('amount', format('amount %s must equal the captured amount %s',
@@ -446,10 +626,9 @@ begin
         s.captured_amount := s.captured_amount - (p ->> 'amount')::numeric;
     else null;
     end case;
-    s.status := coalesce(
-        (select t.to_status from order_transitions t
-         where t.event_type = e.event_type and t.from_status is not distinct from s.status),
-        (select t.to_status from order_transitions t where t.event_type = e.event_type limit 1));
+    -- the transition og_check allowed: every event in the log passed it from this status
+    s.status := (select t.to_status from order_transitions t
+                 where t.event_type = e.event_type and t.from_status is not distinct from s.status);
     s.total_amount := og_items_total(s.items);
     s.version := e.stream_version;
     s.last_event_at := greatest(s.last_event_at, e.occurred_at);
@@ -463,9 +642,107 @@ end $$;
 create or replace aggregate og_fold(order_events) (sfunc = og_evolve, stype = orders_current);
 
 -- ---------------------------------------------------------------------------------------
+-- Who appends: the verified token's claims, set for the transaction by og_claim
+-- ---------------------------------------------------------------------------------------
+-- The claims of the current transaction's caller (transaction-local settings).
+create or replace function og_claim(p_role text, p_scope text, p_customer uuid, p_subject text)
+returns void language sql as $$
+    select set_config('ordergraph.role', coalesce(p_role, ''), true),
+           set_config('ordergraph.scope', coalesce(p_scope, ''), true),
+           set_config('ordergraph.customer', coalesce(p_customer::text, ''), true),
+           set_config('ordergraph.subject', coalesce(p_subject, ''), true)
+$$;
+
+-- Whether a session logged in as the server's role (or a role made a member of it): such
+-- sessions must state their caller's claims; migrations and the CLI (as the owner) need not.
+create or replace function og_server_session() returns boolean language sql stable as $$
+    select exists (select from pg_roles r where r.rolname = session_user and not r.rolsuper
+                   and pg_has_role(session_user, 'ordergraph_app', 'member'))
+$$;
+
+-- The visibility rule of every read: a viewer (a customer's id; null: reads all) sees the
+-- rows of its own customer only. Inlined into the page functions and root lookups.
+create or replace function og_sees(viewer uuid, customer uuid) returns boolean
+language sql immutable as $$ select viewer is null or viewer = customer $$;
+
+-- Whether the claimed caller may append `e` to the stream whose state is `cur`. Runs in
+-- og_append (before idempotency answers anything) and in the append trigger (every writer).
+-- Another customer's order is refused as an unknown one.
+create or replace function og_authorize(e order_events, cur orders_current) returns void
+language plpgsql stable security definer set search_path from current as $$
+declare
+    claimed text := nullif(current_setting('ordergraph.role', true), '');
+    claimed_scope text := coalesce(current_setting('ordergraph.scope', true), '');
+    me uuid := nullif(current_setting('ordergraph.customer', true), '')::uuid;
+    subject text := nullif(current_setting('ordergraph.subject', true), '');
+    r access_roles;
+    g append_grants;
+begin
+    if claimed is null then
+        if og_server_session() then
+            perform og_fail('forbidden', 'the server''s connections must claim who appends (og_claim)',
+                            jsonb_build_object('eventType', e.event_type));
+        end if;
+        return;  -- the owner's sessions: migrations, seed, import
+    end if;
+    select * into r from access_roles where role = claimed;
+    if not found then
+        perform og_fail('forbidden', format('unknown role %s', claimed), '{}');
+    end if;
+    if not r.reads_all and cur.order_id is not null and cur.customer_id is distinct from me then
+        perform og_fail('order_not_found', format('order %s does not exist', e.order_id),
+                        jsonb_build_object('orderId', e.order_id));
+    end if;
+    select * into g from append_grants
+    where role = claimed and scope = claimed_scope and event_type = e.event_type;
+    if not found then
+        perform og_fail('forbidden', format('role %s%s may not append %s', claimed,
+                        case when claimed_scope <> '' then ' (' || claimed_scope || ')' else '' end, e.event_type),
+                        jsonb_build_object('role', claimed, 'eventType', e.event_type));
+    end if;
+    if g.own_orders and cur.order_id is null and e.event_type = 'OrderPlaced'
+       and coalesce(e.customer_id, (e.payload ->> 'customerId')::uuid) is distinct from me then
+        perform og_fail('forbidden', 'a customer places orders for itself only',
+                        jsonb_build_object('field', 'customerId', 'eventType', e.event_type));
+    end if;
+    if g.from_status is not null and cur.status is distinct from g.from_status
+       and exists (select from order_transitions t
+                   where t.event_type = e.event_type and t.from_status = cur.status) then
+        perform og_fail('forbidden', format('role %s may append %s only while the order is %s',
+                        claimed, e.event_type, g.from_status),
+                        jsonb_build_object('status', cur.status, 'eventType', e.event_type));
+    end if;
+    if not r.acts_for_others
+       and (e.actor_type, e.actor_id) is distinct from (claimed, subject) then
+        perform og_fail('forbidden', format('role %s may not name another actor', claimed),
+                        jsonb_build_object('field', 'actor'));
+    end if;
+end $$;
+
+-- registerCustomer: only roles that register customers, when the server asks.
+create or replace function og_before_register() returns trigger language plpgsql
+security definer set search_path from current as $$
+declare
+    claimed text := nullif(current_setting('ordergraph.role', true), '');
+begin
+    if (claimed is null and og_server_session()) or (claimed is not null and not exists (
+            select from access_roles r where r.role = claimed and r.registers_customers)) then
+        perform og_fail('forbidden', format('role %s may not register customers',
+                        coalesce(claimed, '(none)')), '{}');
+    end if;
+    return new;
+end $$;
+
+create or replace trigger customers_register before insert on customers
+    for each row execute function og_before_register();
+alter table customers enable always trigger customers_register;
+
+-- ---------------------------------------------------------------------------------------
 -- The append trigger: every writer goes through it
 -- ---------------------------------------------------------------------------------------
-create or replace function og_before_append() returns trigger language plpgsql as $$
+-- Runs as the owner (security definer): writers need no privileges on the read model.
+create or replace function og_before_append() returns trigger language plpgsql
+security definer set search_path from current as $$
 declare
     cur orders_current;
     nxt orders_current;
@@ -480,6 +757,7 @@ begin
     else
         new.customer_id := cur.customer_id;
     end if;
+    perform og_authorize(new, cur);
     perform og_check(cur, new);
     if new.stream_version is distinct from coalesce(cur.version, 0) + 1 and new.stream_version is not null then
         perform og_fail('wrong_expected_version',
@@ -535,19 +813,30 @@ create or replace trigger order_events_immutable before update or delete on orde
     for each statement execute function og_refuse_change();
 create or replace trigger order_events_no_truncate before truncate on order_events
     for each statement execute function og_refuse_change();
+-- ...whatever a session's session_replication_role says (a superuser's "replica" included)
+alter table order_events enable always trigger order_events_append;
+alter table order_events enable always trigger order_events_notify;
+alter table order_events enable always trigger order_events_immutable;
+alter table order_events enable always trigger order_events_no_truncate;
 
 -- ---------------------------------------------------------------------------------------
 -- The append path's single round trip: idempotency, natural keys, expected version, insert
 -- ---------------------------------------------------------------------------------------
 -- (dropped first: its result type grew; create or replace cannot change that)
+-- The last four parameters are the caller's verified claims (og_claim); left out, the
+-- session appends as itself (refused for the server's role).
 drop function if exists og_append(uuid, uuid, text, jsonb, bigint, timestamptz, uuid, uuid,
                                   text, text, int);
+drop function if exists og_append(uuid, uuid, text, jsonb, bigint, timestamptz, uuid, uuid,
+                                  text, text, int, text, text, uuid, text);
 create function og_append(
     p_event_id uuid, p_order_id uuid, p_event_type text, p_payload jsonb,
     p_expected_version bigint, p_occurred_at timestamptz, p_correlation_id uuid,
     p_causation_id uuid, p_actor_type text, p_actor_id text, p_schema_version int,
+    p_role text default null, p_scope text default null, p_customer uuid default null,
+    p_subject text default null,
     out deduplicated boolean, out event order_events, out current orders_current)
-language plpgsql as $$
+language plpgsql security definer set search_path from current as $$
 declare
     cur orders_current;
     authorized numeric;
@@ -556,6 +845,16 @@ begin
   begin
     -- lock the stream head first: retries and concurrent appends to one stream queue here
     select * into cur from orders_current where order_id = p_order_id for update;
+    if p_role is not null then
+        perform og_claim(p_role, p_scope, p_customer, p_subject);
+    end if;
+    -- who asks first: another customer's order is unknown, even to a retried event id
+    event.order_id := p_order_id;
+    event.event_type := p_event_type;
+    event.payload := p_payload;
+    event.actor_type := p_actor_type;
+    event.actor_id := p_actor_id;
+    perform og_authorize(event, cur);
     select * into event from order_events where event_id = p_event_id;
     if found then
         if event.order_id = p_order_id and event.event_type = p_event_type
@@ -610,18 +909,45 @@ begin
   select * into current from orders_current where order_id = p_order_id;
 end $$;
 
+-- registerCustomer in one round trip: the customer, inserted unless it exists (`existed`),
+-- under the caller's claims (the trigger above refuses roles that may not register).
+create or replace function og_register_customer(
+    p_customer_id uuid, p_name text, p_email text, p_role text default null,
+    p_scope text default null, p_customer uuid default null, p_subject text default null)
+returns table (customer_id uuid, name text, email text, registered_at timestamptz, existed boolean)
+language plpgsql as $$
+#variable_conflict use_column
+begin
+    if p_role is not null then
+        perform og_claim(p_role, p_scope, p_customer, p_subject);
+    end if;
+    return query
+    with inserted as (
+        insert into customers (customer_id, name, email) values (p_customer_id, p_name, p_email)
+        on conflict (customer_id) do nothing
+        returning customer_id, name, email, registered_at, false as existed
+    )
+    select * from inserted
+    union all
+    select c.customer_id, c.name, c.email, c.registered_at, true from customers c
+    where c.customer_id = p_customer_id and not exists (select from inserted);
+end $$;
+
 -- ---------------------------------------------------------------------------------------
 -- Reads: pages of the read model and the log, as inlinable SQL functions shared by the
 -- store's named queries and the compiled GraphQL fast path (gql/schema/compiled.py)
 -- ---------------------------------------------------------------------------------------
 
 -- Orders, most recently active first; the keyset is (last_event_at, order_id) descending.
+-- `viewer` scopes every page to one customer's rows (og_sees); null reads all.
+drop function if exists og_orders_page(timestamptz, uuid, text[], uuid, timestamptz, timestamptz, bigint);
 create or replace function og_orders_page(
     after_at timestamptz, after_id uuid, statuses text[], customer uuid,
-    placed_after timestamptz, placed_before timestamptz, lim bigint)
+    placed_after timestamptz, placed_before timestamptz, lim bigint, viewer uuid)
 returns setof orders_current language sql stable as $$
     select * from orders_current
-    where (after_at is null or (last_event_at, order_id) < (after_at, after_id))
+    where og_sees(viewer, customer_id)
+      and (after_at is null or (last_event_at, order_id) < (after_at, after_id))
       and (statuses is null or status = any(statuses))
       and (customer is null or customer_id = customer)
       and (placed_after is null or placed_at > placed_after)
@@ -659,12 +985,14 @@ $$;
 
 -- The global log in its safe order, only below the oldest running transaction: once a
 -- reader has seen a position, no event can appear before it later.
+drop function if exists og_log_page(xid8, bigint, text[], uuid, uuid, timestamptz, timestamptz, bigint);
 create or replace function og_log_page(
     after_xid xid8, after_seq bigint, types text[], stream uuid, correlation uuid,
-    occurred_after timestamptz, occurred_before timestamptz, lim bigint)
+    occurred_after timestamptz, occurred_before timestamptz, lim bigint, viewer uuid)
 returns setof order_events language sql stable as $$
     select u.* from order_events x cross join lateral og_upcast(x) u
-    where (x.log_xid, x.global_position) > (after_xid, after_seq)
+    where og_sees(viewer, x.customer_id)
+      and (x.log_xid, x.global_position) > (after_xid, after_seq)
       and x.log_xid < pg_snapshot_xmin(pg_current_snapshot())
       and (types is null or x.event_type = any(types))
       and (stream is null or x.order_id = stream)
@@ -712,3 +1040,23 @@ language sql stable as $$
     select rtrim(translate(replace(encode(convert_to(array_to_string(parts, '|'), 'UTF8'),
                                           'base64'), E'\n', ''), '+/', '-_'), '=')
 $$;
+
+-- ---------------------------------------------------------------------------------------
+-- Privileges: the server's role reads everything and may only add (events, customers)
+-- ---------------------------------------------------------------------------------------
+create or replace function og_apply_privileges() returns void language plpgsql as $$
+begin
+    revoke all on order_statuses, order_transitions, currencies, customers, order_events,
+                  orders_current, order_events_position_seq, access_roles, append_grants,
+                  event_schema_versions, og_migrations
+        from public;
+    revoke all on order_statuses, order_transitions, currencies, customers, order_events,
+                  orders_current, order_events_position_seq, access_roles, append_grants,
+                  event_schema_versions, og_migrations
+        from ordergraph_app;
+    grant select on order_statuses, order_transitions, currencies, customers, order_events,
+                    orders_current, access_roles, append_grants, event_schema_versions,
+                    og_migrations to ordergraph_app;
+    grant insert on order_events, customers to ordergraph_app;
+end $$;
+select og_apply_privileges();

@@ -20,6 +20,7 @@ import asyncpg
 
 from bench.common import fresh_database, machine, place_orders, postgres, server_version
 from gql.events import EventType, NewEvent
+from gql.identity import SYSTEM
 from gql.store.append import APPEND, append_event
 from gql.store.connection import create_pool
 
@@ -28,7 +29,8 @@ ITEM = {"sku": "BENCH-1", "quantity": 1, "unitPrice": "1.00"}
 
 def ours(pool: asyncpg.Pool) -> Callable[[uuid.UUID], Awaitable[object]]:
     async def one(order_id: uuid.UUID) -> object:
-        return await append_event(pool, NewEvent(order_id, EventType.ITEM_ADDED_TO_ORDER, ITEM))
+        return await append_event(pool, NewEvent(order_id, EventType.ITEM_ADDED_TO_ORDER, ITEM),
+                                  SYSTEM.claims())
     return one
 
 

@@ -16,6 +16,7 @@ import asyncpg
 
 from gql.database import embedded_postgres
 from gql.events import EventType, NewEvent
+from gql.identity import SYSTEM
 from gql.store.append import append_event, register_customer
 from gql.store.connection import connect
 from gql.store.migrations import migrate
@@ -59,11 +60,12 @@ async def server_version(url: str) -> str:
 async def place_orders(pool: asyncpg.Pool, count: int) -> list[uuid.UUID]:
     """`count` empty orders of one new customer, through the append path."""
     customer = uuid.uuid4()
-    await register_customer(pool, customer, "Bench", f"{customer.hex[:10]}@example.com")
+    await register_customer(pool, customer, "Bench", f"{customer.hex[:10]}@example.com",
+                            SYSTEM.claims())
     orders = [uuid.uuid4() for _ in range(count)]
     for order_id in orders:
         await append_event(pool, NewEvent(order_id, EventType.ORDER_PLACED, {
-            "customerId": str(customer), "currency": "EUR", "items": []}))
+            "customerId": str(customer), "currency": "EUR", "items": []}), SYSTEM.claims())
     return orders
 
 

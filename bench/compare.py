@@ -31,18 +31,22 @@ from typing import Any
 
 import asyncpg
 
-from bench import data, peers
+from bench import auth, data, peers
 from bench.common import fresh_database, machine, postgres, server_version
-from bench.workloads import DESCRIPTIONS, READS, STATUSES, request_bodies
+from bench.workloads import BY_ORDER_ID, DESCRIPTIONS, READS, STATUSES, request_bodies
 from gql.store.connection import connect
 
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "wrk.lua"
 # the raw limit reads in two forms; the better one is "the raw limit" of the ratios. "bare
 # HTTP" is the floor of the HTTP stack: raw json's statement behind a minimal uvicorn app.
-CONTENDERS = {"read": ("ours", "PostGraphile", "raw rows", "raw json", "bare HTTP"),
-              "write": ("ours", "PostGraphile", "raw")}
-GOALS = {"raw": {"Q1": 0.5, "Q2": 0.5, "W1": 0.6}, "PostGraphile": {"Q1": 1.0, "Q2": 1.0, "Q3": 1.0}}
+# "ours+auth" is ours requiring tokens (bench/auth.py), each request with its caller's token.
+CONTENDERS = {"read": ("ours", "ours+auth", "PostGraphile", "raw rows", "raw json", "bare HTTP"),
+              "write": ("ours", "ours+auth", "PostGraphile", "raw")}
+AUTH_GOALS = {"ours": 0.85, "PostGraphile": 2.0}  # ours+auth / it; PostGraphile on Q1-Q3
+GOALS = {"raw": {"Q1": 0.5, "Q2": 0.5, "W1": 0.6},
+         "PostGraphile": {"Q1": 2.0, "Q2": 2.0, "Q3": 2.0, "Q4": 2.0},
+         "bare HTTP": {"Q4": 0.9}}
 
 
 @dataclass
@@ -92,10 +96,12 @@ def raw(url: str, workload: str, form: str, params: Path, args: argparse.Namespa
 
 
 class Run:
-    def __init__(self, args: argparse.Namespace, url: str, work: Path) -> None:
+    def __init__(self, args: argparse.Namespace, url: str, work: Path, issuer: auth.Issuer) -> None:
         self.args, self.url, self.work = args, url, work
         self.servers = {
             "ours": peers.ours(url, args.port, args.pool, args.server_cpu, work / "ours.log"),
+            "ours+auth": peers.ours(url, args.port + 3, args.pool, args.server_cpu,
+                                    work / "ours-auth.log", issuer.env(), "ours+auth"),
             "PostGraphile": peers.postgraphile(url, args.port + 1, args.pool, args.server_cpu,
                                                work / "postgraphile.log"),
             "bare HTTP": peers.bare(url, args.port + 2, args.pool, args.server_cpu,
@@ -154,7 +160,7 @@ class Run:
 
 def _bodies_of(contender: str) -> str:
     """Whose request bodies an HTTP contender gets: the bare HTTP floor takes ours."""
-    return "PostGraphile" if contender == "PostGraphile" else "ours"
+    return contender if contender in ("PostGraphile", "ours+auth") else "ours"
 
 
 def _rotated(items: tuple[str, ...], round_: int) -> list[str]:
@@ -162,30 +168,50 @@ def _rotated(items: tuple[str, ...], round_: int) -> list[str]:
     return list(items[shift:] + items[:shift])
 
 
-async def _ids(url: str) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+async def _ids(url: str) -> tuple[list[uuid.UUID], list[uuid.UUID], dict[uuid.UUID, uuid.UUID]]:
     conn = await asyncpg.connect(url)
     try:
-        orders = [r[0] for r in await conn.fetch("select order_id from orders_current order by order_id")]
+        owners = {r[0]: r[1] for r in await conn.fetch(
+            "select order_id, customer_id from orders_current order by order_id")}
         customers = [r[0] for r in await conn.fetch("select customer_id from customers order by 1")]
     finally:
         await conn.close()
-    return orders, customers
+    return list(owners), customers, owners
 
 
-def write_inputs(work: Path, orders: list[uuid.UUID], customers: list[uuid.UUID]) -> None:
+def write_inputs(work: Path, orders: list[uuid.UUID], customers: list[uuid.UUID],
+                 owners: dict[uuid.UUID, uuid.UUID], issuer: auth.Issuer) -> None:
     """Bodies for wrk and parameters for the raw client: the same ids in the same order."""
     for contender in ("ours", "PostGraphile"):
         for workload in (*READS, "W1"):
             lines = request_bodies("ours" if contender == "ours" else "postgraphile", workload,
                                    orders, customers)
             (work / f"{contender}-{workload}.txt").write_text("\n".join(lines) + "\n")
+            if contender == "ours":
+                (work / f"ours+auth-{workload}.txt").write_text("\n".join(
+                    auth.with_token(_caller(issuer, workload, line, owners), line)
+                    for line in lines) + "\n")
     rng = random.Random(11)  # the sequence request_bodies draws
-    (work / "raw-Q1.txt").write_text("\n".join(str(rng.choice(orders)) for _ in range(4000)))
+    ids = "\n".join(str(rng.choice(orders)) for _ in range(4000))
+    for workload in BY_ORDER_ID:
+        (work / f"raw-{workload}.txt").write_text(ids)
     (work / "raw-Q2.txt").write_text("")
     rng = random.Random(11)
     (work / "raw-Q3.txt").write_text("\n".join(rng.choice(STATUSES) for _ in range(4000)))
     rng = random.Random(11)
     (work / "raw-W1.txt").write_text("\n".join(str(rng.choice(customers)) for _ in range(500)))
+
+
+def _caller(issuer: auth.Issuer, workload: str, line: str,
+            owners: dict[uuid.UUID, uuid.UUID]) -> str:
+    """The token of the request's natural caller: Q1/Q4 the order's customer, W1 the
+    customer placing the order, Q2/Q3 staff."""
+    variables = json.loads(line)["variables"]
+    if workload in BY_ORDER_ID:
+        return issuer.token("customer", owners[uuid.UUID(variables["id"])])
+    if workload == "W1":
+        return issuer.token("customer", uuid.UUID(variables["customer"]))
+    return issuer.token("staff")
 
 
 def _rows(workload: str, who: str, result: Any) -> list[Any]:
@@ -199,12 +225,12 @@ def _rows(workload: str, who: str, result: Any) -> list[Any]:
         return [(k, v[0], v[1]) for k, v in out.items()]
     if who == "PostGraphile":
         found = result["data"]
-        nodes = ([found["ordersCurrentByOrderId"]] if workload == "Q1"
+        nodes = ([found["ordersCurrentByOrderId"]] if workload in BY_ORDER_ID
                  else found["allOrdersCurrents"]["nodes"])
         return [(n["orderId"], n["customerByCustomerId"]["name"],
                  [e["eventId"] for e in n.get("events", {"nodes": []})["nodes"]]) for n in nodes]
-    found = json.loads(result)["data"] if who == "raw json" else result["data"]
-    nodes = [found["order"]] if workload == "Q1" else found["orders"]["nodes"]
+    found = json.loads(result)["data"] if who == "raw json" else result["data"]  # ours, ours+auth
+    nodes = [found["order"]] if workload in BY_ORDER_ID else found["orders"]["nodes"]
     return [(n["id"], n["customer"]["name"], [e["id"] for e in n.get("events", {"nodes": []})["nodes"]])
             for n in nodes]
 
@@ -216,7 +242,7 @@ def check_same_rows(run: Run) -> None:
     async def raw_answers(workload: str, param: str | None) -> tuple[Any, Any]:
         conn = await connect(run.url)
         try:
-            args = [] if param is None else [uuid.UUID(param) if workload == "Q1" else param]
+            args = [] if param is None else [uuid.UUID(param) if workload in BY_ORDER_ID else param]
             return (await conn.fetch(RAW_SQL[workload], *args),
                     await conn.fetchval(RAW_JSON_SQL[workload], *args))
         finally:
@@ -228,18 +254,20 @@ def check_same_rows(run: Run) -> None:
             rows, document = asyncio.run(raw_answers(workload, param))
             answers = {"raw rows": _rows(workload, "raw rows", rows),
                        "raw json": _rows(workload, "raw json", document)}
-            for contender in ("ours", "PostGraphile", "bare HTTP"):
+            for contender in ("ours", "ours+auth", "PostGraphile", "bare HTTP"):
                 bodies = _bodies_of(contender)
-                body = json.loads((run.work / f"{bodies}-{workload}.txt").read_text().splitlines()[n])
-                reply = peers.post(run.servers[contender].url, body)
+                token, line = auth.split(
+                    (run.work / f"{bodies}-{workload}.txt").read_text().splitlines()[n])
+                reply = peers.post(run.servers[contender].url, json.loads(line), token=token)
                 if reply.get("errors"):
                     raise RuntimeError(f"{contender} {workload}: {reply['errors'][0]['message']}")
-                answers[contender] = _rows(workload, bodies, reply)
+                answers[contender] = _rows(workload, "ours" if bodies == "ours+auth" else bodies,
+                                           reply)
             expected = answers["raw rows"]
             if not expected or any(a != expected for a in answers.values()):
                 wrong = [k for k, a in answers.items() if a != expected]
                 raise RuntimeError(f"{workload}: {', '.join(wrong)} disagree with the raw rows for {param}")
-    print("same rows from every contender for Q1, Q2, Q3", flush=True)
+    print(f"same rows from every contender for {', '.join(READS)}", flush=True)
 
 
 def best(cells: list[Cell], workload: str, contender: str) -> Cell | None:
@@ -251,8 +279,8 @@ def report(cells: list[Cell], workloads: list[str], header: str) -> str:
     lines = [header, "",
              "| workload | contender | req/s | p50 ms | p99 ms | bad | ours / it |",
              "|---|---|---:|---:|---:|---:|---:|"]
-    ratios = ["", "| workload | ours/raw limit | goal | ours/PostGraphile | goal |",
-              "|---|---:|---|---:|---|"]
+    ratios = ["", "| workload | ours/raw limit | goal | ours/PostGraphile | goal | ours/bare HTTP | goal |",
+              "|---|---:|---|---:|---|---:|---|"]
     for workload in workloads:
         ours_cell = best(cells, workload, "ours")
         kinds = CONTENDERS["write" if workload == "W1" else "read"]
@@ -267,7 +295,8 @@ def report(cells: list[Cell], workloads: list[str], header: str) -> str:
         raws = [c for c in (best(cells, workload, k) for k in kinds if k.startswith("raw")) if c]
         limit = max(raws, key=lambda c: c.rps) if raws else None
         row = [workload]
-        for name, other in (("raw", limit), ("PostGraphile", best(cells, workload, "PostGraphile"))):
+        for name, other in (("raw", limit), ("PostGraphile", best(cells, workload, "PostGraphile")),
+                            ("bare HTTP", best(cells, workload, "bare HTTP"))):
             if ours_cell is None or other is None or not other.rps:
                 row += ["", ""]
                 continue
@@ -277,6 +306,20 @@ def report(cells: list[Cell], workloads: list[str], header: str) -> str:
                     "" if wanted is None else f"≥ {wanted}: {'met' if value >= wanted else 'MISSED'}"]
         ratios.append("| " + " | ".join(row) + " |")
     lines += ratios
+    lines += ["", "| workload | ours+auth / ours | goal | ours+auth / PostGraphile | goal |",
+              "|---|---:|---|---:|---|"]
+    for workload in workloads:
+        with_auth, row = best(cells, workload, "ours+auth"), [workload]
+        for name in ("ours", "PostGraphile"):
+            other = best(cells, workload, name)
+            if with_auth is None or other is None or not other.rps:
+                row += ["", ""]
+                continue
+            value = with_auth.rps / other.rps
+            wanted = AUTH_GOALS[name] if name == "ours" or workload in ("Q1", "Q2", "Q3") else None
+            row += [f"{value:.2f}",
+                    "" if wanted is None else f"≥ {wanted}: {'met' if value >= wanted else 'MISSED'}"]
+        lines.append("| " + " | ".join(row) + " |")
     lines += ["", *(f"- {w}: {DESCRIPTIONS[w]}" for w in workloads)]
     return "\n".join(lines)
 
@@ -298,17 +341,19 @@ async def prepare(server: str, args: argparse.Namespace, work: Path) -> None:
     async with fresh_database(server) as url:
         seconds = await data.load(url, dataset)
         print(f"loaded {args.orders:,} orders, {dataset.events:,} events in {seconds:.0f}s", flush=True)
-        orders, customers = await _ids(url)
-        write_inputs(work, orders, customers)
+        orders, customers, owners = await _ids(url)
+        issuer = auth.Issuer(work)
+        write_inputs(work, orders, customers, owners, issuer)
         version = await server_version(url)
         # the rest runs synchronously (subprocesses); this loop only holds the database open
         await asyncio.to_thread(run_all, args, url, work, {
             "orders": args.orders, "events": dataset.events, "customers": len(customers),
-            "postgres": version, "load_seconds": round(seconds, 1), "started": started})
+            "postgres": version, "load_seconds": round(seconds, 1), "started": started}, issuer)
 
 
-def run_all(args: argparse.Namespace, url: str, work: Path, facts: dict[str, Any]) -> None:
-    run = Run(args, url, work)
+def run_all(args: argparse.Namespace, url: str, work: Path, facts: dict[str, Any],
+            issuer: auth.Issuer) -> None:
+    run = Run(args, url, work, issuer)
     workloads = args.workloads
     try:
         reads = [w for w in workloads if w in READS]
@@ -351,7 +396,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--pool", type=int, default=10, help="database connections per contender")
-    parser.add_argument("--workloads", default="Q1,Q2,Q3,W1")
+    parser.add_argument("--workloads", default="Q1,Q2,Q3,Q4,W1")
     parser.add_argument("--port", type=int, default=8830, help="ours; PostGraphile gets port + 1")
     parser.add_argument("--out", default=str(BENCH / "out"))
     args = parser.parse_args(argv)

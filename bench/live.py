@@ -40,11 +40,14 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from bench.common import fresh_database, machine, percentile, place_orders, postgres, server_version
 from gql.events import EventType, NewEvent
+from gql.identity import SYSTEM
 from gql.listener import CHANNEL
 from gql.store.append import append_event
 from gql.store.connection import create_pool
 
-QUERY = "subscription($id: UUID) { orderEvents(orderId: $id) { id globalPosition type } }"
+# the event fields of bench.compare's Q1, as a timeline view subscribes to them
+QUERY = """subscription($id: UUID) { orderEvents(orderId: $id) { id globalPosition streamVersion
+    type occurredAt recordedAt actor { type id } payload } }"""
 BOARD = 100  # orders written to; from this many subscribers on, each follows one order
 ITEM = {"sku": "BENCH-1", "quantity": 1, "unitPrice": "1.00"}
 
@@ -108,7 +111,7 @@ async def _write(pool: asyncpg.Pool, orders: list[uuid.UUID], rate: float, secon
     async def one(order_id: uuid.UUID) -> None:
         event = NewEvent(order_id, EventType.ITEM_ADDED_TO_ORDER, ITEM)
         started = time.perf_counter()
-        appended = await append_event(pool, event)
+        appended = await append_event(pool, event, SYSTEM.claims())
         sent[event.event_id] = (started, appended.event["global_position"], order_id)
 
     tasks = []

@@ -84,6 +84,8 @@ class Server:
             try:
                 post(self.url, {"query": "{ __typename }"}, timeout=2)
                 return
+            except urllib.error.HTTPError:  # it answers (401 without a token): it is up
+                return
             except (OSError, urllib.error.URLError):
                 time.sleep(0.3)
         self.stop()
@@ -102,10 +104,13 @@ class Server:
         self.process = None
 
 
-def ours(database_url: str, port: int, pool: int, cpu: int | None, log: Path) -> Server:
+def ours(database_url: str, port: int, pool: int, cpu: int | None, log: Path,
+         env: dict[str, str] | None = None, name: str = "ours") -> Server:
+    """`ordergraph serve`; `env` adds settings (e.g. ORDERGRAPH_JWKS for tokens)."""
     command = [sys.executable, "-m", "gql", "serve", "--database-url", database_url,
                "--port", str(port), "--workers", "1"]
-    return Server("ours", pinned(cpu, command), {"ORDERGRAPH_POOL_SIZE": str(pool)}, port, log)
+    return Server(name, pinned(cpu, command), {"ORDERGRAPH_POOL_SIZE": str(pool), **(env or {})},
+                  port, log)
 
 
 def bare(database_url: str, port: int, pool: int, cpu: int | None, log: Path) -> Server:
@@ -125,8 +130,10 @@ def postgraphile(database_url: str, port: int, pool: int, cpu: int | None, log: 
     return Server("PostGraphile", pinned(cpu, command), env, port, log)
 
 
-def post(url: str, body: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+def post(url: str, body: dict[str, Any], timeout: float = 30,
+         token: str | None = None) -> dict[str, Any]:
     request = urllib.request.Request(url, json.dumps(body).encode(), method="POST", headers={
-        "Content-Type": "application/json", "Accept": "application/json"})
+        "Content-Type": "application/json", "Accept": "application/json",
+        **({"Authorization": f"Bearer {token}"} if token else {})})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())

@@ -23,7 +23,8 @@ from pathlib import Path
 import asyncpg
 
 from bench.common import percentile
-from bench.workloads import ADDED_ITEM, PLACED_ITEMS, RAW_JSON_SQL, RAW_SQL
+from bench.workloads import ADDED_ITEM, BY_ORDER_ID, PLACED_ITEMS, RAW_JSON_SQL, RAW_SQL
+from gql.identity import SYSTEM
 from gql.store.append import APPEND
 from gql.store.connection import create_pool
 
@@ -36,12 +37,13 @@ def operation(pool: asyncpg.Pool, workload: str, params: list[str], form: str = 
             order_id, customer = uuid.uuid4(), params[n % len(params)]
             placed = {"customerId": customer, "currency": "EUR", "items": PLACED_ITEMS}
             await pool.fetchrow(APPEND, uuid.uuid4(), order_id, "OrderPlaced", placed,
-                                None, None, None, None, None, None, 1)
+                                None, None, None, None, None, None, 1, *SYSTEM.claims())
             return await pool.fetchrow(APPEND, uuid.uuid4(), order_id, "ItemAddedToOrder",
-                                       ADDED_ITEM, None, None, None, None, None, None, 1)
+                                       ADDED_ITEM, None, None, None, None, None, None, 1,
+                                       *SYSTEM.claims())
         return append_two
     sql = (RAW_JSON_SQL if form == "json" else RAW_SQL)[workload]
-    if workload == "Q1":
+    if workload in BY_ORDER_ID:
         ids = [uuid.UUID(p) for p in params]
         return lambda n: pool.fetch(sql, ids[n % len(ids)])
     if workload == "Q3":
@@ -86,7 +88,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True)
-    parser.add_argument("--workload", required=True, choices=["Q1", "Q2", "Q3", "W1"])
+    parser.add_argument("--workload", required=True, choices=["Q1", "Q2", "Q3", "Q4", "W1"])
     parser.add_argument("--params", help="file: order ids (Q1), statuses (Q3) or customer ids (W1)")
     parser.add_argument("--form", choices=["rows", "json"], default="rows",
                         help="rows decoded by asyncpg, or the response document built by PostgreSQL")

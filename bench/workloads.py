@@ -4,6 +4,9 @@ Each contender asks for the same rows and columns:
   Q1  one order (ids vary per request) with its customer and its whole timeline;
   Q2  the 50 most recently active orders with customer and every event;
   Q3  a 50-order page filtered by status (the status varies per request) with customer names;
+  Q4  Q1 as Apollo Client sends it: `__typename` in every selection set, an operationName,
+      typed fragments on the event interface and `stateAt(version: 2)` (PostGraphile: the
+      nearest equivalent, without stateAt and typed events);
   W1  placeOrder then addItemToOrder on the new order (two appends per request).
 """
 
@@ -17,12 +20,14 @@ from typing import Any
 import orjson
 
 STATUSES = ("PLACED", "PAYMENT_AUTHORIZED", "PAID", "SHIPPED", "CANCELLED")
-READS = ("Q1", "Q2", "Q3")
+READS = ("Q1", "Q2", "Q3", "Q4")
+BY_ORDER_ID = ("Q1", "Q4")  # reads of one order, by an id that varies per request
 WRITES = ("W1",)
 DESCRIPTIONS = {
     "Q1": "one order by id (ids vary) with customer and timeline",
     "Q2": "orders(first: 50) with customer and every event",
     "Q3": "status-filtered page of 50 (status varies) with customer names",
+    "Q4": "Q1 as Apollo Client sends it (__typename everywhere, typed fragments, stateAt)",
     "W1": "placeOrder + addItemToOrder (2 appends per request)",
 }
 
@@ -41,6 +46,14 @@ OURS = {
     "Q2": "query Q2 { orders(first: 50) { nodes { %s } } }" % _OURS_ORDER,
     "Q3": """query Q3($status: OrderStatus!) { orders(first: 50, status: [$status]) {
         nodes { id status totalAmount lastEventAt customer { name } } } }""",
+    "Q4": """query OrderDetail($id: UUID!) { order(id: $id) { __typename id status currency
+        totalAmount version placedAt lastEventAt items { __typename sku quantity unitPrice }
+        customer { __typename id name email }
+        events { __typename nodes { __typename id streamVersion type occurredAt recordedAt
+            actor { __typename type id } payload
+            ... on OrderShipped { carrier trackingNumber }
+            ... on PaymentAuthorized { amount paymentProvider } } }
+        stateAt(version: 2) { __typename status totalAmount } } }""",
     "W1": """mutation W1($order: UUID!, $customer: UUID!) {
         placeOrder(input: {orderId: $order, customerId: $customer, currency: "EUR",
                            items: [{sku: "MUG-STONEWARE", quantity: 1, unitPrice: "14.00"}]}) {
@@ -53,6 +66,11 @@ OURS = {
 POSTGRAPHILE = {
     "Q1": "query Q1($id: UUID!) { ordersCurrentByOrderId(orderId: $id) { %s } }" % _PGL_ORDER,
     "Q2": "query Q2 { allOrdersCurrents(first: 50, %s) { nodes { %s } } }" % (_PGL_RECENT, _PGL_ORDER),
+    "Q4": """query OrderDetail($id: UUID!) { ordersCurrentByOrderId(orderId: $id) { __typename
+        orderId status currency totalAmount version placedAt lastEventAt items
+        customerByCustomerId { __typename customerId name email }
+        events(orderBy: STREAM_VERSION_ASC) { __typename nodes { __typename eventId streamVersion
+            eventType occurredAt recordedAt actorType actorId payload } } } }""",
     "Q3": """query Q3($status: String!) { allOrdersCurrents(first: 50, condition: {status: $status}, %s) {
         nodes { orderId status totalAmount lastEventAt customerByCustomerId { name } } } }"""
     % _PGL_RECENT,
@@ -101,6 +119,8 @@ order by o.last_event_at desc, o.order_id desc
 limit 50""",
 }
 
+RAW_SQL["Q4"] = RAW_SQL["Q1"]  # the same rows; the extra fields are computed from them
+
 # The same documents built by PostgreSQL and fetched as one text value, not parsed: what a
 # server that compiles GraphQL to SQL forwards. Same rows, same order, same fields as ours.
 _JSON_ORDER = """json_build_object('id', o.order_id, 'status', o.status, 'currency', o.currency,
@@ -134,6 +154,8 @@ from (select * from orders_current where status = $1
 join customers c on c.customer_id = o.customer_id""",
 }
 
+RAW_JSON_SQL["Q4"] = RAW_JSON_SQL["Q1"]
+
 # Placeholders the load generator replaces with a fresh UUID per request (see wrk.lua).
 _ORDER, _E1, _E2 = "__UUID_order__", "__UUID_e1__", "__UUID_e2__"
 
@@ -148,8 +170,10 @@ def request_bodies(contender: str, workload: str, order_ids: Sequence[uuid.UUID]
     rng = random.Random(seed)  # the same sequence of ids for every contender
     docs = OURS if contender == "ours" else POSTGRAPHILE
     query = " ".join(docs[workload].split())
-    if workload == "Q1":
-        return [_body(query, {"id": str(rng.choice(order_ids))}) for _ in range(count)]
+    if workload in BY_ORDER_ID:
+        named = {"operationName": "OrderDetail"} if workload == "Q4" else {}
+        return [orjson.dumps({"query": query, "variables": {"id": str(rng.choice(order_ids))},
+                              **named}).decode() for _ in range(count)]
     if workload == "Q2":
         return [_body(query, {})]
     if workload == "Q3":

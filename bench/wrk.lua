@@ -1,11 +1,12 @@
 -- wrk script for bench/compare.py: POSTs JSON bodies read from a file (one per line), cycling
 -- through them so that ids vary per request. A body may hold placeholders __UUID_<name>__,
 -- each replaced by one fresh random UUID per request (the same UUID for every occurrence of
--- that name). Responses that are not 200 or carry GraphQL "errors" are counted as bad.
+-- that name). A line "Bearer <token>\t<body>" sends that token as its Authorization header.
+-- Responses that are not 200 or carry GraphQL "errors" are counted as bad.
 -- Usage: wrk ... -s wrk.lua URL -- BODIES_FILE
 local threads = {}
 local counter = 0
-local bodies, requests = {}, {}
+local bodies, requests, auth = {}, {}, {}
 local templated = false
 local headers = { ["Content-Type"] = "application/json", ["Accept"] = "application/json" }
 bad = 0
@@ -18,17 +19,30 @@ end
 function init(args)
   for line in io.lines(args[1]) do
     if #line > 0 then
-      table.insert(bodies, line)
+      local token, body = line:match("^Bearer ([^\t]+)\t(.*)$")
+      table.insert(bodies, body or line)
+      auth[#bodies] = token
     end
   end
   templated = bodies[1]:find("__UUID_", 1, true) ~= nil
   math.randomseed(os.time() * 1000 + (tid or 1) * 7919 + math.floor(os.clock() * 1e6))
   if not templated then
     for i, body in ipairs(bodies) do
-      requests[i] = wrk.format("POST", nil, headers, body)
+      requests[i] = wrk.format("POST", nil, headers_of(i), body)
     end
   end
   counter = ((tid or 1) - 1) * 997
+end
+
+function headers_of(i)
+  if not auth[i] then
+    return headers
+  end
+  local with = { ["Authorization"] = "Bearer " .. auth[i] }
+  for name, value in pairs(headers) do
+    with[name] = value
+  end
+  return with
 end
 
 local function hex(n)
@@ -51,7 +65,7 @@ function request()
     fresh[name] = fresh[name] or uuid4()
     return fresh[name]
   end)
-  return wrk.format("POST", nil, headers, body)
+  return wrk.format("POST", nil, headers_of(i), body)
 end
 
 function response(status, headers, body)

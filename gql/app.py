@@ -2,84 +2,40 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
-import random
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
-import asyncpg
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
-from strawberry.asgi import GraphQL
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 
+from gql.access import IDENTITY, NOBODY, Access, Authenticate
 from gql.config import Settings, settings_from_env
+from gql.disconnect import CancelOnDisconnect
 from gql.front import CompiledFront
+from gql.guard import SiteGuard
 from gql.http import graphql_endpoint
 from gql.live import LiveHub, quiet_gc
 from gql.metrics import MetricsMiddleware, metrics
 from gql.schema import build_schema
 from gql.schema.context import Context
 from gql.schema.fastpath import FastPath
-from gql.store.connection import create_pool
+from gql.store import DATABASE_ERRORS, Pool
+from gql.store.connection import create_pool, warn_if_superuser
 from gql.store.lane import ReadLane
+from gql.tokens import Verifier
+from gql.websocket import Subscriptions
 
 log = logging.getLogger("ordergraph")
 
 
-class _PingingTransportWS(BaseGraphQLTransportWSHandler):  # type: ignore[type-arg]
-    """graphql-transport-ws with server pings, as graphql-ws has its keep-alive messages."""
-
-    async def handle(self) -> None:
-        pinger = asyncio.create_task(self._ping(self.view.settings.keepalive_interval))
-        try:
-            await super().handle()
-        finally:
-            pinger.cancel()
-
-    async def _ping(self, interval: float) -> None:
-        with contextlib.suppress(Exception):
-            while True:
-                # jitter: connections opened together must not all ping in the same instant
-                await asyncio.sleep(interval * random.uniform(0.75, 1.0))
-                if self.connection_acknowledged:
-                    await self.send_message({"type": "ping"})
-
-
-class _Subscriptions(GraphQL):  # type: ignore[type-arg]
-    """strawberry's WebSocket protocols, with a fresh context per connection."""
-
-    graphql_transport_ws_handler_class = _PingingTransportWS
-
-    def __init__(self, settings: Settings, state: Any) -> None:
-        super().__init__(
-            build_schema(settings),
-            graphql_ide=None,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL),
-            connection_init_wait_timeout=timedelta(seconds=settings.connection_init_timeout),
-            keep_alive=True,
-            keep_alive_interval=settings.keepalive_interval,
-            # the hub caps subscriptions with TOO_MANY_SUBSCRIPTIONS; this bound on in-flight
-            # operations of any kind (its error has no code) must not come first
-            max_subscriptions_per_connection=2 * settings.max_subscriptions_per_connection,
-        )
-        self.settings = settings
-        self.state = state
-
-    async def get_context(self, request: Any, response: Any = None) -> Context:
-        return Context(self.state.pool, self.settings, getattr(self.state, "live", None), request)
-
-
-def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
+def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
     """The app; it opens (and closes) its own pool unless one is given."""
 
     @contextlib.asynccontextmanager
@@ -87,7 +43,9 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
         owned = pool is None
         app.state.pool = pool or await create_pool(
             settings.database_url, min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size)
+            max_size=settings.pool_max_size, statement_timeout=settings.request_timeout)
+        await warn_if_superuser(app.state.pool)
+        await access.load()
         app.state.reads = ReadLane(app.state.pool, settings.pool_max_size)
         app.state.live = LiveHub(app.state.pool, settings)
         await app.state.live.start()
@@ -100,7 +58,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
                 await app.state.pool.close()
 
     def context(request: Request) -> Context:
-        return Context(request.app.state.pool, settings, getattr(request.app.state, "live", None),
+        return Context(request.app.state.pool, settings, access.grants,
+                       request.scope.get(IDENTITY, NOBODY), getattr(request.app.state, "live", None),
                        request)
 
     try:
@@ -118,7 +77,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
             async with request.app.state.pool.acquire(timeout=2) as conn:
                 await conn.fetchval("select 1")
             checks["database"] = "ok"
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except DATABASE_ERRORS as exc:
             checks["database"] = f"unreachable: {type(exc).__name__}"
         live = getattr(request.app.state, "live", None)
         if live is not None:
@@ -128,6 +87,8 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
                             200 if ready else 503)
 
     app = Starlette(lifespan=lifespan, middleware=[Middleware(MetricsMiddleware)])
+    access = Access(settings, verifier(settings), app.state)
+    app.state.access = access
     if pool is not None:  # usable without running the lifespan (ASGI test clients)
         app.state.pool, app.state.reads = pool, ReadLane(pool, settings.pool_max_size)
     schema = build_schema(settings)
@@ -135,7 +96,7 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
     endpoint = graphql_endpoint(schema, settings, context, ide, fast)
     routes: list[BaseRoute] = [
         Route("/graphql", endpoint, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", _Subscriptions(settings, app.state)),
+        WebSocketRoute("/graphql", Subscriptions(settings, app.state)),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
@@ -143,9 +104,19 @@ def create_app(settings: Settings, pool: asyncpg.Pool | None = None) -> ASGIApp:
     if web is not None:
         routes.extend(web.routes())
     app.router.routes.extend(routes)
-    if fast is None:
-        return app
-    return CompiledFront(app, fast=fast, settings=settings, state=app.state)  # in front of it all
+    served: ASGIApp = app
+    if fast is not None:  # compiled requests are answered before starlette sees them
+        served = CompiledFront(app, fast=fast, settings=settings, state=app.state)
+    return SiteGuard(Authenticate(CancelOnDisconnect(served), access), settings)
+
+
+def verifier(settings: Settings) -> Verifier:
+    """The token verifier; the dev key is read from the data directory only when trusted."""
+    if not settings.trust_dev_key:
+        return Verifier(settings)
+    from gql.database import default_data_dir
+
+    return Verifier(settings, default_data_dir())
 
 
 def app_from_env() -> ASGIApp:

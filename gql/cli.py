@@ -1,4 +1,5 @@
-"""The `ordergraph` command line: serve, migrate, seed, rebuild-projections, export, import, schema."""
+"""The `ordergraph` command line: serve, migrate, seed, rebuild-projections, export, import,
+token, schema."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from rich.progress import (
 
 from gql.database import database_url, default_data_dir
 from gql.errors import ConfigurationError, DatabaseUnavailable, DomainError
+from gql.identity import ROLES, SCOPES
 
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False)
@@ -75,10 +77,20 @@ def cli() -> None:
               help="Seed demo data once if the database is empty [env ORDERGRAPH_DEMO].")
 @click.option("--workers", envvar="ORDERGRAPH_WORKERS", default=1, show_default=True,
               type=click.IntRange(1, 64), help="Worker processes [env ORDERGRAPH_WORKERS].")
-def serve(host: str, port: int, database_url: str | None, demo: bool, workers: int) -> None:
+@click.option("--trust-dev-key", is_flag=True, envvar="ORDERGRAPH_TRUST_DEV_KEY",
+              help="Accept tokens minted by `ordergraph token` [env ORDERGRAPH_TRUST_DEV_KEY].")
+@click.option("--insecure-open", is_flag=True, envvar="ORDERGRAPH_INSECURE_OPEN",
+              help="Without keys, serve everyone as admin also beyond loopback "
+                   "[env ORDERGRAPH_INSECURE_OPEN].")
+def serve(host: str, port: int, database_url: str | None, demo: bool, workers: int,
+          trust_dev_key: bool, insecure_open: bool) -> None:
     """Apply schema.sql, then serve GraphQL over HTTP and WebSocket."""
     from gql.server import serve as run_server
 
+    if trust_dev_key:
+        os.environ["ORDERGRAPH_TRUST_DEV_KEY"] = "1"
+    if insecure_open:
+        os.environ["ORDERGRAPH_INSECURE_OPEN"] = "1"
     run_server(host=host, port=port, database_url=database_url, demo=demo, workers=workers)
 
 
@@ -255,6 +267,42 @@ def _import_progress(size: int) -> Iterator[tuple[Callable[[int], None], Callabl
             bar.update(task, events=seen[0], rate=rate)
 
         yield (lambda n: bar.advance(task, n)), on_events
+
+
+_TTL = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_ttl(text: str) -> int:
+    """Seconds of a duration such as 90s, 15m, 8h or 1d."""
+    unit = text[-1:].lower()
+    number = text[:-1] if unit in _TTL else text
+    if not number.isdigit() or int(number) == 0:
+        raise click.BadParameter(f"{text!r} is not a duration such as 15m, 8h or 90s",
+                                 param_hint="--ttl")
+    return int(number) * _TTL.get(unit, 1)
+
+
+@cli.command()
+@click.option("--role", required=True, type=click.Choice(ROLES), help="The token's role.")
+@click.option("--customer", "customer_id", type=click.UUID, default=None,
+              help="The customer a customer token acts as.")
+@click.option("--scope", type=click.Choice(SCOPES), default=None,
+              help="A service token's scope.")
+@click.option("--subject", default=None, help="The `sub` claim (default: the customer or role).")
+@click.option("--ttl", default="15m", show_default=True, help="How long it is valid (90s, 15m, 8h).")
+def token(role: str, customer_id: Any, scope: str | None, subject: str | None, ttl: str) -> None:
+    """Mint a development token, signed with the key in the data directory (trusted by
+    `serve --trust-dev-key`)."""
+    from gql.tokens import dev_private_key, identity_from_claims, mint
+
+    claims: dict[str, Any] = {"role": role, "sub": subject or str(customer_id or role)}
+    if customer_id is not None:
+        claims["customer_id"] = str(customer_id)
+    if scope is not None:
+        claims["scope"] = scope
+    seconds = parse_ttl(ttl)
+    identity_from_claims({**claims, "exp": 0})  # one clear line when the claims do not fit
+    click.echo(mint(dev_private_key(default_data_dir()), claims, seconds))
 
 
 @cli.command()

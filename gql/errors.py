@@ -48,6 +48,18 @@ class LogImmutable(DomainError):
     code = "FORBIDDEN"
 
 
+class Forbidden(DomainError):
+    """The caller's role may not do this (the grants in schema.sql)."""
+
+    code = "FORBIDDEN"
+
+
+class Unauthenticated(DomainError):
+    """A missing, malformed, expired or untrusted token."""
+
+    code = "UNAUTHENTICATED"
+
+
 class DatabaseUnavailable(Exception):
     """The database could not be reached or started; the message is for humans."""
 

@@ -83,6 +83,7 @@ class NewEvent:
     schema_version: int | None = None  # None: the type's current version (schema.sql)
 
 
+BIGINT_MAX = 2**63 - 1  # positions are PostgreSQL bigints
 _POSITION = re.compile(r"^([0-9a-f]{16})-([0-9a-f]{16})$")
 
 
@@ -102,7 +103,7 @@ class Position:
     @classmethod
     def decode(cls, text: str, field: str = "after") -> Position:
         match = _POSITION.match(text)
-        if match is None:
+        if match is None or max(int(match[1], 16), int(match[2], 16)) > BIGINT_MAX:
             raise BadUserInput(f"{field} is not a position in the log", field=field)
         return cls(int(match[1], 16), int(match[2], 16))
 

@@ -18,10 +18,11 @@ import orjson
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gql.access import IDENTITY, NOBODY
 from gql.config import Settings
-from gql.http import COMPILED_TRIED, JSON_BODIES, answer_compiled, negotiate
+from gql.http import COMPILED_TRIED, JSON_BODIES, answer_compiled, negotiate, refused_status
 from gql.metrics import REQUESTS
-from gql.schema.fastpath import FastPath
+from gql.schema.fastpath import FastPath, Refused
 
 
 class CompiledFront:
@@ -57,19 +58,22 @@ class CompiledFront:
         body = await read_body(receive)
         if body is None:  # the client went away
             return
-        answer = await self._answer(body)
+        answer = await self._answer(body, scope)
         if answer is None:
             scope[COMPILED_TRIED] = True
             await self.app(scope, _replay(body, receive), send)
             return
         media_type = negotiate(accept.decode("latin-1") if accept else "")
-        await send({"type": "http.response.start", "status": 200, "headers": [
+        status = 200
+        if isinstance(answer, Refused):
+            answer, status = answer.body, refused_status(media_type)
+        await send({"type": "http.response.start", "status": status, "headers": [
             (b"content-type", f"{media_type}; charset=utf-8".encode()),
             (b"content-length", str(len(answer)).encode())]})
         await send({"type": "http.response.body", "body": answer})
         self._timer.observe(time.perf_counter() - started)
 
-    async def _answer(self, body: bytes) -> bytes | None:
+    async def _answer(self, body: bytes, scope: Scope) -> bytes | Refused | None:
         try:
             params = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -82,7 +86,7 @@ class CompiledFront:
                 or not (operation is None or isinstance(operation, str))):
             return None
         return await answer_compiled(self.fast, self.state, query, variables, operation,
-                                     mutations=True)
+                                     mutations=True, identity=scope.get(IDENTITY, NOBODY))
 
 
 async def read_body(receive: Receive) -> bytes | None:

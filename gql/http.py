@@ -6,32 +6,36 @@ With `Accept: application/graphql-response+json` a request that cannot run gets 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import orjson
 from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import Response
 from strawberry import Schema
 from strawberry.exceptions import MissingQueryError
-from strawberry.schema.exceptions import InvalidOperationTypeError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types.graphql import OperationType
 
+from gql.access import IDENTITY, NOBODY
 from gql.config import Settings
+from gql.identity import Identity
 from gql.metrics import COMPILED
 from gql.schema import appends
 from gql.schema.appends import Appends
 from gql.schema.context import Context
 from gql.schema.errors import client_error
-from gql.schema.fastpath import FastPath
+from gql.schema.fastpath import FastPath, Refused
+from gql.store import DATABASE_ERRORS
 from gql.store.reads import fetch_document
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
-JSON_BODIES = (JSON, "application/graphql+json", "")  # content types a POST body may declare
+# content types a POST body may declare: none a browser form can send without asking first
+JSON_BODIES = (JSON, "application/graphql+json")
 # set on the scope by gql.front when it already tried the compiled path for this request
 COMPILED_TRIED = "ordergraph.compiled_tried"
 log = logging.getLogger("ordergraph.http")
@@ -56,24 +60,35 @@ def negotiate(accept: str) -> str:
 
 async def answer_compiled(fast: FastPath | None, state: State, query: str,
                           variables: dict[str, Any] | None, operation: str | None,
-                          *, mutations: bool) -> bytes | None:
-    """The response body from the document's compiled statements, or None: the resolvers
-    answer. `mutations` says whether a known mutation may run (never over GET)."""
-    compiled = fast.compile(query, operation, variables, mutations=mutations) if fast else None
-    if compiled is None:
-        return None
+                          *, mutations: bool, identity: Identity) -> bytes | Refused | None:
+    """The response body from the document's compiled statements (or its refusal), or None:
+    the resolvers answer. `mutations` says whether a known mutation may run (never over GET);
+    reads are scoped to what `identity` may see."""
+    compiled = (fast.compile(query, operation, variables, mutations=mutations,
+                             grants=state.access.grants, identity=identity) if fast else None)
+    if compiled is None or isinstance(compiled, Refused):
+        return compiled
     if isinstance(compiled, Appends):
         _APPENDED.inc()
         return await appends.run(compiled, state.pool)
     try:
         data = await fetch_document(state.reads, *compiled)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError):
+    except DATABASE_ERRORS:
         # the resolvers answer instead, and report what is still wrong with its error code
         log.exception("compiled query failed; answering through the resolvers")
         _FAILED.inc()
         return None
     _ANSWERED.inc()
     return b'{"data":' + data + b"}"
+
+
+def refused_status(media_type: str) -> int:
+    """A request refused before execution: 422 for GraphQL-over-HTTP clients, else 200."""
+    return 422 if media_type == GRAPHQL_RESPONSE else 200
+
+
+def codes_of(errors: list[Any]) -> set[str | None]:
+    return {(e.extensions or {}).get("code") for e in errors}
 
 
 def _response(body: dict[str, Any], status: int, media_type: str,
@@ -86,7 +101,7 @@ def _error_body(message: str, code: str) -> dict[str, Any]:
 
 
 async def _read_params(request: Request, settings: Settings) -> dict[str, Any]:
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         params: dict[str, Any] = dict(request.query_params)
         if "variables" in params:
             params["variables"] = _loads(params["variables"], "variables")
@@ -95,7 +110,8 @@ async def _read_params(request: Request, settings: Settings) -> dict[str, Any]:
         return params
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in JSON_BODIES:
-        raise BadRequest(f"unsupported content type {content_type!r}; send application/json", 415)
+        raise BadRequest(f"unsupported content type {content_type or '(none)'}; "
+                         "send the body as application/json", 415)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
         raise BadRequest(f"request body larger than {settings.max_body_bytes} bytes", 413)
@@ -140,7 +156,8 @@ def graphql_endpoint(
 
     async def endpoint(request: Request) -> Response:
         media_type = negotiate(request.headers.get("accept", ""))
-        if (request.method == "GET" and ide is not None and "query" not in request.query_params
+        reading = request.method in ("GET", "HEAD")  # HEAD: GET's answer without its body
+        if (reading and ide is not None and "query" not in request.query_params
                 and "text/html" in request.headers.get("accept", "")):
             return ide(request)
         try:
@@ -148,21 +165,38 @@ def graphql_endpoint(
         except BadRequest as exc:
             return _response(_error_body(exc.message, "BAD_REQUEST"), exc.status, media_type,
                              exc.headers)
+        try:
+            async with asyncio.timeout(settings.request_timeout):
+                return await run(request, query, variables, operation, media_type, reading)
+        except TimeoutError:
+            return _response(_error_body("the request took longer than its time budget; ask for "
+                                         "less", "REQUEST_TIMEOUT"), 503, media_type)
+
+    async def run(request: Request, query: str, variables: dict[str, Any] | None,
+                  operation: str | None, media_type: str, reading: bool) -> Response:
         body_bytes = (None if request.scope.get(COMPILED_TRIED) else
                       await answer_compiled(fast, request.app.state, query, variables, operation,
-                                            mutations=request.method == "POST"))
+                                            mutations=not reading,
+                                            identity=request.scope.get(IDENTITY, NOBODY)))
+        if isinstance(body_bytes, Refused):
+            return Response(body_bytes.body, refused_status(media_type),
+                            media_type=f"{media_type}; charset=utf-8")
         if body_bytes is not None:
             return Response(body_bytes, 200, media_type=f"{media_type}; charset=utf-8")
-        allowed = ({OperationType.QUERY} if request.method == "GET"
+        allowed = ({OperationType.QUERY} if reading
                    else {OperationType.QUERY, OperationType.MUTATION})
         try:
             result = await schema.execute(query, variables, context(request),
                                           operation_name=operation,
                                           allowed_operation_types=allowed)
+        except CannotGetOperationTypeError:
+            missing = (f"the document has no operation named {operation!r}" if operation
+                       else "the document has no operation")
+            return _response(_error_body(missing, "BAD_REQUEST"), 400, media_type)
         except InvalidOperationTypeError as exc:
             if exc.operation_type == OperationType.SUBSCRIPTION:
                 return _response(_error_body("subscriptions run over WebSocket at /graphql",
-                                             "BAD_REQUEST"), 405 if request.method == "GET"
+                                             "BAD_REQUEST"), 405 if reading
                                  else 400, media_type, {"Allow": "POST"})
             return _response(_error_body("mutations must be sent with POST", "BAD_REQUEST"),
                              405, media_type, {"Allow": "POST"})
@@ -178,12 +212,13 @@ def graphql_endpoint(
             body["data"] = result.data
         status = 200
         if refused and media_type == GRAPHQL_RESPONSE:
-            codes = {(e.extensions or {}).get("code") for e in errors}
-            status = 400 if "GRAPHQL_PARSE_FAILED" in codes else 422
+            status = 400 if "GRAPHQL_PARSE_FAILED" in codes_of(errors) else 422
         if result.extensions:
             body["extensions"] = result.extensions
         if fast is not None and not errors:
             fast.remember(query, operation)
+        elif fast is not None and refused and codes_of(errors) == {"QUERY_TOO_COMPLEX"}:
+            fast.remember_costly(query, operation)
         return _response(body, status, media_type)
 
     return endpoint

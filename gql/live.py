@@ -19,14 +19,12 @@ from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
-import asyncpg
-
 from gql.config import Settings
 from gql.errors import DomainError
 from gql.events import EventType, OrderStatus, Position
 from gql.listener import Listener
 from gql.metrics import SUBSCRIPTIONS
-from gql.store import reads
+from gql.store import DATABASE_ERRORS, Pool, Row, reads
 
 log = logging.getLogger("ordergraph.live")
 
@@ -60,7 +58,7 @@ def quiet_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def position_of(row: asyncpg.Record) -> Position:
+def position_of(row: Row) -> Position:
     return Position(row["log_xid"], row["global_position"])
 
 
@@ -72,8 +70,12 @@ class EventFilter:
     types: frozenset[EventType] | None = None
     status_changes: bool = False
     statuses: frozenset[OrderStatus] | None = None
+    # the one customer whose events the subscriber may see (None: all), as og_sees reads
+    viewer: uuid.UUID | None = None
 
-    def matches(self, row: asyncpg.Record) -> bool:
+    def matches(self, row: Row) -> bool:
+        if self.viewer is not None and row["customer_id"] != self.viewer:
+            return False
         if self.types is not None and EventType(row["event_type"]) not in self.types:
             return False
         if self.status_changes:
@@ -94,10 +96,10 @@ class Subscription:
         self.lagged = False
         self.overflowed = False
         self.closed = False
-        self._queue: deque[asyncpg.Record] = deque()
+        self._queue: deque[Row] = deque()
         self._ready = asyncio.Event()
 
-    def offer(self, row: asyncpg.Record) -> None:
+    def offer(self, row: Row) -> None:
         if self.overflowed or self.lagged or not self.filter.matches(row):
             return
         if len(self._queue) >= self.capacity:
@@ -115,7 +117,7 @@ class Subscription:
         self.closed = True
         self._ready.set()
 
-    async def take(self) -> asyncpg.Record | None:
+    async def take(self) -> Row | None:
         """The next queued event; None once closed, or overflowed and drained."""
         while not self._queue:
             if self.overflowed or self.closed:
@@ -128,7 +130,7 @@ class Subscription:
 class LiveHub:
     """Fan-out for one process: a listener, one reader task, and every subscription."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(self, pool: Pool, settings: Settings) -> None:
         self.pool = pool
         self.settings = settings
         self.head = Position(0, 0)  # every event up to here has been offered to subscriptions
@@ -174,7 +176,7 @@ class LiveHub:
                 continue
             try:
                 held = await self._read()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("reading the log failed: %s", exc)
                 held = False
             except Exception:  # a bug must not stop every subscription of the process
@@ -190,7 +192,7 @@ class LiveHub:
             if held or len(rows) < READ_PAGE:
                 return held
 
-    def _fan_out(self, rows: Sequence[asyncpg.Record]) -> None:
+    def _fan_out(self, rows: Sequence[Row]) -> None:
         everyone = self._subscriptions.get(None, ())
         for row in rows:
             for sub in everyone:
@@ -224,7 +226,7 @@ class LiveHub:
     async def follow(
         self, event_filter: EventFilter, *, after: Position | None = None,
         connection: Hashable | None = None,
-    ) -> AsyncIterator[asyncpg.Record]:
+    ) -> AsyncIterator[Row]:
         """Events matching the filter: those after `after` from the log, then live ones.
 
         Without `after`, only events the hub reads from now on. Replay and live events meet
@@ -257,11 +259,12 @@ class LiveHub:
                     "subscribe again with `after: lastPosition` to continue without a gap",
                     lastPosition=last.encode(), queueSize=sub.capacity)
 
-    async def _replay(self, event_filter: EventFilter, after: Position) -> AsyncIterator[asyncpg.Record]:
+    async def _replay(self, event_filter: EventFilter, after: Position) -> AsyncIterator[Row]:
         types = sorted(event_filter.types, key=lambda t: t.value) if event_filter.types else None
         while True:
             rows = await reads.list_events(self.pool, limit=REPLAY_PAGE, after=after, types=types,
-                                           order_id=event_filter.order_id)
+                                           order_id=event_filter.order_id,
+                                           viewer=event_filter.viewer)
             for row in rows:
                 yield row
             if len(rows) < REPLAY_PAGE:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import asyncpg
-
 from gql.events import Actor, EventType, NewEvent
+from gql.identity import SYSTEM
+from gql.store import Pool
 from gql.store.append import append_event, register_customer
 
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
@@ -153,7 +153,7 @@ def plan_order(rng: random.Random, customer: uuid.UUID) -> list[NewEvent]:
 
 
 async def seed(
-    pool: asyncpg.Pool,
+    pool: Pool,
     *,
     orders: int,
     customers: int | None = None,
@@ -169,7 +169,7 @@ async def seed(
         customer_id = _uuid(rng)
         first, last = rng.choice(FIRST), rng.choice(LAST)
         email = f"{first}.{last}.{n}@example.com".lower().replace(" ", "")
-        await register_customer(pool, customer_id, f"{first} {last}", email)
+        await register_customer(pool, customer_id, f"{first} {last}", email, SYSTEM.claims())
         customer_ids.append(customer_id)
     plans = [plan_order(rng, rng.choice(customer_ids)) for _ in range(orders)]
     queue: asyncio.Queue[list[NewEvent]] = asyncio.Queue()
@@ -179,7 +179,7 @@ async def seed(
     async def work() -> None:
         while not queue.empty():
             for event in queue.get_nowait():
-                await append_event(pool, event)
+                await append_event(pool, event, SYSTEM.claims())
             if progress is not None:
                 progress(1)
 

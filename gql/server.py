@@ -10,13 +10,22 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
-from gql.config import settings_from_env
+from gql.access import is_loopback
+from gql.config import Settings, settings_from_env
 from gql.database import database_url as resolve_database
 from gql.database import default_data_dir
-from gql.store.connection import create_pool
-from gql.store.migrations import prepare
+from gql.errors import ConfigurationError, DatabaseUnavailable
+from gql.guard import LOOPBACK_HOSTS
+from gql.store.connection import APP_ROLE, as_role, create_pool
+from gql.store.migrations import prepare, require_current
 
 DEMO_ORDERS = 600
+# whether this login may apply schema.sql: a superuser, or a member of the owner role (the
+# first migration, before the roles exist, needs a superuser or CREATEROLE)
+MAY_MIGRATE = """select r.rolsuper or r.rolcreaterole or exists (
+    select from pg_roles o where o.rolname = 'ordergraph_owner' and pg_has_role(r.oid, o.oid, 'member'))
+    from pg_roles r where r.rolname = current_user"""
+MIGRATED = "select to_regclass('order_events') is not null"
 console = Console(highlight=False)
 
 
@@ -24,7 +33,13 @@ async def _prepare(url: str, demo: bool, upgrade: bool) -> None:
     pool = await create_pool(url, min_size=1, max_size=8)
     try:
         async with pool.acquire() as conn:
-            await prepare(conn, upgrade=upgrade)
+            if await conn.fetchval(MAY_MIGRATE):
+                await prepare(conn, upgrade=upgrade)
+            elif not await conn.fetchval(MIGRATED):  # the server's own role cannot apply it
+                raise DatabaseUnavailable("the database has no ordergraph schema: run "
+                                          "`ordergraph migrate` as its owner first")
+            else:
+                await require_current(conn)
             empty = not await conn.fetchval("select exists (select from orders_current)")
         if demo and empty:
             from gql.seed import seed
@@ -36,21 +51,50 @@ async def _prepare(url: str, demo: bool, upgrade: bool) -> None:
         await pool.close()
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """How uvicorn runs the app (also in tests and benchmarks): WebSocket messages are capped
+    like HTTP bodies; compressing ~150-byte WebSocket messages buys nothing and costs a zlib
+    state each."""
+    return {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 10,
+            "ws_per_message_deflate": False, "ws_max_size": settings.max_body_bytes}
+
+
+def access_mode(settings: Settings, host: str) -> str:
+    """The banner's access line; refuses open mode on an address beyond loopback."""
+    if settings.jwks or settings.jwt_secret or settings.trust_dev_key:
+        trusted = [name for name, on in (("JWKS " + settings.jwks, settings.jwks),
+                                         ("HS256 secret", settings.jwt_secret),
+                                         ("dev key", settings.trust_dev_key)) if on]
+        return "bearer tokens required (" + ", ".join(trusted) + ")"
+    if not (host and is_loopback(host)) and not settings.insecure_open:  # "" is every address
+        raise ConfigurationError(
+            f"no keys configured: refusing to serve {host} open to everyone as admin; set "
+            "ORDERGRAPH_JWKS (or ORDERGRAPH_JWT_SECRET), or pass --insecure-open")
+    if settings.insecure_open:
+        return "OPEN: no keys configured, every caller is admin (--insecure-open)"
+    return "open: no keys configured, every caller is admin (loopback clients only)"
+
+
 def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers: int) -> None:
-    settings_from_env("")  # a bad ORDERGRAPH_* value fails before anything starts
+    if host not in (*LOOPBACK_HOSTS, "0.0.0.0", "::", ""):  # the name it serves is its own
+        os.environ.setdefault("ORDERGRAPH_ALLOWED_HOSTS", ",".join((*LOOPBACK_HOSTS, host)))
+    settings = settings_from_env("")  # a bad ORDERGRAPH_* value fails before anything starts
+    mode = access_mode(settings, host)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with resolve_database(database_url, default_data_dir()) as url:
-        # the embedded database is ordergraph's own: it upgrades itself
+        # as the given (or the embedded superuser) role; the embedded database is ordergraph's
+        # own: it upgrades itself
         asyncio.run(_prepare(url, demo, upgrade=database_url is None))
+        if database_url is None:  # the embedded server: serve as the role that owns nothing
+            url = as_role(url, APP_ROLE)
         base = f"http://{host}:{port}"
         console.print(f"ordergraph serving on {base}\n"
                       f"  GraphQL + GraphiQL  {base}/graphql\n"
                       f"  subscriptions       ws://{host}:{port}/graphql\n"
                       f"  live order board    {base}/\n"
-                      f"  health, metrics     {base}/healthz {base}/readyz {base}/metrics")
-        # compressing ~150-byte WebSocket messages buys nothing and costs a zlib state each
-        options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "access_log": False,
-                   "timeout_graceful_shutdown": 10, "ws_per_message_deflate": False}
+                      f"  health, metrics     {base}/healthz {base}/readyz {base}/metrics\n"
+                      f"  access              {mode}")
+        options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options(settings)}
         if workers > 1:
             os.environ["ORDERGRAPH_WORKER_DATABASE_URL"] = url
             uvicorn.run("gql.app:app_from_env", factory=True, workers=workers, **options)

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -25,7 +26,8 @@ import uvicorn
 
 from gql.app import create_app
 from gql.config import Settings
-from gql.store.connection import create_pool
+from gql.server import uvicorn_options
+from gql.store.connection import APP_ROLE, as_role, create_pool
 from gql.store.migrations import migrate
 
 _counter = itertools.count()
@@ -123,7 +125,7 @@ def settings(database_url: str) -> Settings:
 async def client(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings, pool=pool)
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
         yield client
 
 
@@ -138,8 +140,8 @@ class LiveServer:
 
 
 def _run_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="on")
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, lifespan="on",
+                            **uvicorn_options(settings))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -159,8 +161,21 @@ async def live_server(database_url: str) -> AsyncIterator[LiveServer]:
     seeding = await create_pool(database_url, min_size=1, max_size=4)
     await seed(seeding, orders=12, customers=4, seed=7, concurrency=4)
     await seeding.close()
+    # as the role the server runs as in production: it owns nothing and may only append
     server, thread, url = await asyncio.to_thread(
-        _run_server, Settings(database_url=database_url))
+        _run_server, Settings(database_url=as_role(database_url, APP_ROLE)))
+    try:
+        yield LiveServer(url=url, database_url=database_url)
+    finally:
+        server.should_exit = True
+        await asyncio.to_thread(thread.join, 10)
+
+
+@contextlib.asynccontextmanager
+async def serving(database_url: str, **overrides: Any) -> AsyncIterator[LiveServer]:
+    """A real server with non-default settings, on the test's database, as the server's role."""
+    server, thread, url = await asyncio.to_thread(
+        _run_server, Settings(database_url=as_role(database_url, APP_ROLE), **overrides))
     try:
         yield LiveServer(url=url, database_url=database_url)
     finally:

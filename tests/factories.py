@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from gql.events import EventType, NewEvent, OrderStatus
+from gql.identity import SYSTEM
 from gql.store.append import Appended, append_event, register_customer
 
 UNIT_PRICE = "12.50"
@@ -17,7 +18,8 @@ TOTAL = "25.00"
 
 async def customer(db: asyncpg.Pool, name: str = "Ada Lovelace") -> uuid.UUID:
     customer_id = uuid.uuid4()
-    await register_customer(db, customer_id, name, f"{customer_id.hex[:12]}@example.com")
+    await register_customer(db, customer_id, name, f"{customer_id.hex[:12]}@example.com",
+                            SYSTEM.claims())
     return customer_id
 
 
@@ -62,7 +64,7 @@ async def order_in(db: asyncpg.Pool, status: OrderStatus,
 async def append(db: asyncpg.Pool | asyncpg.Connection, order_id: uuid.UUID,
                  event_type: EventType, payload: dict[str, Any], **meta: Any) -> Appended:
     return await append_event(db, NewEvent(order_id=order_id, type=event_type,
-                                           payload=payload, **meta))
+                                           payload=payload, **meta), SYSTEM.claims())
 
 
 async def snapshot(db: asyncpg.Pool) -> tuple[list[Any], list[Any]]:

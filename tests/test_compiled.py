@@ -11,6 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
+from bench.workloads import OURS
 from gql.app import create_app
 from gql.config import Settings
 from gql.events import EventType, OrderStatus
@@ -61,6 +62,10 @@ CORPUS: list[tuple[str, dict[str, Any]]] = [
         occurredAt recordedAt ... on OrderCancelled { reason } } } }""", {}),
     ("""query($before: DateTime) { __typename orders(first: 10, placedBefore: $before) {
         nodes { placedAt } } }""", {"before": "2026-10-15T00:00:00+00:00"}),
+    # as Apollo Client sends it (bench Q4): __typename everywhere, typed fragments, stateAt
+    (OURS["Q4"], {"id": "$ORDER"}),
+    ("""query($id: UUID!) { order(id: $id) { stateAt(asOf: "2026-06-01T00:00:00Z", axis: RECORDED) {
+        __typename status version items { __typename sku } } } }""", {"id": "$ORDER"}),
 ]
 
 
@@ -97,7 +102,7 @@ async def _answers(database_url: str, compiled: bool, query: str,
     try:
         app = create_app(Settings(database_url=database_url, compiled_reads=compiled), pool=pool)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as client:
+                                     base_url="http://localhost") as client:
             body = {"query": query, "variables": variables}
             first = await client.post("/graphql", json=body)
             assert "errors" not in first.json(), first.json()
@@ -128,7 +133,7 @@ async def test_compiled_path_leaves_errors_to_the_resolvers(
     try:
         app = create_app(settings, pool=pool)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as client:
+                                     base_url="http://localhost") as client:
             ok = await client.post("/graphql", json={"query": query, "variables": {"n": 2}})
             assert len(ok.json()["data"]["orders"]["nodes"]) == 2
             refused = await client.post("/graphql", json={"query": query, "variables": {"n": 500}})
@@ -160,7 +165,7 @@ async def test_a_reused_plan_follows_each_requests_variables(
     answers: dict[bool, list[Any]] = {True: [], False: []}
     for flag, app in apps.items():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as client:
+                                     base_url="http://localhost") as client:
             for variables in [requests[0], *requests]:  # the first one only teaches the path
                 response = await client.post("/graphql", json={"query": query,
                                                                "variables": variables})

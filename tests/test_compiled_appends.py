@@ -77,7 +77,7 @@ async def _run(database_url: str, compiled: bool) -> tuple[list[str], list[list[
         ]
         answers, ran = [], []
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as client:
+                                     base_url="http://localhost") as client:
             for query, variables in requests:
                 statements.clear()
                 response = await client.post("/graphql", json={"query": query,
@@ -140,7 +140,7 @@ async def test_bad_variables_on_a_known_mutation_append_nothing(
     app = create_app(Settings(database_url=database_url), pool=pool)
     order = str(uuid.uuid4())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as client:
+                                 base_url="http://localhost") as client:
         placed = await client.post("/graphql", json={"query": NESTED.replace(
             " customer { name } events {\n    nodes { type } }", ""), "variables": {
             "order": order, "customer": str(await customer(pool))}})
@@ -169,7 +169,7 @@ async def test_appends_are_counted_by_type_and_outcome(
     variables = {"order": str(uuid.uuid4()), "customer": str(await customer(pool)),
                  "e1": str(uuid.uuid4()), "e2": str(uuid.uuid4()), "with": True}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as client:
+                                 base_url="http://localhost") as client:
         for _ in range(2):  # the second time through the compiled path, deduplicated
             await client.post("/graphql", json={"query": TWO, "variables": variables})
         await client.post("/graphql", json={"query": CANCEL, "variables": {
@@ -218,7 +218,7 @@ async def test_a_whole_fulfilment_answers_like_the_resolvers(
         app = create_app(Settings(database_url=database_url, compiled_reads=compiled), pool=pool)
         answers[compiled] = []
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as client:
+                                     base_url="http://localhost") as client:
             for _ in range(2):  # the first run teaches the compiled path
                 ids = {"order": str(uuid.uuid4()), "correlation": str(uuid.uuid4()),
                        **{f"e{n}": str(uuid.uuid4()) for n in range(5)}}

@@ -12,12 +12,14 @@ from prometheus_client import REGISTRY
 from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
+from gql.access import Access, Authenticate
 from gql.config import Settings
 from gql.events import OrderStatus
 from gql.front import CompiledFront, read_body
 from gql.schema import build_schema
 from gql.schema.fastpath import FastPath
 from gql.store.lane import ReadLane
+from gql.tokens import Verifier
 from tests.conftest import LiveServer
 from tests.factories import order_in
 
@@ -69,12 +71,14 @@ async def test_the_front_answers_known_documents_and_replays_the_rest(
         await send({"type": "http.response.body", "body": b"echo"})
 
     fast = FastPath(build_schema(settings), settings)
-    front = CompiledFront(echo, fast=fast, settings=settings,
-                          state=State({"reads": ReadLane(pool, 2)}))
+    state = State({"reads": ReadLane(pool, 2), "pool": pool})
+    state.access = Access(settings, Verifier(settings), state)  # open mode: loopback is admin
+    front = Authenticate(CompiledFront(echo, fast=fast, settings=settings, state=state),
+                         state.access)
     order_id = str(await order_in(pool, OrderStatus.SHIPPED))
     body = {"query": QUERY, "variables": {"id": order_id}}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=front),
-                                 base_url="http://t") as client:
+                                 base_url="http://localhost") as client:
         unknown = await client.post("/graphql", json=body)
         assert (unknown.status_code, reached) == (299, [body])  # passed on, body intact
         fast.remember(QUERY, None)

@@ -202,7 +202,7 @@ async def _statements_for(database_url: str, query: str) -> int:
     try:
         app = create_app(Settings(database_url=database_url), pool=pool)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                     base_url="http://t") as client:
+                                     base_url="http://localhost") as client:
             await data(client, query)
             statements.clear()
             await data(client, query)

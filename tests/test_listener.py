@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -18,7 +16,7 @@ from gql.config import Settings
 from gql.events import EventType
 from gql.listener import APPLICATION_NAME
 from gql.store.connection import create_pool
-from tests.conftest import LiveServer, _run_server
+from tests.conftest import LiveServer, serving
 from tests.factories import append, payload_for
 from tests.test_subscriptions import _place_orders, _until_count, _write, end_of_log, log_after
 from tests.ws import (
@@ -33,18 +31,6 @@ from tests.ws import (
 
 LISTENER_PID = """select pid from pg_stat_activity
 where application_name = $1 and datname = current_database()"""
-
-
-@contextlib.asynccontextmanager
-async def serving(database_url: str, **overrides: Any) -> AsyncIterator[LiveServer]:
-    """A real server with non-default settings, on the test's database."""
-    server, thread, url = await asyncio.to_thread(
-        _run_server, Settings(database_url=database_url, **overrides))
-    try:
-        yield LiveServer(url=url, database_url=database_url)
-    finally:
-        server.should_exit = True
-        await asyncio.to_thread(thread.join, 10)
 
 
 async def _listener_pid(db: asyncpg.Pool | asyncpg.Connection) -> int | None:

@@ -21,7 +21,9 @@ import psutil
 import pytest
 
 from gql.events import EventType, Position
+from gql.identity import OPEN
 from gql.store import reads
+from gql.store.access import load_grants
 from gql.store.connection import create_pool
 from tests.conftest import LiveServer
 from tests.factories import append, customer, payload_for
@@ -392,12 +394,13 @@ async def test_one_event_is_executed_once_per_distinct_operation(pool: asyncpg.P
     from gql.schema.context import Context
 
     [order_id] = await _place_orders(pool, 1)
-    [row] = await reads.list_events(pool, limit=1, order_id=order_id)
+    [row] = await reads.list_events(pool, limit=1, order_id=order_id, viewer=None)
     schema = build_schema(Settings(database_url=""))
     hub = _OneEvent(dict(row))
 
     async def first(query: str) -> Any:
-        stream = await schema.stream(query, context_value=Context(pool, Settings(database_url=""), hub))
+        stream = await schema.stream(query, context_value=Context(
+            pool, Settings(database_url=""), await load_grants(pool), OPEN, hub))
         async for result in stream:
             return result
 

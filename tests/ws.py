@@ -76,10 +76,12 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def client(url: str, protocol: str = TRANSPORT) -> AsyncIterator[Client]:
+async def client(url: str, protocol: str = TRANSPORT,
+                 payload: dict[str, Any] | None = None) -> AsyncIterator[Client]:
+    """A connection acknowledged after `connection_init` with `payload` (e.g. a token)."""
     async with connect(url, subprotocols=[protocol], open_timeout=WAIT,  # type: ignore[list-item]
                        close_timeout=2, max_size=None) as ws:
-        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        await ws.send(json.dumps({"type": "connection_init", "payload": payload or {}}))
         async with asyncio.timeout(WAIT):
             while (msg := json.loads(await ws.recv()))["type"] != "connection_ack":
                 assert msg["type"] == "ka", msg

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import cache
+from typing import Any
 
 import strawberry
 from graphql import NoSchemaIntrospectionCustomRule
@@ -19,6 +20,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 
 from gql.config import Settings
+from gql.schema.cost import CostModel, select_operation
 from gql.schema.errors import ErrorCodes
 from gql.schema.event_types import EVENT_CLASSES
 from gql.schema.mutations import Mutation
@@ -38,15 +40,31 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
+    cost: list[CostModel] = []  # built with the schema, below
+
+    class OperationLimits(SchemaExtension):
+        """Before anything runs (HTTP or WebSocket): the request names one operation, and its
+        estimated cost is within the ceiling."""
+
+        def on_execute(self) -> Iterator[None]:
+            context = self.execution_context
+            if context.graphql_document is not None:
+                # `operation_name` is the first operation's when the request names none
+                operation = select_operation(context.graphql_document,
+                                             context._provided_operation_name)
+                cost[0].check(context.graphql_document, operation, context.variables)
+            yield
+
     # factories: strawberry builds fresh extension instances for every operation
     extensions: list[Callable[[], SchemaExtension]] = [
-        ErrorCodes,
+        lambda: ErrorCodes(hide_suggestions=not settings.introspection),
+        OperationLimits,
         lambda: AddValidationRules(rules),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
     ]
-    return strawberry.Schema(
+    schema = _Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -55,6 +73,14 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         extensions=extensions,  # type: ignore[arg-type]
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )
+    cost.append(CostModel(schema._schema, settings.max_cost, settings.max_page_size))
+    return schema
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors: Any, execution_context: Any = None) -> None:
+        """Not every error is worth a traceback in the log: client mistakes are answered, and
+        internal errors are logged once, with the id the client sees (gql/schema/errors.py)."""
 
 
 @cache

@@ -2,7 +2,7 @@
 
 A mutation document the resolvers ran once without errors is compiled, field by field, into
 statements that append through og_append and render the selected `AppendResult` from the
-row it returns (gql/schema/compiled.py, `Compiler.compile_append`): one round trip per
+row it returns (gql/schema/plans.py, `compile_append`): one round trip per
 mutation field and no per-field Python. Inputs are converted by strawberry and turned into
 events by the resolvers' own `new_event`; failures are reported as the resolvers report them.
 Results that would read the tables again (an order's customer or timeline) are left to the
@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 import strawberry
 from graphql import (
@@ -29,11 +28,14 @@ from strawberry.types.arguments import convert_argument
 
 from gql.config import Settings
 from gql.events import EventType, NewEvent
+from gql.identity import Grants, Identity
 from gql.schema.compiled import Compiler, Read, Unsupported, guards_hold
 from gql.schema.errors import client_error
 from gql.schema.inputs import new_event
 from gql.schema.mutations import APPEND_MUTATIONS
-from gql.store.append import append_rendered
+from gql.schema.plans import compile_append
+from gql.store import Pool
+from gql.store.append import Claims, append_rendered
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class Appends:
 
     plan: AppendPlan
     events: tuple[NewEvent, ...]
+    claims: Claims  # who appends them
 
 
 def compile_appends(schema: strawberry.Schema, document: DocumentNode,
@@ -73,34 +76,35 @@ def compile_appends(schema: strawberry.Schema, document: DocumentNode,
     fields = []
     for key, nodes in compiler.collect("Mutation", operation.selection_set).items():
         name = nodes[0].name.value
-        if name not in APPEND_MUTATIONS:
+        if name not in APPEND_MUTATIONS or set(mutation.fields[name].args) != {"input"}:
             raise Unsupported(f"Mutation.{name}")
         resolver = next(f for f in definition.fields  # type: ignore[union-attr]
                         if schema.config.name_converter.get_graphql_name(f) == name)
         fields.append(AppendField(key, nodes, mutation.fields[name], APPEND_MUTATIONS[name],
-                                  resolver.arguments[0].type, compiler.compile_append(nodes)))
+                                  resolver.arguments[0].type, compile_append(compiler, nodes)))
     return AppendPlan(tuple(fields), tuple(compiler.guards))
 
 
-def prepare(schema: strawberry.Schema, plan: AppendPlan, variables: dict[str, Any]) -> Appends:
-    """The events this request asks for; an error means the resolvers answer (and report it)
-    before anything is appended."""
+def prepare(schema: strawberry.Schema, plan: AppendPlan, variables: dict[str, Any],
+            grants: Grants, identity: Identity) -> Appends:
+    """The events this request asks for; an error (FORBIDDEN included) means the resolvers
+    answer (and report it) before anything is appended."""
     registry, config = schema.schema_converter.scalar_registry, schema.config
     events = []
     for field in plan.fields:
         arguments = get_argument_values(field.definition, field.nodes[0], variables)
         data = convert_argument(arguments["input"], field.input_type, registry, config)
-        events.append(new_event(field.event_type, data))  # type: ignore[arg-type]
-    return Appends(plan, tuple(events))
+        events.append(new_event(field.event_type, data, grants, identity))  # type: ignore[arg-type]
+    return Appends(plan, tuple(events), identity.claims())
 
 
-async def run(appends: Appends, pool: asyncpg.Pool) -> bytes:
+async def run(appends: Appends, pool: Pool) -> bytes:
     """The response body. The fields run in order; the first failure ends the operation and,
     as its fields are non-null, leaves `data` null (what was appended before it stays)."""
     parts = []
     for field, event in zip(appends.plan.fields, appends.events, strict=True):
         try:
-            rendered = await append_rendered(pool, field.sql, event)
+            rendered = await append_rendered(pool, field.sql, event, appends.claims)
         except Exception as exc:  # reported (and unexpected ones masked and logged) as usual
             error = client_error(located_error(exc, field.nodes, [field.key]))
             return orjson.dumps({"errors": [error.formatted], "data": None})

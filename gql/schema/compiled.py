@@ -1,21 +1,19 @@
-"""The fast path for queries: one GraphQL document becomes one SQL statement returning JSON.
+"""The compiler's plumbing: one GraphQL document becomes one SQL statement returning JSON.
 
-The strawberry resolvers define what every field means. For the read fields listed here
-this module renders the same answer inside PostgreSQL, with the same page functions and
-text forms (schema.sql's og_*_page, og_money_text, og_iso, og_position, og_cursor), so a
-page of orders with customers and timelines costs one round trip and no per-field Python.
-Whatever it does not know — introspection, an argument that would be an error, more fields
-than json_build_object takes — raises Unsupported and the resolvers answer instead.
-tests/test_compiled.py checks that both paths give the same data.
+What each field renders is its `FieldPlan` (the table in gql/schema/plans.py, built on the
+field descriptions of gql/schema/fields.py). A selection is rendered only through those
+plans: a field without one, or whose schema arguments are not exactly the ones its plan
+reads, raises Unsupported, so the document is declined by construction and the resolvers
+answer it. Values that vary per request become parameters (`Args.param`); values the
+statement's text depends on are guarded (`Args.shape`), so a cached plan is reused only
+while they hold.
 """
 
 from __future__ import annotations
 
 import itertools
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from graphql import (
@@ -23,6 +21,7 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLField,
     GraphQLIncludeDirective,
     GraphQLSchema,
     GraphQLSkipDirective,
@@ -33,20 +32,36 @@ from graphql import (
     SelectionSetNode,
     VariableNode,
 )
-from graphql.execution.values import get_argument_values, get_directive_values
+from graphql.execution.values import VariableValues, get_argument_values, get_directive_values
 
 from gql.config import Settings
 from gql.errors import DomainError
-from gql.events import EventType, Position
-from gql.schema.pagination import EVENTS_PAGE, ORDERS_PAGE, decode_cursor, page_size
-from gql.store.append import APPEND_CALL
 
 
 class Unsupported(Exception):
-    """The document needs the resolvers."""
+    """The document needs the resolvers. `lasting` when that holds for every request of the
+    document (its shape), not only for these variables (e.g. a malformed cursor)."""
+
+    def __init__(self, reason: str, *, lasting: bool = True) -> None:
+        super().__init__(reason)
+        self.lasting = lasting
 
 
 Read = Callable[[dict[str, Any]], Any]
+# The key of the reading customer among a request's coerced variables (None: reads all);
+# no GraphQL variable can be named so. Every root a plan reads binds it (`Compiler.viewer`).
+VIEWER = "$viewer"
+
+
+def with_viewer(variables: Any, viewer: Any) -> Any:
+    """A request's coerced variables (a dict or graphql-core's VariableValues) and its viewer."""
+    if isinstance(variables, VariableValues):
+        return variables._replace(coerced={**variables.coerced, VIEWER: viewer})
+    return {**variables, VIEWER: viewer}
+
+
+def _viewer_of(variables: Any) -> Any:
+    return (variables.coerced if isinstance(variables, VariableValues) else variables)[VIEWER]
 
 
 @dataclass(frozen=True)
@@ -80,14 +95,14 @@ def guards_hold(guards: tuple[tuple[Read, Any], ...], variables: dict[str, Any])
 class Args:
     """One field's arguments, read again from each request's variables."""
 
-    def __init__(self, compiler: Compiler, type_name: str, node: FieldNode) -> None:
+    def __init__(self, compiler: Compiler, definition: GraphQLField, node: FieldNode) -> None:
         self.compiler = compiler
-        self.definition = compiler.schema.get_type(type_name).fields[node.name.value]  # type: ignore[union-attr]
+        self.definition = definition
         self.node = node
         self._memo: tuple[dict[str, Any], dict[str, Any]] | None = None
         # arguments written as literals (or left out) are the same for every request
         self.fixed = (None if _uses_variables(node.arguments)
-                      else get_argument_values(self.definition, node, {}))
+                      else get_argument_values(definition, node, {}))
 
     def of(self, variables: dict[str, Any]) -> dict[str, Any]:
         if self.fixed is not None:
@@ -114,13 +129,26 @@ class Args:
         return self.param(read, cast)
 
 
+@dataclass(frozen=True)
+class FieldPlan:
+    """How one field renders in SQL, and the names of the arguments that rendering reads:
+    a schema field with any other argument is declined, never answered without it."""
+
+    render: Callable[[list[FieldNode], Args], str]
+    args: frozenset[str] = frozenset()
+
+
+Plans = Mapping[str, FieldPlan]
 Fields = dict[str, list[FieldNode]]
-EVENT_TYPE_NAME = "case {e}.event_type " + " ".join(
-    f"when '{t.value}' then '{t.name}'" for t in EventType) + " end"
 
 
-def _money(expr: str) -> str:
-    return f"og_money_text(({expr})::numeric)"
+def plan(render: Callable[[list[FieldNode], Args], str], *args: str) -> FieldPlan:
+    return FieldPlan(render, frozenset(args))
+
+
+def value(sql: str) -> FieldPlan:
+    """A field that renders one expression and takes no arguments."""
+    return FieldPlan(lambda nodes, args: sql)
 
 
 class Compiler:
@@ -142,14 +170,13 @@ class Compiler:
         # append, so nothing that reads the tables again may be rendered
         self.row_local = False
 
-    # -- plumbing ----------------------------------------------------------------------
     def guard(self, read: Read, varies: bool = True) -> Any:
         """`read`'s value for this request, checked again before the plan is reused if it
         `varies` with the variables."""
         try:
             value = read(self.variables)
         except DomainError as exc:  # the resolvers report it with its code
-            raise Unsupported(str(exc)) from exc
+            raise Unsupported(str(exc), lasting=False) from exc
         if varies:
             self.guards.append((read, value))
         return value
@@ -158,8 +185,15 @@ class Compiler:
         self.binders.append(read)
         return f"${len(self.binders)}::{cast}"
 
+    def viewer(self) -> str:
+        """The placeholder of the customer whose rows alone the statement may return."""
+        return self.bind(_viewer_of, "uuid")
+
     def alias(self) -> str:
         return f"t{next(self._aliases)}"
+
+    def plan(self, sql: str) -> Plan:
+        return Plan(sql, tuple(self.guards), tuple(self.binders))
 
     def collect(self, type_name: str, selection_set: SelectionSetNode | None,
                 fields: Fields | None = None) -> Fields:
@@ -193,107 +227,72 @@ class Compiler:
         abstract, concrete = self.schema.get_type(condition), self.schema.get_type(type_name)
         return bool(abstract and concrete and self.schema.is_sub_type(abstract, concrete))  # type: ignore[arg-type]
 
-    def args(self, type_name: str, node: FieldNode) -> Args:
-        return Args(self, type_name, node)
+    def selected(self, type_name: str, nodes: list[FieldNode]) -> Fields:
+        fields: Fields = {}
+        for node in nodes:
+            self.collect(type_name, node.selection_set, fields)
+        return fields
 
-    def obj(self, type_name: str, nodes: list[FieldNode] | None, render: Renderer,
+    def obj(self, type_name: str, nodes: list[FieldNode] | None, plans: Plans,
             fields: Fields | None = None) -> str:
-        """json_build_object of the selected fields of one object of `type_name`."""
-        if fields is None:
-            fields = {}
-            for node in nodes or []:
-                self.collect(type_name, node.selection_set, fields)
+        """json_build_object of the selected fields of one `type_name`, each by its plan."""
+        fields = self.selected(type_name, nodes or []) if fields is None else fields
         if len(fields) > 50:  # json_build_object takes at most 100 arguments
             raise Unsupported("too many fields")
+        definitions = self.schema.get_type(type_name).fields  # type: ignore[union-attr]
         parts = []
         for key, field_nodes in fields.items():
             name = field_nodes[0].name.value
-            expr = f"'{type_name}'" if name == "__typename" else render(self, type_name, name,
-                                                                       field_nodes)
-            parts.append(f"'{key}', {expr}")
+            if name == "__typename":
+                parts.append(f"'{key}', '{type_name}'")
+                continue
+            field_plan = plans.get(name)
+            if field_plan is None:
+                raise Unsupported(f"{type_name}.{name} has no SQL rendering")
+            definition = definitions[name]
+            if set(definition.args) != field_plan.args:
+                raise Unsupported(f"{type_name}.{name} has arguments its plan does not read")
+            parts.append(f"'{key}', {field_plan.render(field_nodes, Args(self, definition, field_nodes[0]))}")
         return f"json_build_object({', '.join(parts)})"
 
-    # -- the operation -----------------------------------------------------------------
-    def compile(self) -> Plan:
-        if self.operation.operation.value != "query":
-            raise Unsupported("only queries")
-        fields = self.collect("Query", self.operation.selection_set)
-        # bytes, so the answer passes through Python untouched; timestamps render natively
-        # in the session's UTC as DateTime does (gql/schema/scalars.py)
-        sql = f"select convert_to({self.obj('Query', None, _query, fields)}::text, 'UTF8')"
-        return Plan(sql, tuple(self.guards), tuple(self.binders))
-
-    def compile_append(self, nodes: list[FieldNode]) -> str:
-        """The statement that appends (called as gql.store.append binds it) and renders the
-        selected `AppendResult` from the row it returns."""
-        self.row_local = True
-
-        def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
-            if name == "deduplicated":
-                return "a.deduplicated"
-            if name == "event":
-                return _event(c, "e", field_nodes)
-            if name == "order":
-                return _order(c, "o", field_nodes)
-            raise Unsupported(f"{owner}.{name}")
-
-        built = self.obj("AppendResult", nodes, render)
-        if self.binders:
-            raise Unsupported("arguments inside an append's result")
-        return (f"select convert_to({built}::text, 'UTF8'), a.deduplicated from {APPEND_CALL}, "
-                "lateral (select (a.event).*) e, lateral (select (a.current).*) o")
-
-    # -- connections -------------------------------------------------------------------
     def connection(self, type_name: str, nodes: list[FieldNode], source: Callable[[int], str],
                    keys: tuple[str, ...], size: int, after: bool, node: NodeRenderer,
                    cursor: Callable[[str], str]) -> str:
         """A Relay connection over the rows of `source(limit)`, whose order is `keys`."""
         r = self.alias()
         order = ", ".join(f"{r}.{key}" for key in keys)
-        fields: Fields = {}
-        for field_node in nodes:
-            self.collect(type_name, field_node.selection_set, fields)
+        fields = self.selected(type_name, nodes)
         if {f[0].name.value for f in fields.values()} <= {"nodes", "__typename"}:
             # no page info and no cursors: the page itself, without a look-ahead row
-            def plain(compiler: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
-                if name != "nodes":
-                    raise Unsupported(f"{owner}.{name}")
-                return (f"coalesce(json_agg({node(self, r, field_nodes)} order by {order}), "
-                        "'[]'::json)")
-
-            return f"(select {self.obj(type_name, None, plain, fields)} from {source(size)} {r})"
+            plain = {"nodes": plan(lambda field_nodes, _: (
+                f"coalesce(json_agg({node(r, field_nodes)} order by {order}), '[]'::json)"))}
+            # one row also when nothing aggregates (`{ __typename }`): group by ()
+            return (f"(select {self.obj(type_name, None, plain, fields)} from {source(size)} {r} "
+                    "group by ())")
         within = f"filter (where {r}.og_n <= {size})"
+        edge = {"cursor": value(cursor(r)),
+                "node": plan(lambda edge_nodes, _: node(r, edge_nodes))}
+        page_info = {
+            "hasNextPage": value(f"count(*) > {size}"),
+            "hasPreviousPage": value("true" if after else "false"),
+            "startCursor": value(f"(array_agg({cursor(r)} order by {r}.og_n) {within})[1]"),
+            "endCursor": value(f"(array_agg({cursor(r)} order by {r}.og_n desc) {within})[1]"),
+        }
         edge_type = type_name.replace("Connection", "Edge")
-
-        def render(compiler: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
-            if name == "nodes":
-                return (f"coalesce(json_agg({node(self, r, field_nodes)} order by {r}.og_n) {within}, "
-                        "'[]'::json)")
-            if name == "edges":
-                def edge(c: Compiler, _: str, edge_field: str, edge_nodes: list[FieldNode]) -> str:
-                    return cursor(r) if edge_field == "cursor" else node(self, r, edge_nodes)
-
-                inner = self.obj(edge_type, field_nodes, edge)
-                return f"coalesce(json_agg({inner} order by {r}.og_n) {within}, '[]'::json)"
-            if name == "pageInfo":
-                def page_info(c: Compiler, _: str, info: str, __: list[FieldNode]) -> str:
-                    return {
-                        "hasNextPage": f"count(*) > {size}",
-                        "hasPreviousPage": "true" if after else "false",
-                        "startCursor": f"(array_agg({cursor(r)} order by {r}.og_n) {within})[1]",
-                        "endCursor": f"(array_agg({cursor(r)} order by {r}.og_n desc) {within})[1]",
-                    }[info]
-
-                return self.obj("PageInfo", field_nodes, page_info)
-            raise Unsupported(f"{owner}.{name}")
-
-        built = self.obj(type_name, None, render, fields)
+        plans = {
+            "nodes": plan(lambda field_nodes, _: (
+                f"coalesce(json_agg({node(r, field_nodes)} order by {r}.og_n) {within}, '[]'::json)")),
+            "edges": plan(lambda field_nodes, _: (
+                f"coalesce(json_agg({self.obj(edge_type, field_nodes, edge)} order by {r}.og_n) "
+                f"{within}, '[]'::json)")),
+            "pageInfo": plan(lambda field_nodes, _: self.obj("PageInfo", field_nodes, page_info)),
+        }
+        built = self.obj(type_name, None, plans, fields)
         return (f"(select {built} from (select {r}.*, row_number() over (order by {order}) as og_n "
-                f"from {source(size + 1)} {r}) {r})")
+                f"from {source(size + 1)} {r}) {r} group by ())")
 
 
-Renderer = Callable[[Compiler, str, str, list[FieldNode]], str]
-NodeRenderer = Callable[[Compiler, str, list[FieldNode]], str]
+NodeRenderer = Callable[[str, list[FieldNode]], str]
 
 
 def _included(node: Any, variables: dict[str, Any]) -> bool:
@@ -313,266 +312,3 @@ def _uses_variables(nodes: Any) -> bool:
         if isinstance(value, ObjectValueNode) and _uses_variables(value.fields):
             return True
     return False
-
-
-def _values(items: list[Any] | None) -> list[str] | None:
-    return [item.value for item in items] if items else None
-
-
-# -- Query -------------------------------------------------------------------------------
-def _query(c: Compiler, owner: str, name: str, nodes: list[FieldNode]) -> str:
-    args = c.args(owner, nodes[0])
-    if name == "order":
-        o = c.alias()
-        return (f"(select {_order(c, o, nodes)} from orders_current {o} "
-                f"where {o}.order_id = {args.param(lambda a: a['id'], 'uuid')})")
-    if name == "customer":
-        k = c.alias()
-        return (f"(select {_customer(c, k, nodes)} from customers {k} "
-                f"where {k}.customer_id = {args.param(lambda a: a['id'], 'uuid')})")
-    if name == "event":
-        e = c.alias()
-        return (f"(select {_event(c, e, nodes)} "
-                f"from og_event({args.param(lambda a: a['id'], 'uuid')}) {e})")
-    if name == "orders":
-        return _orders_connection(c, nodes, args, None)
-    if name == "events":
-        return _log_connection(c, nodes, args)
-    raise Unsupported(f"Query.{name}")
-
-
-def _orders_connection(c: Compiler, nodes: list[FieldNode], args: Args,
-                       customer: str | None) -> str:
-    cap = c.settings.max_page_size
-    size = args.shape(lambda a: page_size(a["first"], ORDERS_PAGE, cap))
-    after = args.shape(lambda a: a["after"] is not None)
-
-    def key(a: dict[str, Any]) -> tuple[Any, ...]:
-        return decode_cursor(a["after"], "o", datetime, uuid.UUID) if a["after"] else (None, None)
-
-    def filters(name: str) -> Callable[[dict[str, Any]], Any]:
-        return lambda a: a.get(name)  # Customer.orders has no filters
-
-    customer_sql = customer or args.optional(filters("customerId"), "uuid")
-    after_at, after_id = (args.optional(lambda a: key(a)[0], "timestamptz"),
-                          args.optional(lambda a: key(a)[1], "uuid"))
-    statuses = args.optional(lambda a: _values(a.get("status")), "text[]")
-    placed = (args.optional(filters("placedAfter"), "timestamptz"),
-              args.optional(filters("placedBefore"), "timestamptz"))
-
-    def source(limit: int) -> str:
-        return (f"og_orders_page({after_at}, {after_id}, {statuses}, {customer_sql}, "
-                f"{placed[0]}, {placed[1]}, {limit})")
-
-    return c.connection(
-        "OrderConnection", nodes, source, ("last_event_at desc", "order_id desc"), size,
-        after, _order,
-        lambda r: f"og_cursor('o', og_iso({r}.last_event_at), {r}.order_id::text)")
-
-
-def _log_connection(c: Compiler, nodes: list[FieldNode], args: Args) -> str:
-    size = args.shape(lambda a: page_size(a["first"], EVENTS_PAGE, c.settings.max_page_size))
-    after = args.shape(lambda a: a["after"] is not None)
-
-    def start(a: dict[str, Any]) -> Position:
-        return Position.decode(a["after"]) if a["after"] else Position(0, 0)
-
-    filters = (f"{args.param(lambda a: str(start(a).xid), 'text')}::xid8, "
-               f"{args.param(lambda a: start(a).seq, 'int8')}, "
-               f"{args.optional(lambda a: _values(a['types']), 'text[]')}, "
-               f"{args.optional(lambda a: a['orderId'], 'uuid')}, "
-               f"{args.optional(lambda a: a['correlationId'], 'uuid')}, "
-               f"{args.optional(lambda a: a['occurredAfter'], 'timestamptz')}, "
-               f"{args.optional(lambda a: a['occurredBefore'], 'timestamptz')}")
-
-    def source(limit: int) -> str:
-        return f"og_log_page({filters}, {limit})"
-
-    return c.connection(
-        "OrderEventConnection", nodes, source, ("log_xid", "global_position"), size,
-        after, _event, lambda r: f"og_position({r}.log_xid, {r}.global_position)")
-
-
-# -- Order, Customer, items, state -------------------------------------------------------
-def _order(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
-    def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
-        simple = {
-            "id": f"{o}.order_id", "status": f"{o}.status", "currency": f"{o}.currency",
-            "totalAmount": _money(f"{o}.total_amount"),
-            "authorizedAmount": _money(f"{o}.authorized_amount"),
-            "capturedAmount": _money(f"{o}.captured_amount"),
-            "version": f"{o}.version", "placedAt": f"{o}.placed_at",
-            "lastEventAt": f"{o}.last_event_at",
-        }
-        if name in simple:
-            return simple[name]
-        if name == "items":
-            return _items(c, f"{o}.items", field_nodes)
-        if c.row_local:
-            raise Unsupported(f"Order.{name} after an append")
-        if name == "customer":
-            k = c.alias()
-            return (f"(select {_customer(c, k, field_nodes)} from customers {k} "
-                    f"where {k}.customer_id = {o}.customer_id)")
-        if name == "events":
-            return _timeline(c, o, field_nodes)
-        if name == "stateAt":
-            return _state_at(c, o, field_nodes)
-        raise Unsupported(f"Order.{name}")
-
-    return c.obj("Order", nodes, render)
-
-
-def _customer(c: Compiler, k: str, nodes: list[FieldNode]) -> str:
-    def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
-        simple = {"id": f"{k}.customer_id", "name": f"{k}.name", "email": f"{k}.email"}
-        if name in simple:
-            return simple[name]
-        if name == "orders":
-            args = c.args("Customer", field_nodes[0])
-            return _orders_connection(c, field_nodes, args, f"{k}.customer_id")
-        raise Unsupported(f"Customer.{name}")
-
-    return c.obj("Customer", nodes, render)
-
-
-_ITEM_FIELDS: dict[str, Callable[[str], str]] = {
-    "sku": lambda v: f"{v} ->> 'sku'",
-    "quantity": lambda v: f"({v} -> 'quantity')",
-    "unitPrice": lambda v: _money(f"{v} ->> 'unitPrice'"),
-    "lineTotal": lambda v: _money(f"({v} ->> 'quantity')::numeric * ({v} ->> 'unitPrice')::numeric"),
-}
-
-
-def _lines(c: Compiler, source: str, type_name: str, nodes: list[FieldNode]) -> str:
-    """A JSON list of the objects of a jsonb array (order items, shipped items), in order."""
-    i = c.alias()
-
-    def render(c: Compiler, owner: str, name: str, _: list[FieldNode]) -> str:
-        return _ITEM_FIELDS[name](f"{i}.v")
-
-    return (f"(select coalesce(json_agg({c.obj(type_name, nodes, render)} order by {i}.n), "
-            f"'[]'::json) from jsonb_array_elements({source}) with ordinality {i}(v, n))")
-
-
-def _items(c: Compiler, source: str, nodes: list[FieldNode]) -> str:
-    return _lines(c, source, "OrderItem", nodes)
-
-
-def _state_at(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
-    args = c.args("Order", nodes[0])
-    axis = args.shape(lambda a: a["axis"].value)
-    version = args.optional(lambda a: a["version"], "int8")
-    as_of = args.optional(lambda a: a["asOf"], "timestamptz")
-    s = c.alias()
-
-    def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
-        if name == "items":
-            return _items(c, f"coalesce({s}.items, '[]')", field_nodes)
-        return {
-            "status": f"{s}.status", "version": f"coalesce({s}.version, 0)",
-            "totalAmount": _money(f"coalesce({s}.total_amount, 0)"),
-            "authorizedAmount": _money(f"coalesce({s}.authorized_amount, 0)"),
-            "capturedAmount": _money(f"coalesce({s}.captured_amount, 0)"),
-        }[name]
-
-    return (f"(select {c.obj('OrderState', nodes, render)} "
-            f"from og_state_at({o}.order_id, {version}, {as_of}, '{axis}') {s})")
-
-
-# -- events ------------------------------------------------------------------------------
-def _timeline(c: Compiler, o: str, nodes: list[FieldNode]) -> str:
-    args = c.args("Order", nodes[0])
-    cap = c.settings.max_page_size
-    size = args.shape(lambda a: page_size(a["first"], cap, cap))
-    after = args.shape(lambda a: a["after"] is not None)
-    order = args.shape(lambda a: a["orderBy"].value)
-
-    def version(a: dict[str, Any]) -> int | None:
-        return decode_cursor(a["after"], "v", int)[0] if a["after"] else None
-
-    types, after_version = (args.optional(lambda a: _values(a["types"]), "text[]"),
-                            args.optional(version, "int8"))
-
-    def source(limit: int) -> str:
-        return f"og_timeline_page({o}.order_id, {types}, {after_version}, '{order}', {limit})"
-
-    key = {"stream_version": "stream_version", "occurred_at": "occurred_at",
-           "recorded_at": "recorded_at"}[order]
-    keys = ("stream_version",) if key == "stream_version" else (key, "stream_version")
-    return c.connection(
-        "OrderEventConnection", nodes, source, keys, size, after, _event,
-        lambda r: f"og_cursor('v', {r}.stream_version::text)")
-
-
-_TYPED: dict[str, dict[str, Callable[[str], str]]] = {
-    "OrderPlaced": {"customerId": lambda p: f"{p} ->> 'customerId'",
-                    "currency": lambda p: f"{p} ->> 'currency'"},
-    "ItemAddedToOrder": {"sku": lambda p: f"{p} ->> 'sku'", "quantity": lambda p: f"({p} -> 'quantity')",
-                         "unitPrice": lambda p: _money(f"{p} ->> 'unitPrice'")},
-    "ItemRemovedFromOrder": {"sku": lambda p: f"{p} ->> 'sku'",
-                             "quantity": lambda p: f"({p} -> 'quantity')"},
-    "PaymentAuthorized": {"amount": lambda p: _money(f"{p} ->> 'amount'"),
-                          "paymentProvider": lambda p: f"{p} ->> 'paymentProvider'",
-                          "authorizationId": lambda p: f"{p} ->> 'authorizationId'"},
-    "PaymentCaptured": {"amount": lambda p: _money(f"{p} ->> 'amount'")},
-    "PaymentCaptureReversed": {"amount": lambda p: _money(f"{p} ->> 'amount'"),
-                               "reason": lambda p: f"{p} ->> 'reason'"},
-    "OrderShipped": {"carrier": lambda p: f"{p} ->> 'carrier'",
-                     "trackingNumber": lambda p: f"{p} ->> 'trackingNumber'"},
-    "OrderCancelled": {"reason": lambda p: f"{p} ->> 'reason'",
-                       "reasonCode": lambda p: f"{p} ->> 'reasonCode'"},
-}
-
-
-def _event(c: Compiler, e: str, nodes: list[FieldNode]) -> str:
-    """One object per concrete type, chosen by the row's event type."""
-    common = {
-        "id": f"{e}.event_id", "orderId": f"{e}.order_id",
-        "streamVersion": f"{e}.stream_version",
-        "globalPosition": f"og_position({e}.log_xid, {e}.global_position)",
-        "type": EVENT_TYPE_NAME.format(e=e), "occurredAt": f"{e}.occurred_at",
-        "recordedAt": f"{e}.recorded_at", "correlationId": f"{e}.correlation_id",
-        "causationId": f"{e}.causation_id", "schemaVersion": f"{e}.schema_version",
-        "payload": f"{e}.payload",
-    }
-
-    def render(c: Compiler, owner: str, name: str, field_nodes: list[FieldNode]) -> str:
-        if name in common:
-            return common[name]
-        if name in _TYPED[owner]:
-            return _TYPED[owner][name](f"{e}.payload")
-        if name == "actor":
-            def actor(c: Compiler, _: str, field: str, __: list[FieldNode]) -> str:
-                return {"type": f"{e}.actor_type", "id": f"{e}.actor_id"}[field]
-
-            return (f"case when coalesce({e}.actor_type, '') = '' then null else "
-                    f"{c.obj('Actor', field_nodes, actor)} end")
-        if name == "order":
-            if c.row_local:
-                raise Unsupported(f"{owner}.order after an append")
-            o = c.alias()
-            return (f"(select {_order(c, o, field_nodes)} from orders_current {o} "
-                    f"where {o}.order_id = {e}.order_id)")
-        if name == "items" and owner == "OrderPlaced":
-            return _items(c, f"{e}.payload -> 'items'", field_nodes)
-        if name == "shippedItems" and owner == "OrderShipped":
-            return _lines(c, f"{e}.payload -> 'shippedItems'", "ShippedItem", field_nodes)
-        raise Unsupported(f"{owner}.{name}")
-
-    per_type = {}
-    for event_type in EventType:
-        fields: Fields = {}
-        for node in nodes:
-            c.collect(event_type.value, node.selection_set, fields)
-        per_type[event_type.value] = fields
-    shapes = {tuple((k, v[0].name.value) for k, v in f.items()) for f in per_type.values()}
-    if len(shapes) == 1 and not any(
-            v[0].name.value in ("__typename", *_typed_names()) for v in per_type["OrderPlaced"].values()):
-        return c.obj("OrderPlaced", None, render, per_type["OrderPlaced"])
-    whens = " ".join(f"when '{t}' then {c.obj(t, None, render, f)}" for t, f in per_type.items())
-    return f"case {e}.event_type {whens} end"
-
-
-def _typed_names() -> set[str]:
-    return {name for fields in _TYPED.values() for name in fields} | {"items", "shippedItems"}

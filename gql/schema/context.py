@@ -6,13 +6,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
 from gql.config import Settings
 from gql.events import EventOrder, EventType
-from gql.store import reads
+from gql.identity import Grants, Identity
+from gql.store import Pool, Row, reads
 
 # Each Order.events page is its own key, so that orders on one page batch into one query
 # per distinct (page size, cursor, types, order) combination.
@@ -23,27 +23,28 @@ EventsKey = tuple[uuid.UUID, int, int | None, tuple[EventType, ...] | None, Even
 class Loaders:
     """Fresh per operation (and per subscription event), so nobody sees stale rows."""
 
-    pool: asyncpg.Pool
-    orders: DataLoader[uuid.UUID, asyncpg.Record | None] = field(init=False)
-    customers: DataLoader[uuid.UUID, asyncpg.Record | None] = field(init=False)
-    order_events: DataLoader[EventsKey, list[asyncpg.Record]] = field(init=False)
+    pool: Pool
+    viewer: uuid.UUID | None  # the only customer whose rows these loaders return; None: all
+    orders: DataLoader[uuid.UUID, Row | None] = field(init=False)
+    customers: DataLoader[uuid.UUID, Row | None] = field(init=False)
+    order_events: DataLoader[EventsKey, list[Row]] = field(init=False)
 
     def __post_init__(self) -> None:
         self.orders = DataLoader(self._load_orders)
         self.customers = DataLoader(self._load_customers)
         self.order_events = DataLoader(self._load_order_events)
 
-    async def _load_orders(self, ids: list[uuid.UUID]) -> list[asyncpg.Record | None]:
-        return await reads.load_orders(self.pool, ids)
+    async def _load_orders(self, ids: list[uuid.UUID]) -> list[Row | None]:
+        return await reads.load_orders(self.pool, ids, self.viewer)
 
-    async def _load_customers(self, ids: list[uuid.UUID]) -> list[asyncpg.Record | None]:
-        return await reads.load_customers(self.pool, ids)
+    async def _load_customers(self, ids: list[uuid.UUID]) -> list[Row | None]:
+        return await reads.load_customers(self.pool, ids, self.viewer)
 
-    async def _load_order_events(self, keys: list[EventsKey]) -> list[list[asyncpg.Record]]:
+    async def _load_order_events(self, keys: list[EventsKey]) -> list[list[Row]]:
         groups: dict[tuple[Any, ...], list[uuid.UUID]] = {}
         for order_id, *page in keys:
             groups.setdefault(tuple(page), []).append(order_id)
-        pages: dict[EventsKey, list[asyncpg.Record]] = {}
+        pages: dict[EventsKey, list[Row]] = {}
         for (limit, after, types, order), order_ids in groups.items():
             found = await reads.list_order_events(
                 self.pool, order_ids, limit=limit, after_version=after, types=types, order=order
@@ -55,21 +56,32 @@ class Loaders:
 
 @dataclass
 class Context:
-    pool: asyncpg.Pool
+    """`identity` is who asks; over a WebSocket it is set at `connection_init`."""
+
+    pool: Pool
     settings: Settings
+    grants: Grants
+    identity: Identity
     live: Any = None
     request: Any = None
+    connection_params: Any = None
     _loaders: Loaders | None = None
+
+    @property
+    def viewer(self) -> uuid.UUID | None:
+        """The customer whose rows alone this operation may read (None: every row)."""
+        return self.grants.viewer(self.identity)
 
     @property
     def loaders(self) -> Loaders:
         if self._loaders is None:
-            self._loaders = Loaders(self.pool)
+            self._loaders = Loaders(self.pool, self.viewer)
         return self._loaders
 
     def fresh(self) -> Context:
         """A copy with new loaders: each subscription event reads current rows."""
-        return Context(self.pool, self.settings, self.live, self.request)
+        return Context(self.pool, self.settings, self.grants, self.identity, self.live,
+                       self.request, self.connection_params)
 
 
 Info = StrawberryInfo[Context, None]

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
-import decimal
+from collections.abc import Mapping
 from typing import Any
 
-import asyncpg
 import strawberry
 
 from gql.errors import OrderNotFound
-from gql.events import CancellationReason, Position
 from gql.schema.context import Info
-from gql.schema.enums import EventType
+from gql.schema.enums import CancellationReason, EventType
+from gql.schema.fields import (
+    ACTOR,
+    EVENT,
+    ID,
+    ITEMS,
+    MONEY,
+    NUMBER,
+    PAYLOAD,
+    PLAIN,
+    POSITION,
+    REASON_CODE,
+    SHIPPED_ITEM,
+    SHIPPED_ITEMS,
+    Field,
+    Form,
+    values,
+)
 from gql.schema.scalars import JSON, UUID, DateTime, Decimal
 from gql.schema.types import Actor, Order, OrderItem
 
@@ -20,6 +35,10 @@ from gql.schema.types import Actor, Order, OrderItem
 class ShippedItem:
     sku: str
     quantity: int
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> ShippedItem:
+        return cls(**values(SHIPPED_ITEM, item))
 
 
 @strawberry.interface(description="A fact recorded in an order's stream; never changed.")
@@ -47,130 +66,42 @@ class OrderEvent:
         return Order.from_row(row)
 
 
-def _money(value: Any) -> Decimal:
-    return decimal.Decimal(str(value))  # type: ignore[return-value]
+def _payload_field(field: Field) -> Any:
+    """A resolver reading the event's own data, as PAYLOAD describes it."""
+    annotation, lines = _FORMS[field.form]
+
+    def resolve(self: OrderEvent) -> Any:
+        value = field.value(self.payload)
+        return [lines(item) for item in value] if lines else value
+
+    resolve.__annotations__["return"] = annotation
+    return strawberry.field(resolver=resolve)
 
 
-@strawberry.type
-class OrderPlaced(OrderEvent):
-    @strawberry.field
-    def customer_id(self) -> UUID:
-        return self.payload["customerId"]
-
-    @strawberry.field
-    def currency(self) -> str:
-        return self.payload["currency"]
-
-    @strawberry.field
-    def items(self) -> list[OrderItem]:
-        return [OrderItem.from_json(item) for item in self.payload.get("items", [])]
-
-
-@strawberry.type
-class ItemAddedToOrder(OrderEvent):
-    @strawberry.field
-    def sku(self) -> str:
-        return self.payload["sku"]
-
-    @strawberry.field
-    def quantity(self) -> int:
-        return self.payload["quantity"]
-
-    @strawberry.field
-    def unit_price(self) -> Decimal:
-        return _money(self.payload["unitPrice"])
-
-
-@strawberry.type
-class ItemRemovedFromOrder(OrderEvent):
-    @strawberry.field
-    def sku(self) -> str:
-        return self.payload["sku"]
-
-    @strawberry.field
-    def quantity(self) -> int:
-        return self.payload["quantity"]
-
-
-@strawberry.type
-class PaymentAuthorized(OrderEvent):
-    @strawberry.field
-    def amount(self) -> Decimal:
-        return _money(self.payload["amount"])
-
-    @strawberry.field
-    def payment_provider(self) -> str:
-        return self.payload["paymentProvider"]
-
-    @strawberry.field
-    def authorization_id(self) -> str:
-        return self.payload["authorizationId"]
-
-
-@strawberry.type
-class PaymentCaptured(OrderEvent):
-    @strawberry.field
-    def amount(self) -> Decimal:
-        return _money(self.payload["amount"])
-
-
-@strawberry.type
-class PaymentCaptureReversed(OrderEvent):
-    @strawberry.field
-    def amount(self) -> Decimal:
-        return _money(self.payload["amount"])
-
-    @strawberry.field
-    def reason(self) -> str:
-        return self.payload["reason"]
-
-
-@strawberry.type
-class OrderShipped(OrderEvent):
-    @strawberry.field
-    def carrier(self) -> str:
-        return self.payload["carrier"]
-
-    @strawberry.field
-    def tracking_number(self) -> str:
-        return self.payload["trackingNumber"]
-
-    @strawberry.field
-    def shipped_items(self) -> list[ShippedItem]:
-        return [ShippedItem(sku=i["sku"], quantity=i["quantity"])
-                for i in self.payload.get("shippedItems", [])]
-
-
-@strawberry.type
-class OrderCancelled(OrderEvent):
-    @strawberry.field
-    def reason(self) -> str:
-        return self.payload["reason"]
-
-    @strawberry.field(description="Since schema_version 2; older events get the code their "
-                                  "reason names, else OTHER.")
-    def reason_code(self) -> CancellationReason:
-        return CancellationReason(self.payload["reasonCode"])
-
-
-EVENT_CLASSES: dict[str, type[OrderEvent]] = {
-    cls.__name__: cls
-    for cls in (OrderPlaced, ItemAddedToOrder, ItemRemovedFromOrder, PaymentAuthorized,
-                PaymentCaptured, PaymentCaptureReversed, OrderShipped, OrderCancelled)
+# The GraphQL type of each form a payload key may take (and how its lines are built).
+_FORMS: dict[Form, tuple[Any, Any]] = {
+    PLAIN: (str, None), ID: (UUID, None), NUMBER: (int, None), MONEY: (Decimal, None),
+    REASON_CODE: (CancellationReason, None),
+    ITEMS: (list[OrderItem], OrderItem.from_json),
+    SHIPPED_ITEMS: (list[ShippedItem], ShippedItem.from_json),
 }
-assert set(EVENT_CLASSES) == {t.value for t in EventType}, "one GraphQL type per event type"
 
 
-def position_of(row: asyncpg.Record) -> str:
-    return Position(row["log_xid"], row["global_position"]).encode()
+def _event_class(event_type: EventType) -> type[OrderEvent]:
+    """The object type of one event type: the interface plus its payload's fields."""
+    namespace = {f.attribute: _payload_field(f) for f in PAYLOAD[event_type]}
+    namespace["__module__"] = __name__
+    return strawberry.type(type(event_type.value, (OrderEvent,), namespace))  # type: ignore[return-value]
 
 
-def event_from_row(row: asyncpg.Record) -> OrderEvent:
-    actor = Actor(type=row["actor_type"], id=row["actor_id"]) if row["actor_type"] else None
-    return EVENT_CLASSES[row["event_type"]](
-        id=row["event_id"], order_id=row["order_id"], stream_version=row["stream_version"],
-        global_position=position_of(row), type=EventType(row["event_type"]),
-        occurred_at=row["occurred_at"], recorded_at=row["recorded_at"],
-        correlation_id=row["correlation_id"], causation_id=row["causation_id"], actor=actor,
-        schema_version=row["schema_version"], payload=row["payload"],
-    )
+EVENT_CLASSES: dict[str, type[OrderEvent]] = {t.value: _event_class(t) for t in EventType}
+
+
+def position_text(row: Mapping[str, Any]) -> str:
+    """The event's globalPosition text (its cursor in the log)."""
+    return POSITION.value(row)
+
+
+def event_from_row(row: Mapping[str, Any]) -> OrderEvent:
+    actor = Actor(**values(ACTOR, row)) if row["actor_type"] else None
+    return EVENT_CLASSES[row["event_type"]](**values(EVENT, row), actor=actor)

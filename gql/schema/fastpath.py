@@ -1,21 +1,32 @@
-"""Which requests take the compiled path: queries whose document validated once before."""
+"""Which requests take the compiled path: documents the resolvers answered once before.
+
+The decision is made once per document: one the compiler declines (introspection, a field or
+argument without a SQL plan, …) is remembered as declined and goes straight to the
+resolvers from then on, without a log line; only a failure of the compiler itself is logged,
+once.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import orjson
 import strawberry
 from graphql import DocumentNode, OperationDefinitionNode, parse
 from graphql.execution.values import get_variable_values
 
 from gql.config import Settings
 from gql.errors import DomainError
+from gql.identity import Grants, Identity
 from gql.schema import appends
 from gql.schema.appends import AppendPlan, Appends
-from gql.schema.compiled import Compiler, Plan, Unsupported
+from gql.schema.compiled import Compiler, Plan, Unsupported, with_viewer
+from gql.schema.cost import CostModel, QueryTooComplex
+from gql.schema.plans import compile_query
 
 log = logging.getLogger("ordergraph.fastpath")
 _PLANS_PER_DOCUMENT = 8  # shapes (page sizes, @include, orderBy …) kept per document
@@ -33,6 +44,13 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
     return next((o for o in operations if o.name and o.name.value == name), None)
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A request refused before anything runs (its cost is above the ceiling): the body."""
+
+    body: bytes
+
+
 class FastPath:
     """Remembers documents the resolvers answered without errors (so they passed parsing,
     validation and every limit) and compiles later requests for them: a query to one
@@ -42,23 +60,51 @@ class FastPath:
         self.schema = schema
         self.settings = settings
         self.size = size
-        self._known: OrderedDict[tuple[str, str | None], OperationDefinitionNode] = OrderedDict()
+        # None: declined for good, the resolvers answer every request of the document
+        self._known: OrderedDict[tuple[str, str | None], OperationDefinitionNode | None] = \
+            OrderedDict()
         self._plans: dict[tuple[str, str | None], list[Plan | AppendPlan]] = {}
+        # valid documents refused for their cost: refused again here, in microseconds, unless
+        # smaller variables make them affordable
+        self._costly: OrderedDict[tuple[str, str | None], OperationDefinitionNode] = OrderedDict()
+        self.cost = CostModel(schema._schema, settings.max_cost, settings.max_page_size)
 
     def remember(self, query: str, operation_name: str | None) -> None:
+        key = (query, operation_name)
+        if key in self._known:
+            return
         operation = _operation(_parse(query), operation_name)
         if operation is None or operation.operation.value not in ("query", "mutation"):
-            return
-        self._known[(query, operation_name)] = operation
+            operation = None
+        self._known[key] = operation
         while len(self._known) > self.size:
             forgotten, _ = self._known.popitem(last=False)
             self._plans.pop(forgotten, None)
 
+    def declined(self, query: str, operation_name: str | None) -> bool:
+        key = (query, operation_name)
+        return key in self._known and self._known[key] is None
+
+    def _decline(self, query: str, operation_name: str | None) -> None:
+        self._known[(query, operation_name)] = None
+        self._plans.pop((query, operation_name), None)
+
+    def remember_costly(self, query: str, operation_name: str | None) -> None:
+        """A document that validated but was refused for its cost."""
+        operation = _operation(_parse(query), operation_name)
+        if operation is not None:
+            self._costly[(query, operation_name)] = operation
+            while len(self._costly) > self.size:
+                self._costly.popitem(last=False)
+
     def compile(self, query: str, operation_name: str | None, variables: dict[str, Any] | None,
-                *, mutations: bool) -> tuple[str, list[Any]] | Appends | None:
-        """A query's statement and parameters, or (when `mutations` may run) the appends a
-        mutation asks for; None when the resolvers must answer."""
-        operation = self._known.get((query, operation_name))
+                *, mutations: bool, grants: Grants,
+                identity: Identity) -> tuple[str, list[Any]] | Appends | Refused | None:
+        """A query's statement and parameters (scoped to what `identity` may read), or (when
+        `mutations` may run) the appends a mutation asks for, or the refusal of a known
+        document that costs too much; None when the resolvers must answer."""
+        key = (query, operation_name)
+        operation = self._known.get(key) or self._costly.get(key)
         if operation is None:
             return None
         mutation = operation.operation.value == "mutation"
@@ -68,24 +114,35 @@ class FastPath:
                                       variables or {})
         if isinstance(coerced, list):  # variable errors: the resolvers report them
             return None
+        try:
+            self.cost.check(_parse(query), operation, coerced)
+        except QueryTooComplex as exc:
+            return Refused(orjson.dumps({"errors": [{"message": exc.message, "extensions": {
+                "code": exc.code, **exc.extensions}}]}))
+        if self._known.get(key) is None:  # not learnt yet (affordable now), or declined
+            return None
+        coerced = with_viewer(coerced, grants.viewer(identity))
         plans = self._plans.setdefault((query, operation_name), [])
         plan = next((p for p in plans if p.fits(coerced)), None)
         if plan is None:
             try:
                 plan = (appends.compile_appends(self.schema, _parse(query), operation, coerced,
                                                 self.settings) if mutation else
-                        Compiler(self.schema._schema, _parse(query), operation, coerced,
-                                 self.settings).compile())
-            except Unsupported:
+                        compile_query(Compiler(self.schema._schema, _parse(query), operation,
+                                               coerced, self.settings)))
+            except Unsupported as declined:
+                if declined.lasting:
+                    self._decline(query, operation_name)
                 return None
             except Exception:  # a gap in the compiler must not fail a request the resolvers answer
-                log.exception("could not compile a document; answering through the resolvers")
+                log.exception("could not compile a document; the resolvers answer it from now on")
+                self._decline(query, operation_name)
                 return None
             plans.append(plan)
             del plans[:-_PLANS_PER_DOCUMENT]
         try:
             if isinstance(plan, AppendPlan):
-                return appends.prepare(self.schema, plan, coerced)
+                return appends.prepare(self.schema, plan, coerced, grants, identity)
             return plan.sql, plan.bind(coerced)
         except DomainError:  # e.g. a malformed cursor: the resolvers report it with its code
             return None

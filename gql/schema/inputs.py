@@ -10,7 +10,9 @@ from typing import Any
 
 import strawberry
 
+from gql.errors import BadUserInput
 from gql.events import Actor, CancellationReason, EventType, NewEvent
+from gql.identity import Grants, Identity
 from gql.schema.scalars import UUID, DateTime, Decimal, money
 
 
@@ -140,13 +142,34 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def new_event(event_type: EventType, data: EventMetadata) -> NewEvent:
-    """The event a mutation input asks for: its own fields are the payload."""
+def no_nul(value: Any, field: str = "") -> None:
+    """PostgreSQL text cannot hold NUL characters: a client's string with one is refused."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadUserInput(f"{field} must not contain NUL characters", field=field)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            no_nul(item, f"{field}.{key}" if field else key)
+    elif isinstance(value, list):
+        for n, item in enumerate(value):
+            no_nul(item, f"{field}[{n}]")
+
+
+def new_event(event_type: EventType, data: EventMetadata, grants: Grants,
+              identity: Identity) -> NewEvent:
+    """The event a mutation input asks for: its own fields are the payload; the actor is the
+    caller's (FORBIDDEN when its role may not append this type or name another actor)."""
+    grants.check_append(identity, event_type)
+    supplied = Actor(data.actor.type, data.actor.id) if data.actor else None
+    actor = grants.actor(identity, supplied)
     payload = {
         _camel(f.name): _plain(getattr(data, f.name))
         for f in dataclasses.fields(data)
         if f.name not in _METADATA and getattr(data, f.name) is not None
     }
+    no_nul(payload)
+    if data.actor is not None:
+        no_nul({"type": data.actor.type, "id": data.actor.id}, "actor")
     event_id = data.event_id or uuid.uuid4()
     # a retried placeOrder without orderId must name the same new stream
     order_id = getattr(data, "order_id", None) or uuid.uuid5(_NEW_STREAMS, str(event_id))
@@ -155,5 +178,5 @@ def new_event(event_type: EventType, data: EventMetadata) -> NewEvent:
         event_id=event_id, expected_version=data.expected_version,
         occurred_at=data.occurred_at, correlation_id=data.correlation_id,
         causation_id=data.causation_id,
-        actor=Actor(data.actor.type, data.actor.id) if data.actor else None,
+        actor=actor,
     )

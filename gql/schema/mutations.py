@@ -21,6 +21,7 @@ from gql.schema.inputs import (
     ReversePaymentCaptureInput,
     ShipOrderInput,
     new_event,
+    no_nul,
 )
 from gql.schema.types import Customer, Order
 from gql.store.append import append_event, register_customer
@@ -50,8 +51,9 @@ APPEND_MUTATIONS: dict[str, EventType] = {
 
 
 async def _append(info: Info, data: EventMetadata) -> AppendResult:
-    event = new_event(APPEND_MUTATIONS[info.field_name], data)
-    appended = await append_event(info.context.pool, event)
+    context = info.context
+    event = new_event(APPEND_MUTATIONS[info.field_name], data, context.grants, context.identity)
+    appended = await append_event(context.pool, event, context.identity.claims())
     row = appended.event
     info.context.loaders.orders.prime(row["order_id"], appended.order)  # for `event { order }`
     return AppendResult(event=event_from_row(row), order=Order.from_row(appended.order),
@@ -62,44 +64,47 @@ async def _append(info: Info, data: EventMetadata) -> AppendResult:
 class Mutation:
     @strawberry.mutation(description="Create a customer; the same details again return it.")
     async def register_customer(self, info: Info, input: RegisterCustomerInput) -> Customer:
+        info.context.grants.check_register(info.context.identity)
+        no_nul({"name": input.name, "email": input.email})
         registered = await register_customer(
-            info.context.pool, input.customer_id or uuid.uuid4(), input.name, input.email)
+            info.context.pool, input.customer_id or uuid.uuid4(), input.name, input.email,
+            info.context.identity.claims())
         return Customer.from_row(registered.customer)
 
-    @strawberry.mutation(description="OrderPlaced: starts a new order stream.")
+    @strawberry.mutation(description="Records OrderPlaced: starts a new order stream.")
     async def place_order(self, info: Info, input: PlaceOrderInput) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="ItemAddedToOrder (status PLACED).")
+    @strawberry.mutation(description="Records ItemAddedToOrder.")
     async def add_item_to_order(self, info: Info, input: AddItemToOrderInput) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="ItemRemovedFromOrder (status PLACED).")
+    @strawberry.mutation(description="Records ItemRemovedFromOrder.")
     async def remove_item_from_order(
         self, info: Info, input: RemoveItemFromOrderInput
     ) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="PaymentAuthorized for the order total (PLACED → PAYMENT_AUTHORIZED).")
+    @strawberry.mutation(description="Records PaymentAuthorized for the order total.")
     async def authorize_payment(self, info: Info, input: AuthorizePaymentInput) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="PaymentCaptured for the authorized amount (→ PAID).")
+    @strawberry.mutation(description="Records PaymentCaptured for the authorized amount.")
     async def capture_payment(self, info: Info, input: CapturePaymentInput) -> AppendResult:
         return await _append(info, input)
 
     @strawberry.mutation(
-        description="PaymentCaptureReversed, compensating a capture (PAID → PAYMENT_AUTHORIZED)."
+        description="Records PaymentCaptureReversed, compensating a capture."
     )
     async def reverse_payment_capture(
         self, info: Info, input: ReversePaymentCaptureInput
     ) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="OrderShipped (PAID → SHIPPED, final).")
+    @strawberry.mutation(description="Records OrderShipped.")
     async def ship_order(self, info: Info, input: ShipOrderInput) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="OrderCancelled (from PLACED, PAYMENT_AUTHORIZED or PAID; final).")
+    @strawberry.mutation(description="Records OrderCancelled.")
     async def cancel_order(self, info: Info, input: CancelOrderInput) -> AppendResult:
         return await _append(info, input)

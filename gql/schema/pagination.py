@@ -11,6 +11,8 @@ from typing import Any, Generic, TypeVar
 import strawberry
 
 from gql.errors import BadUserInput
+from gql.events import BIGINT_MAX
+from gql.schema.scalars import in_business_range
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -102,7 +104,10 @@ def _plain(value: Any) -> str:
 def _typed(value: str, kind: type) -> Any:
     if kind is datetime:
         parsed = datetime.fromisoformat(value)
-        if parsed.tzinfo is None:
+        if parsed.tzinfo is None or not in_business_range(parsed):
             raise ValueError(value)
         return parsed
-    return kind(value)
+    typed = kind(value)
+    if isinstance(typed, int) and abs(typed) > BIGINT_MAX:
+        raise ValueError(value)
+    return typed

@@ -6,7 +6,7 @@ import strawberry
 
 from gql.events import EventType, OrderStatus, Position
 from gql.schema.context import Info
-from gql.schema.event_types import OrderEvent, event_from_row, position_of
+from gql.schema.event_types import OrderEvent, event_from_row, position_text
 from gql.schema.pagination import EVENTS_PAGE, ORDERS_PAGE, Connection, connection, page_size
 from gql.schema.scalars import UUID, DateTime
 from gql.schema.types import Customer, Order, list_orders
@@ -39,7 +39,7 @@ class Query:
 
     @strawberry.field(description="One event by id, or null.")
     async def event(self, info: Info, id: UUID) -> OrderEvent | None:
-        row = await reads.find_event(info.context.pool, id)
+        row = await reads.find_event(info.context.pool, id, info.context.viewer)
         return event_from_row(row) if row else None
 
     @strawberry.field(description="The whole log in its global order; `after` is a globalPosition.")
@@ -60,8 +60,9 @@ class Query:
             after=Position.decode(after) if after else None, types=types,
             order_id=order_id, correlation_id=correlation_id,
             occurred_after=occurred_after, occurred_before=occurred_before,
+            viewer=info.context.viewer,
         )
-        return connection(rows, size, event_from_row, position_of, after=after)
+        return connection(rows, size, event_from_row, position_text, after=after)
 
     @strawberry.field(description="One customer by id, or null.")
     async def customer(self, info: Info, id: UUID) -> Customer | None:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import decimal
+import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, NewType
 
 import strawberry
 from strawberry.scalars import JSON
 
-__all__ = ["JSON", "SCALARS", "UUID", "DateTime", "Decimal", "money"]
+__all__ = ["JSON", "SCALARS", "UUID", "DateTime", "Decimal", "in_business_range", "money"]
+
+# Business time lies in 1970…9999 (UTC); schema.sql holds the log to the same range.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+# Money: digits and an optional point, as schema.sql's og_money reads it (no exponent, no
+# spaces, no "+"); the order's currency then decides how many decimals are allowed.
+_AMOUNT = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,6})?")
 
 
 class InvalidScalar(ValueError):
@@ -35,19 +43,25 @@ def _parse_datetime(value: Any) -> datetime:
         raise InvalidScalar(f"{value!r} is not an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
         raise InvalidScalar(f"{value!r} has no UTC offset; add one, e.g. 'Z' or '+02:00'")
+    if not in_business_range(parsed):
+        raise InvalidScalar(f"{value!r} is outside 1970-01-01 … 9999-12-31 (UTC)")
     return parsed
+
+
+def in_business_range(value: datetime) -> bool:
+    try:
+        return EARLIEST <= value.astimezone(UTC) <= LATEST
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-14:00 is in the year 10000 in UTC
+        return False
 
 
 def _parse_decimal(value: Any) -> decimal.Decimal:
     if not isinstance(value, str):
         raise InvalidScalar("Decimal amounts are strings such as \"12.50\", never numbers")
-    try:
-        parsed = decimal.Decimal(value)
-    except decimal.InvalidOperation:
-        raise InvalidScalar(f"{value!r} is not a decimal amount") from None
-    if not parsed.is_finite():
-        raise InvalidScalar(f"{value!r} is not a finite decimal amount")
-    return parsed
+    if _AMOUNT.fullmatch(value) is None:
+        raise InvalidScalar(f"{value[:40]!r} is not a decimal amount: digits with an optional "
+                            "point, at most 15 before it and 6 after, e.g. \"12.50\"")
+    return decimal.Decimal(value)
 
 
 def iso(value: datetime) -> str:

@@ -9,7 +9,6 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
-import asyncpg
 import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
@@ -22,6 +21,7 @@ from gql.schema.enums import EventType, OrderStatus
 from gql.schema.event_types import OrderEvent, event_from_row
 from gql.schema.scalars import UUID
 from gql.schema.types import Order
+from gql.store import Row
 
 
 class LiveUnavailable(DomainError):
@@ -139,7 +139,7 @@ class OrderStatusChange:
 
 
 async def _follow(info: Info, event_filter: EventFilter,
-                  after: Position | None = None) -> AsyncIterator[asyncpg.Record]:
+                  after: Position | None = None) -> AsyncIterator[Row]:
     """The hub's events for this operation; unexpected failures are masked, not leaked."""
     live = info.context.live
     if live is None:
@@ -156,10 +156,10 @@ async def _follow(info: Info, event_filter: EventFilter,
         raise RuntimeError("subscription failed") from exc
 
 
-_EVENTS: OrderedDict[int, tuple[asyncpg.Record, OrderEvent]] = OrderedDict()
+_EVENTS: OrderedDict[int, tuple[Row, OrderEvent]] = OrderedDict()
 
 
-def _event(row: asyncpg.Record) -> OrderEvent:
+def _event(row: Row) -> OrderEvent:
     """The GraphQL event of a row; subscriptions given the same row share one object."""
     found = _EVENTS.get(id(row))
     if found is not None and found[0] is row:
@@ -189,7 +189,8 @@ class Subscription:
         after: str | None = None,
     ) -> AsyncGenerator[OrderEvent, None]:
         start = Position.decode(after) if after is not None else None
-        event_filter = EventFilter(order_id=order_id, types=frozenset(types) if types else None)
+        event_filter = EventFilter(order_id=order_id, types=frozenset(types) if types else None,
+                                   viewer=info.context.viewer)
         async for row in _follow(info, event_filter, start):
             yield _event(row)
 
@@ -201,7 +202,8 @@ class Subscription:
         statuses: list[OrderStatus] | None = None,
     ) -> AsyncGenerator[OrderStatusChange, None]:
         event_filter = EventFilter(order_id=order_id, status_changes=True,
-                                   statuses=frozenset(statuses) if statuses else None)
+                                   statuses=frozenset(statuses) if statuses else None,
+                                   viewer=info.context.viewer)
         async for row in _follow(info, event_filter):
             previous = row["previous_status"]
             yield OrderStatusChange(

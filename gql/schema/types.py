@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import decimal
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
-import asyncpg
 import strawberry
 
 from gql.errors import CustomerNotFound
 from gql.schema.context import Info
 from gql.schema.enums import EventOrder, EventType, OrderStatus, TimeAxis
+from gql.schema.fields import CUSTOMER, ITEM, ORDER, ORDER_CURSOR, STATE, TIMELINE_CURSOR, values
 from gql.schema.pagination import (
     ORDERS_PAGE,
     Connection,
     connection,
     decode_cursor,
-    encode_cursor,
     page_size,
 )
 from gql.schema.scalars import UUID, DateTime, Decimal
@@ -42,15 +40,11 @@ class OrderItem:
     sku: str
     quantity: int
     unit_price: Decimal
-
-    @strawberry.field
-    def line_total(self) -> Decimal:
-        return self.quantity * self.unit_price  # type: ignore[return-value]
+    line_total: Decimal
 
     @classmethod
-    def from_json(cls, item: dict[str, Any]) -> OrderItem:
-        return cls(sku=item["sku"], quantity=item["quantity"],
-                   unit_price=decimal.Decimal(item["unitPrice"]))  # type: ignore[arg-type]
+    def from_json(cls, item: Mapping[str, Any]) -> OrderItem:
+        return cls(**values(ITEM, item))
 
 
 def _items(raw: list[dict[str, Any]]) -> list[OrderItem]:
@@ -67,16 +61,9 @@ class OrderState:
     items: list[OrderItem]
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record | None) -> OrderState:
-        if row is None or row["version"] is None:
-            zero = decimal.Decimal(0)
-            return cls(status=None, version=0, total_amount=zero, authorized_amount=zero,  # type: ignore[arg-type]
-                       captured_amount=zero, items=[])  # type: ignore[arg-type]
-        return cls(
-            status=OrderStatus(row["status"]), version=row["version"],
-            total_amount=row["total_amount"], authorized_amount=row["authorized_amount"],
-            captured_amount=row["captured_amount"], items=_items(row["items"]),
-        )
+    def from_row(cls, row: Mapping[str, Any] | None) -> OrderState:
+        state = values(STATE, row or {})
+        return cls(**{**state, "items": _items(state["items"])})
 
 
 @strawberry.type(description="An order as its read model holds it now.")
@@ -95,13 +82,8 @@ class Order:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Order:
-        return cls(
-            id=row["order_id"], status=OrderStatus(row["status"]), currency=row["currency"],
-            total_amount=row["total_amount"], authorized_amount=row["authorized_amount"],
-            captured_amount=row["captured_amount"], items=_items(row["items"]),
-            version=row["version"], placed_at=row["placed_at"],
-            last_event_at=row["last_event_at"], customer_id=row["customer_id"],
-        )
+        order = values(ORDER, row)
+        return cls(**{**order, "items": _items(order["items"])}, customer_id=row["customer_id"])
 
     @strawberry.field
     async def customer(self, info: Info) -> Customer:
@@ -127,7 +109,7 @@ class Order:
         key = (self.id, size + 1, after_version, tuple(types) if types else None, order_by)
         rows = await info.context.loaders.order_events.load(key)
         return connection(rows, size, event_from_row,
-                          lambda row: encode_cursor("v", row["stream_version"]), after=after)
+                          TIMELINE_CURSOR.value, after=after)
 
     @strawberry.field(description="The order's state after the events up to a version and/or a time.")
     async def state_at(
@@ -149,8 +131,8 @@ class Customer:
     email: str
 
     @classmethod
-    def from_row(cls, row: asyncpg.Record) -> Customer:
-        return cls(id=row["customer_id"], name=row["name"], email=row["email"])
+    def from_row(cls, row: Mapping[str, Any]) -> Customer:
+        return cls(**values(CUSTOMER, row))
 
     @strawberry.field(description="The customer's orders, most recently active first.")
     async def orders(
@@ -159,14 +141,11 @@ class Customer:
         return await list_orders(info, first=first, after=after, customer_id=self.id)
 
 
-def order_cursor(row: asyncpg.Record) -> str:
-    return encode_cursor("o", row["last_event_at"], row["order_id"])
-
-
 async def list_orders(info: Info, *, first: int | None, after: str | None,
                       **filters: Any) -> Connection[Order]:
     settings = info.context.settings
     size = page_size(first, ORDERS_PAGE, settings.max_page_size)
     key = decode_cursor(after, "o", datetime, uuid.UUID) if after else None
-    rows = await reads.list_orders(info.context.pool, limit=size + 1, after=key, **filters)
-    return connection(rows, size, Order.from_row, order_cursor, after=after)
+    rows = await reads.list_orders(info.context.pool, limit=size + 1, after=key,
+                                   viewer=info.context.viewer, **filters)
+    return connection(rows, size, Order.from_row, ORDER_CURSOR.value, after=after)

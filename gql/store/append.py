@@ -17,23 +17,19 @@ from gql.store.reads import ORDER_COLUMNS
 _ORDER = [column.strip() for column in ORDER_COLUMNS.split(",")]
 # The event, and the order's read model as the append left it (one round trip for both).
 # og_append's parameters in the order `_append` binds them; compiled statements that render
-# their own result (gql/schema/compiled.py) call it the same way.
-APPEND_CALL = "og_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) a"
+# their own result (gql/schema/plans.py) call it the same way.
+# The last four are the caller's claims (role, scope, customer, subject): og_append checks
+# them against the grants in schema.sql before it answers anything.
+APPEND_CALL = "og_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) a"
 APPEND = f"""
 select (a.event).*, a.deduplicated, {", ".join(f"(a.current).{c} as current_{c}" for c in _ORDER)}
 from {APPEND_CALL}
 """
 
+# og_register_customer (schema.sql) inserts unless the customer exists, and returns it
 REGISTER_CUSTOMER = """
-with inserted as (
-    insert into customers (customer_id, name, email) values ($1, $2, $3)
-    on conflict (customer_id) do nothing
-    returning customer_id, name, email, registered_at, false as existed
-)
-select * from inserted
-union all
-select customer_id, name, email, registered_at, true from customers
-where customer_id = $1 and not exists (select from inserted)
+select customer_id, name, email, registered_at, existed
+from og_register_customer($1, $2, $3, $4, $5, $6, $7)
 """
 
 # A concurrent writer may win a unique key (or create the stream) between our check and
@@ -48,23 +44,28 @@ class Appended:
     order: dict[str, Any]  # the order's read model after the append
 
 
-async def append_event(db: asyncpg.Pool | asyncpg.Connection, event: NewEvent) -> Appended:
-    """Record `event` (or find its earlier recording) and update the read models atomically."""
-    row = await _append(db, APPEND, event)
+Claims = tuple[str, str, uuid.UUID | None, str]  # Identity.claims()
+
+
+async def append_event(db: asyncpg.Pool | asyncpg.Connection, event: NewEvent,
+                       claims: Claims) -> Appended:
+    """Record `event` (or find its earlier recording) and update the read models atomically,
+    if the grants let `claims` append it."""
+    row = await _append(db, APPEND, event, claims)
     order = {c: row[f"current_{c}"] for c in _ORDER}
     return Appended(event=row, deduplicated=row["deduplicated"], order=order)
 
 
 async def append_rendered(db: asyncpg.Pool | asyncpg.Connection, statement: str,
-                          event: NewEvent) -> bytes:
+                          event: NewEvent, claims: Claims) -> bytes:
     """As `append_event`, through a compiled `statement` that renders the result itself
-    (gql/schema/compiled.py, `Compiler.compile_append`)."""
-    row = await _append(db, statement, event)
+    (gql/schema/plans.py, `compile_append`)."""
+    row = await _append(db, statement, event, claims)
     return row[0]
 
 
 async def _append(db: asyncpg.Pool | asyncpg.Connection, statement: str,
-                  event: NewEvent) -> asyncpg.Record:
+                  event: NewEvent, claims: Claims) -> asyncpg.Record:
     args = (
         event.event_id,
         event.order_id,
@@ -77,6 +78,7 @@ async def _append(db: asyncpg.Pool | asyncpg.Connection, statement: str,
         event.actor.type if event.actor else None,
         event.actor.id if event.actor else None,
         event.schema_version,
+        *claims,
     )
     for attempt in range(_ATTEMPTS):
         try:
@@ -101,11 +103,13 @@ class Registered:
 
 
 async def register_customer(
-    db: asyncpg.Pool | asyncpg.Connection, customer_id: uuid.UUID, name: str, email: str
+    db: asyncpg.Pool | asyncpg.Connection, customer_id: uuid.UUID, name: str, email: str,
+    claims: Claims,
 ) -> Registered:
-    """Create a customer; registering the same one again returns it unchanged."""
+    """Create a customer; registering the same one again returns it unchanged. The
+    database refuses it unless the grants let `claims` register customers."""
     try:
-        row = await db.fetchrow(REGISTER_CUSTOMER, customer_id, name, email)
+        row = await db.fetchrow(REGISTER_CUSTOMER, customer_id, name, email, *claims)
     except asyncpg.PostgresError as exc:
         raise domain_error(exc) or exc from None
     assert row is not None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.resources
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -13,6 +15,9 @@ import orjson
 from gql.errors import DatabaseUnavailable
 
 SCHEMA_SQL = "schema.sql"
+APP_ROLE = "ordergraph_app"  # the role schema.sql creates for the server (owns nothing)
+log = logging.getLogger("ordergraph")
+IS_SUPERUSER = "select rolsuper from pg_roles where rolname = current_user"
 
 
 def schema_sql() -> str:
@@ -46,9 +51,11 @@ async def create_pool(
     max_size: int = 10,
     on_connect: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     command_timeout: float | None = 60,
+    statement_timeout: float | None = None,
 ) -> asyncpg.Pool:
     """A pool; `command_timeout` None for bulk work (rebuild, export, import) whose statements
-    run as long as the log is big."""
+    run as long as the log is big; with `statement_timeout` (seconds) PostgreSQL cancels
+    longer statements."""
     async def init(conn: asyncpg.Connection) -> None:
         await init_connection(conn)
         if on_connect is not None:
@@ -57,12 +64,28 @@ async def create_pool(
     try:
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, init=init, reset=_keep_session,
-            command_timeout=command_timeout, server_settings={"timezone": "UTC"},
+            command_timeout=command_timeout, server_settings={"timezone": "UTC", **(
+                {"statement_timeout": f"{int(statement_timeout * 1000)}"} if statement_timeout else {})},
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {describe(exc)}") from exc
     assert pool is not None
     return pool
+
+
+async def warn_if_superuser(pool: asyncpg.Pool) -> None:
+    """One warning line when the server runs as a superuser: it could switch off the log's
+    guards; the role `ordergraph migrate` creates for it (ordergraph_app) cannot."""
+    if await pool.fetchval(IS_SUPERUSER):
+        log.warning("the server connects to PostgreSQL as a superuser; connect as %s instead "
+                    "(created by `ordergraph migrate`)", APP_ROLE)
+
+
+def as_role(url: str, role: str) -> str:
+    """The same server and database, logging in as `role` (for trust or peer setups)."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
 
 
 async def connect(url: str) -> asyncpg.Connection:

@@ -21,14 +21,20 @@ EVENT_COLUMNS = """event_id, order_id, stream_version, global_position, log_xid,
     occurred_at, recorded_at, correlation_id, causation_id, actor_type, actor_id, customer_id,
     payload, schema_version"""
 
-LOAD_ORDERS = f"select {ORDER_COLUMNS} from orders_current where order_id = any($1::uuid[])"
+# Every root read takes the viewer: the one customer whose rows it may return (og_sees in
+# schema.sql); null reads all. Edges from a visible row stay within its customer.
+LOAD_ORDERS = f"""
+select {ORDER_COLUMNS} from orders_current
+where order_id = any($1::uuid[]) and og_sees($2::uuid, customer_id)
+"""
 
 LOAD_CUSTOMERS = """
-select customer_id, name, email, registered_at from customers where customer_id = any($1::uuid[])
+select customer_id, name, email, registered_at from customers
+where customer_id = any($1::uuid[]) and og_sees($2::uuid, customer_id)
 """
 
 # The page functions live in schema.sql, shared with the compiled fast path.
-LIST_ORDERS = f"select {ORDER_COLUMNS} from og_orders_page($1, $2, $3, $4, $5, $6, $7)"
+LIST_ORDERS = f"select {ORDER_COLUMNS} from og_orders_page($1, $2, $3, $4, $5, $6, $7, $8)"
 
 def _of(alias: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in EVENT_COLUMNS.split(","))
@@ -36,9 +42,9 @@ def _of(alias: str) -> str:
 
 # Every read of the log goes through schema.sql's og_upcast (or a page function that does),
 # so readers see each event in its type's current schema_version.
-FIND_EVENT = f"select {EVENT_COLUMNS} from og_event($1)"
+FIND_EVENT = f"select {EVENT_COLUMNS} from og_event($1) where og_sees($2, customer_id)"
 
-LIST_EVENTS = f"select {EVENT_COLUMNS} from og_log_page($1, $2, $3, $4, $5, $6, $7, $8)"
+LIST_EVENTS = f"select {EVENT_COLUMNS} from og_log_page($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
 # The listener's batched read, one per wake-up for every subscription of the process: the
 # next safe events of the whole log (below the oldest running transaction) with the order's
@@ -88,14 +94,16 @@ def _names(types: Sequence[EventType] | None) -> list[str] | None:
     return [t.value for t in types] if types else None
 
 
-async def load_orders(db: Db, ids: Sequence[uuid.UUID]) -> list[asyncpg.Record | None]:
-    rows = await db.fetch(LOAD_ORDERS, list(ids))
+async def load_orders(db: Db, ids: Sequence[uuid.UUID],
+                      viewer: uuid.UUID | None) -> list[asyncpg.Record | None]:
+    rows = await db.fetch(LOAD_ORDERS, list(ids), viewer)
     by_id = {row["order_id"]: row for row in rows}
     return [by_id.get(i) for i in ids]
 
 
-async def load_customers(db: Db, ids: Sequence[uuid.UUID]) -> list[asyncpg.Record | None]:
-    rows = await db.fetch(LOAD_CUSTOMERS, list(ids))
+async def load_customers(db: Db, ids: Sequence[uuid.UUID],
+                         viewer: uuid.UUID | None) -> list[asyncpg.Record | None]:
+    rows = await db.fetch(LOAD_CUSTOMERS, list(ids), viewer)
     by_id = {row["customer_id"]: row for row in rows}
     return [by_id.get(i) for i in ids]
 
@@ -109,6 +117,7 @@ async def list_orders(
     customer_id: uuid.UUID | None = None,
     placed_after: datetime | None = None,
     placed_before: datetime | None = None,
+    viewer: uuid.UUID | None,
 ) -> list[asyncpg.Record]:
     last_event_at, order_id = after if after else (None, None)
     return await db.fetch(
@@ -120,11 +129,13 @@ async def list_orders(
         placed_after,
         placed_before,
         limit,
+        viewer,
     )
 
 
-async def find_event(db: Db, event_id: uuid.UUID) -> asyncpg.Record | None:
-    return await db.fetchrow(FIND_EVENT, event_id)
+async def find_event(db: Db, event_id: uuid.UUID,
+                     viewer: uuid.UUID | None) -> asyncpg.Record | None:
+    return await db.fetchrow(FIND_EVENT, event_id, viewer)
 
 
 async def list_events(
@@ -137,6 +148,7 @@ async def list_events(
     correlation_id: uuid.UUID | None = None,
     occurred_after: datetime | None = None,
     occurred_before: datetime | None = None,
+    viewer: uuid.UUID | None,
 ) -> list[asyncpg.Record]:
     start = after or Position(0, 0)
     return await db.fetch(
@@ -149,6 +161,7 @@ async def list_events(
         occurred_after,
         occurred_before,
         limit,
+        viewer,
     )
 
 

@@ -1,12 +1,17 @@
 // Talking to ordergraph: GraphQL over HTTP for reads, graphql-ws for live updates.
 import { createClient } from "graphql-ws";
+import { authHeaders } from "./session";
 
 class GraphQLError extends Error {}
 
 export async function request<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
   const response = await fetch("/graphql", {
     method: "POST",
-    headers: { accept: "application/graphql-response+json, application/json", "content-type": "application/json" },
+    headers: {
+      accept: "application/graphql-response+json, application/json",
+      "content-type": "application/json",
+      ...authHeaders(),
+    },
     body: JSON.stringify({ query, variables }),
   });
   const body = (await response.json()) as { data?: T; errors?: { message: string }[] };
@@ -42,6 +47,9 @@ const client = createClient({
   keepAlive: 10_000,
   retryAttempts: Number.POSITIVE_INFINITY,
   shouldRetry: () => true,
+  // read on every (re)connect: a socket closed at its token's expiry (4403) resumes with the
+  // token pasted since
+  connectionParams: () => authHeaders(),
   on: {
     connecting: () => setLinkState("connecting"),
     connected: () => setLinkState("live"),

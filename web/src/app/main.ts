@@ -4,6 +4,7 @@ import { renderBoard } from "./board";
 import { h } from "./dom";
 import { renderOrder } from "./order";
 import { boardHref, parseRoute } from "./routes";
+import { setToken, who } from "./session";
 import "./styles.css";
 
 const LINK_LABELS: Record<LinkState, string> = { connecting: "Connecting", live: "Live", offline: "Reconnecting" };
@@ -24,7 +25,26 @@ function header(): HTMLElement {
       "ordergraph",
     ),
     h("nav", { class: "nav" }, h("a", { href: boardHref({}) }, "Orders"), h("a", { href: "/graphql" }, "GraphiQL")),
+    identity(),
     link,
+  );
+}
+
+/** Who you are (from the token), and a button to paste another token. */
+function identity(): HTMLElement {
+  const current = who();
+  const button = h("button", { class: "who-change", type: "button" }, current ? "Change token" : "Sign in");
+  button.addEventListener("click", () => {
+    const pasted = window.prompt("Paste a bearer token (empty: sign out)", "");
+    if (pasted === null) return;
+    setToken(pasted);
+    window.location.reload();
+  });
+  return h(
+    "span",
+    { class: "who", "data-role": current?.role ?? "none" },
+    h("span", { class: "who-label" }, current ? current.label : "no token"),
+    button,
   );
 }
 

@@ -1,0 +1,155 @@
+"""The read surface's plain fields, each described once: where its value comes from and in
+which form, read by the resolvers (from a row in Python) and by the compiler (in SQL).
+
+A `Field` pairs the two readings of one source, side by side, so that a field cannot mean
+one thing to the resolvers and another to the compiled statement. Fields that need more
+than a row (an order's customer, its timeline, its state at a version) are described by
+their plans in gql/schema/plans.py, the table the compiler walks: a field or argument
+without a plan there makes the compiled path decline.
+"""
+
+from __future__ import annotations
+
+import decimal
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gql.events import CancellationReason, EventType, OrderStatus, Position
+from gql.schema.pagination import encode_cursor
+
+
+@dataclass(frozen=True, eq=False)  # compared by identity: each form is one kind
+class Form:
+    """One kind of value: its Python value from the stored one, its SQL rendering, and how a
+    JSON payload key holds it (`->>` text, `->` JSON)."""
+
+    python: Callable[[Any], Any]
+    sql: Callable[[str], str]
+    access: str = "->>"
+
+
+def _money(value: Any) -> decimal.Decimal:
+    return decimal.Decimal(str(value))
+
+
+PLAIN = Form(lambda v: v, lambda x: x)
+NUMBER = Form(lambda v: v, lambda x: x, access="->")
+# Money renders with at least two decimals: gql.schema.scalars.money and og_money_text agree
+MONEY = Form(_money, lambda x: f"og_money_text(({x})::numeric)")
+STATUS = Form(OrderStatus, lambda x: x)
+REASON_CODE = Form(CancellationReason, lambda x: x)
+ID = Form(lambda v: v, lambda x: x)  # a UUID as text
+# JSON arrays of objects, rendered line by line (OrderItem, ShippedItem)
+ITEMS = Form(lambda v: v or [], lambda x: x, access="->")
+SHIPPED_ITEMS = Form(lambda v: v or [], lambda x: x, access="->")
+LINES = (ITEMS, SHIPPED_ITEMS)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One GraphQL field of a row (or a JSON object): `value(row)` for the resolvers,
+    `sql(alias)` for the compiled statement."""
+
+    name: str
+    value: Callable[[Mapping[str, Any]], Any]
+    sql: Callable[[str], str]
+    form: Form = PLAIN
+
+    @property
+    def attribute(self) -> str:
+        """The Python attribute strawberry turns into `name` (auto camel case)."""
+        return re.sub(r"(?<!^)([A-Z])", r"_\1", self.name).lower()
+
+
+def column(name: str, source: str, form: Form = PLAIN) -> Field:
+    """A field read from one column of a read-model or log row."""
+    return Field(name, lambda row: form.python(row[source]), lambda r: form.sql(f"{r}.{source}"),
+                 form)
+
+
+def column_or(name: str, source: str, form: Form, default: Any, default_sql: str) -> Field:
+    """A column that is null before the first event, read as `default` then."""
+    def value(row: Mapping[str, Any]) -> Any:
+        stored = row.get(source)
+        return form.python(default if stored is None else stored)
+
+    return Field(name, value, lambda r: form.sql(f"coalesce({r}.{source}, {default_sql})"), form)
+
+
+def key(name: str, form: Form = PLAIN) -> Field:
+    """A field read from the key of the same name of a JSON object (a payload, an item)."""
+    return Field(name, lambda data: form.python(data.get(name)),
+                 lambda j: form.sql(f"({j} {form.access} '{name}')"), form)
+
+
+def values(fields: tuple[Field, ...], row: Mapping[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of a strawberry type built from `row`."""
+    return {f.attribute: f.value(row) for f in fields}
+
+
+# -- read models -------------------------------------------------------------------------
+ORDER = (
+    column("id", "order_id"), column("status", "status", STATUS),
+    column("currency", "currency"), column("totalAmount", "total_amount", MONEY),
+    column("authorizedAmount", "authorized_amount", MONEY),
+    column("capturedAmount", "captured_amount", MONEY), column("items", "items", ITEMS),
+    column("version", "version"), column("placedAt", "placed_at"),
+    column("lastEventAt", "last_event_at"),
+)
+CUSTOMER = (column("id", "customer_id"), column("name", "name"), column("email", "email"))
+# og_state_at's row: before the first event its columns are null and the state is empty
+STATE = (
+    column("status", "status", Form(lambda v: None if v is None else OrderStatus(v), lambda x: x)),
+    column_or("version", "version", PLAIN, 0, "0"),
+    column_or("totalAmount", "total_amount", MONEY, 0, "0"),
+    column_or("authorizedAmount", "authorized_amount", MONEY, 0, "0"),
+    column_or("capturedAmount", "captured_amount", MONEY, 0, "0"),
+    column_or("items", "items", ITEMS, [], "'[]'"),
+)
+
+# -- JSON parts ---------------------------------------------------------------------------
+ITEM = (
+    key("sku"), key("quantity", NUMBER), key("unitPrice", MONEY),
+    Field("lineTotal", lambda item: item["quantity"] * _money(item["unitPrice"]),
+          lambda i: f"og_money_text(({i} ->> 'quantity')::numeric * ({i} ->> 'unitPrice')::numeric)"),
+)
+SHIPPED_ITEM = (key("sku"), key("quantity", NUMBER))
+ACTOR = (column("type", "actor_type"), column("id", "actor_id"))
+
+# -- cursors: the text of an edge's cursor; gql.schema.pagination.encode_cursor and og_cursor
+# agree (og_iso writes a time as DateTime does)
+ORDER_CURSOR = Field(
+    "cursor", lambda row: encode_cursor("o", row["last_event_at"], row["order_id"]),
+    lambda r: f"og_cursor('o', og_iso({r}.last_event_at), {r}.order_id::text)")
+TIMELINE_CURSOR = Field("cursor", lambda row: encode_cursor("v", row["stream_version"]),
+                        lambda r: f"og_cursor('v', {r}.stream_version::text)")
+
+# -- events ------------------------------------------------------------------------------
+# The text of a log position: gql.events.Position.encode and og_position agree
+POSITION = Field("globalPosition", lambda row: Position(row["log_xid"], row["global_position"]).encode(),
+                 lambda e: f"og_position({e}.log_xid, {e}.global_position)")
+EVENT = (
+    column("id", "event_id"), column("orderId", "order_id"),
+    column("streamVersion", "stream_version"),
+    POSITION,
+    Field("type", lambda row: EventType(row["event_type"]),
+          lambda e: f"case {e}.event_type " + " ".join(
+              f"when '{t.value}' then '{t.name}'" for t in EventType) + " end"),
+    column("occurredAt", "occurred_at"), column("recordedAt", "recorded_at"),
+    column("correlationId", "correlation_id"), column("causationId", "causation_id"),
+    column("schemaVersion", "schema_version"), column("payload", "payload"),
+)
+# Each event type's own data, read from its payload (keys are named as the fields).
+PAYLOAD: dict[EventType, tuple[Field, ...]] = {
+    EventType.ORDER_PLACED: (key("customerId", ID), key("currency"), key("items", ITEMS)),
+    EventType.ITEM_ADDED_TO_ORDER: (key("sku"), key("quantity", NUMBER), key("unitPrice", MONEY)),
+    EventType.ITEM_REMOVED_FROM_ORDER: (key("sku"), key("quantity", NUMBER)),
+    EventType.PAYMENT_AUTHORIZED: (key("amount", MONEY), key("paymentProvider"),
+                                   key("authorizationId")),
+    EventType.PAYMENT_CAPTURED: (key("amount", MONEY),),
+    EventType.PAYMENT_CAPTURE_REVERSED: (key("amount", MONEY), key("reason")),
+    EventType.ORDER_SHIPPED: (key("carrier"), key("trackingNumber"), key("shippedItems", SHIPPED_ITEMS)),
+    EventType.ORDER_CANCELLED: (key("reason"), key("reasonCode", REASON_CODE)),
+}

@@ -1,0 +1,200 @@
+"""Every field and argument is rendered by its plan or declined: never answered without it."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import strawberry
+from graphql import (
+    GraphQLEnumType,
+    GraphQLInterfaceType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    build_schema,
+    get_named_type,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from gql.app import create_app
+from gql.config import Settings
+from gql.identity import OPEN, Grants
+from gql.schema import build_schema as build_ordergraph_schema
+from gql.schema.compiled import Unsupported
+from gql.schema.context import Info
+from gql.schema.event_types import EVENT_CLASSES
+from gql.schema.fastpath import FastPath
+from gql.schema.pagination import Connection, encode_cursor
+from gql.schema.queries import Query
+from gql.schema.scalars import SCALARS
+from gql.schema.types import Order, list_orders
+from gql.seed import seed
+from tests.equivalence import answer_both, compile_document
+
+SETTINGS = Settings(database_url="")
+
+
+@pytest.fixture
+async def samples(pool: asyncpg.Pool) -> dict[str, Any]:
+    """Argument values that select something in a small seeded database."""
+    await seed(pool, orders=12, customers=3, seed=5)
+    row = await pool.fetchrow(
+        "select o.order_id, o.customer_id, o.last_event_at, e.event_id, e.correlation_id, "
+        "e.log_xid, e.global_position from orders_current o join order_events e using (order_id) "
+        "where o.version > 2 order by o.order_id, e.stream_version limit 1")
+    from gql.events import Position
+
+    return {
+        "order": str(row["order_id"]), "customer": str(row["customer_id"]),
+        "event": str(row["event_id"]), "correlation": str(row["correlation_id"]),
+        "orders_after": encode_cursor("o", row["last_event_at"], row["order_id"]),
+        "log_after": Position(row["log_xid"], row["global_position"]).encode(),
+        "timeline_after": encode_cursor("v", 1),
+    }
+
+
+def _literal(owner: str, field: str, arg: str, arg_type: Any, samples: dict[str, Any]) -> str:
+    """A valid value for one argument, as GraphQL source."""
+    named = get_named_type(arg_type)
+    if arg == "after":
+        kind = {"events": "log_after" if owner == "Query" else "timeline_after"}.get(
+            field, "orders_after")
+        return f'"{samples[kind]}"'
+    if isinstance(named, GraphQLEnumType):
+        value = list(named.values)[-1]
+        return f"[{value}]" if _is_list(arg_type) else value
+    by_name = {"id": samples.get(field, samples["order"]), "orderId": samples["order"],
+               "customerId": samples["customer"], "correlationId": samples["correlation"]}
+    if named.name == "UUID":
+        return f'"{by_name[arg]}"'
+    if named.name == "DateTime":
+        return '"2026-06-01T00:00:00Z"' if "fter" in arg else '"2030-01-01T00:00:00Z"'
+    if named.name == "Int":
+        return "2"
+    raise AssertionError(f"no sample for {owner}.{field}({arg})")
+
+
+def _is_list(arg_type: Any) -> bool:
+    while isinstance(arg_type, GraphQLNonNull):
+        arg_type = arg_type.of_type
+    return isinstance(arg_type, GraphQLList)
+
+
+def _leaf(named: Any) -> str:
+    if isinstance(named, GraphQLScalarType | GraphQLEnumType):
+        return ""
+    return "{ __typename }"
+
+
+def _walk(schema: Any, samples: dict[str, Any]) -> list[tuple[str, str]]:
+    """(what is covered, document) for every field and argument reachable from Query."""
+    documents: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    queue: list[tuple[Any, str, str]] = [(schema.query_type, "{ ", " }")]
+    while queue:
+        owner, opening, closing = queue.pop(0)
+        if owner.name in seen:
+            continue
+        seen.add(owner.name)
+        if isinstance(owner, GraphQLInterfaceType):
+            for concrete in schema.get_implementations(owner).objects:
+                queue.append((concrete, f"{opening}... on {concrete.name} {{ ", f" }}{closing}"))
+        for name, field in owner.fields.items():
+            named = get_named_type(field.type)
+            required = {a: t for a, t in field.args.items() if isinstance(t.type, GraphQLNonNull)}
+
+            def call(args: dict[str, Any], name: str = name, owner: Any = owner) -> str:
+                if not args:
+                    return name
+                given = ", ".join(f"{a}: {_literal(owner.name, name, a, t.type, samples)}"
+                                  for a, t in args.items())
+                return f"{name}({given})"
+
+            documents.append((f"{owner.name}.{name}", f"{opening}{call(required)} {_leaf(named)}{closing}"))
+            for arg, definition in field.args.items():
+                if arg not in required:
+                    documents.append((f"{owner.name}.{name}({arg})", f"{opening}"
+                                      f"{call({**required, arg: definition})} {_leaf(named)}{closing}"))
+            if isinstance(named, GraphQLObjectType | GraphQLInterfaceType):
+                queue.append((named, f"{opening}{call(required)} {{ ", f" }}{closing}"))
+    return documents
+
+
+async def test_field_plans_cover_the_query_surface(pool: asyncpg.Pool,
+                                                   samples: dict[str, Any]) -> None:
+    """Each field and argument, one document each: the same JSON on both paths, or declined."""
+    schema = build_ordergraph_schema(SETTINGS)
+    compiled, declined = [], []
+    for covered, document in _walk(schema._schema, samples):
+        answers = await answer_both(schema, pool, SETTINGS, "query " + document)
+        assert answers.comparable, (document, answers.resolvers)
+        if answers.compiled is None:
+            declined.append(f"{covered}: {answers.reason}")
+            continue
+        assert answers.compiled == answers.resolvers["data"], document
+        compiled.append(covered)
+    total = len(compiled) + len(declined)
+    print(f"\ncompiled {len(compiled)} / {total} fields and arguments; declined: {declined}")
+    assert not declined, declined
+
+
+@strawberry.type(name="Query")
+class ScratchQuery(Query):
+    """Query with one more argument on `orders`, as a change to the schema would add it."""
+
+    @strawberry.field
+    async def orders(self, info: Info, first: int | None = 20,
+                     only_paid: bool = False) -> Connection[Order]:
+        return await list_orders(info, first=first, after=None,
+                                 statuses=["PAID"] if only_paid else None)
+
+
+async def test_a_new_argument_is_declined_not_ignored(pool: asyncpg.Pool,
+                                                      samples: dict[str, Any]) -> None:
+    """The trap: an argument the plans do not read must never be answered without it."""
+    scratch = strawberry.Schema(query=ScratchQuery, types=list(EVENT_CLASSES.values()),
+                                config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS))
+    for query in ("{ orders(first: 50, onlyPaid: true) { nodes { status } } }",
+                  "{ orders(first: 50) { nodes { status } } }"):
+        answers = await answer_both(scratch, pool, SETTINGS, query)
+        assert answers.compiled is None, "compiled without the new argument"
+        assert "arguments" in answers.reason
+    paid = await answer_both(scratch, pool, SETTINGS,
+                                       "{ orders(first: 50, onlyPaid: true) { nodes { status } } }")
+    assert {n["status"] for n in paid.resolvers["data"]["orders"]["nodes"]} == {"PAID"}
+    # the real schema compiles the same document
+    real = await answer_both(build_ordergraph_schema(SETTINGS), pool, SETTINGS,
+                             "{ orders(first: 50) { nodes { status } } }")
+    assert real.compiled == real.resolvers["data"]
+
+
+def test_a_new_field_is_declined() -> None:
+    sdl = build_ordergraph_schema(SETTINGS).as_str()
+    extended = build_schema(sdl.replace("type Customer {", "type Customer {\n  vip: Boolean!", 1))
+    with pytest.raises(Unsupported, match=r"Customer\.vip"):
+        compile_document(extended, '{ customer(id: "%s") { vip } }' % uuid.uuid4(), {}, SETTINGS)
+
+
+async def test_introspection_is_declined_quietly_once(
+    database_url: str, pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_app(Settings(database_url=database_url), pool=pool)
+    query = "{ __schema { queryType { name } } orders(first: 1) { nodes { id } } }"
+    with caplog.at_level(logging.INFO):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://localhost") as client:
+            answers = [await client.post("/graphql", json={"query": query}) for _ in range(3)]
+    assert all(a.json()["data"]["__schema"]["queryType"]["name"] == "Query" for a in answers)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    fast = FastPath(build_ordergraph_schema(SETTINGS), SETTINGS)
+    fast.remember(query, None)
+    assert fast.compile(query, None, {}, mutations=False, grants=Grants({}, frozenset()),
+                        identity=OPEN) is None
+    assert fast.declined(query, None)  # decided once: later requests skip the compiler
+
