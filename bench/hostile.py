@@ -57,6 +57,32 @@ async def _attack(url: str, clients: int, seconds: float) -> dict[str, Any]:
             "p50_ms": percentile(latencies, 50) * 1000, "p99_ms": percentile(latencies, 99) * 1000}
 
 
+def micro(repeat: int = 100_000) -> str:
+    """What the cost check adds to a request whose document's shape is cached."""
+    from graphql import parse
+
+    from bench.workloads import OURS
+    from gql.config import Settings
+    from gql.schema import build_schema
+    from gql.schema.cost import CostModel, QueryTooComplex, select_operation
+
+    settings = Settings(database_url="")
+    model = CostModel(build_schema()._schema, settings.max_cost, settings.max_page_size)
+    lines = []
+    for name, query, variables in (("Q1", OURS["Q1"], {"id": "7f0e2c1a-0000-4000-8000-000000000000"}),
+                                   ("Q2", OURS["Q2"], {}), ("10-alias attack", ATTACK, {})):
+        document = parse(query)
+        operation = select_operation(document, None)
+        started = time.perf_counter()
+        for _ in range(repeat):
+            try:
+                cost = model.check(document, operation, variables)
+            except QueryTooComplex as exc:
+                cost = exc.extensions["cost"]
+        lines.append(f"| {name} | {cost:,} | {(time.perf_counter() - started) / repeat * 1e6:.2f} µs |")
+    return "\n".join(["| document | estimated cost | check per request |", "|---|---|---|", *lines])
+
+
 def rss_mb(pid: int | None) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20 if pid else float("nan")
 
@@ -139,7 +165,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8850)
     parser.add_argument("--out", default=str(BENCH / "out"))
     parser.add_argument("--attack", metavar="URL", help=argparse.SUPPRESS)  # the attackers' process
+    parser.add_argument("--micro", action="store_true", help="only time the cost check itself")
     args = parser.parse_args()
+    if args.micro:
+        print(micro())
+        return
     if args.attack:
         print(json.dumps(asyncio.run(_attack(args.attack, 4, args.seconds))))
         return

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWar
 # operations per run (fixed seed: the same ones every run): documents of known shape with
 # generated variables, and documents hypothesis-graphql writes from the schema (valid and not,
 # slower to generate)
-WITH_VARIABLES, WRITTEN = 1400, 700
+WITH_VARIABLES, WRITTEN = 1550, 500
 CONCURRENCY = 4
 EDGE_TEXT = ["", " ", "\x00", "a\x00b", "ZZZ", "EUR", "JPY", "eur", "1e999", "1e2", " 1.00", "12.345",
              "-1", "0", "12.50", "123456789012345678901234567", "NaN", "Infinity",

@@ -3,6 +3,7 @@ HTTP bodies, the subscription cap answers one way, cost and origins are checked 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,8 +30,9 @@ def _errors(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 async def _closed_with(ws: Any) -> int | None:
     with pytest.raises(ConnectionClosed):
-        while True:
-            await ws.recv()
+        async with asyncio.timeout(WAIT):
+            while True:
+                await ws.recv()
     return ws.close_code
 
 
