@@ -62,9 +62,17 @@ async def test_the_server_role_cannot_change_the_log(pool: asyncpg.Pool,
         assert isinstance(refused.value, asyncpg.InsufficientPrivilegeError) or \
             refused.value.sqlstate == "42501", (statement, refused.value)
     assert await pool.fetchrow(COUNT) == before
-    # appending is what it may do, also with plain SQL, and the rules still apply
-    await app_conn.execute(INSERT, uuid.uuid4(), order_id, EventType.ORDER_CANCELLED.value,
-                           {"reason": "changed mind"})
+    # appending is what it may do, also with plain SQL, once it says for whom (the grants
+    # apply, and so do the rules); without claims it may not append at all
+    with pytest.raises(asyncpg.PostgresError) as unclaimed:
+        await app_conn.execute(INSERT, uuid.uuid4(), order_id, EventType.ORDER_CANCELLED.value,
+                               {"reason": "changed mind"})
+    assert unclaimed.value.constraint_name == "forbidden"
+    assert await pool.fetchrow(COUNT) == before
+    async with app_conn.transaction():
+        await app_conn.execute("select og_claim('admin', '', null, 'ops')")
+        await app_conn.execute(INSERT, uuid.uuid4(), order_id, EventType.ORDER_CANCELLED.value,
+                               {"reason": "changed mind"})
     assert await pool.fetchval("select status from orders_current where order_id = $1",
                                order_id) == "CANCELLED"
 
