@@ -50,7 +50,7 @@ async def api(request: pytest.FixtureRequest, database_url: str,
               pool: asyncpg.Pool) -> httpx.AsyncClient:
     app = create_app(Settings(database_url=database_url, compiled_reads=request.param), pool=pool)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://testserver") as api:
+                                 base_url="http://localhost") as api:
         yield api
 
 
