@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
-import asyncpg
 import orjson
 
 from gql.errors import BadUserInput
 from gql.events import Position
+from gql.store import Connection
 from gql.store.exchange import ImportedEvent, Refused, export_lines, import_batch
 
 BATCH = 1000
@@ -134,7 +134,7 @@ def _batches(lines: Iterable[bytes], size: int, result: Imported,
         yield batch
 
 
-async def import_lines(conn: asyncpg.Connection, lines: Iterable[bytes], *, batch_size: int = BATCH,
+async def import_lines(conn: Connection, lines: Iterable[bytes], *, batch_size: int = BATCH,
                        progress: Callable[[int], None] = lambda n: None,
                        appended: Callable[[int], None] = lambda n: None) -> Imported:
     """Load NDJSON lines (bytes, as read from a file); `progress` gets the bytes consumed."""
@@ -149,7 +149,7 @@ async def import_lines(conn: asyncpg.Connection, lines: Iterable[bytes], *, batc
     return result
 
 
-async def export_to(conn: asyncpg.Connection, out: IO[bytes], *, after: Position,
+async def export_to(conn: Connection, out: IO[bytes], *, after: Position,
                     types: Sequence[str] | None = None,
                     progress: Callable[[int], None] = lambda n: None) -> int:
     """Write the log after `after` as NDJSON; returns how many events were written."""

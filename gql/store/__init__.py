@@ -7,10 +7,11 @@ here, once (see `errors.py`).
 
 import asyncpg
 
+Connection = asyncpg.Connection
 Pool = asyncpg.Pool
 Row = asyncpg.Record
 # what an unreachable or failing database raises, for callers that fall back or report it
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
     OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
-__all__ = ["DATABASE_ERRORS", "Pool", "Row"]
+__all__ = ["DATABASE_ERRORS", "Connection", "Pool", "Row"]
