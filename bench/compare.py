@@ -1,4 +1,4 @@
-"""Side by side, in one run: ours vs PostGraphile v5 vs the raw asyncpg limit (issues 3 and 6).
+"""Side by side, in one run: ours vs PostGraphile v5 vs the raw asyncpg limit.
 
     python -m bench.compare                 # 20,000 orders, 10 s per cell, 2 rounds (~10 min)
     python -m bench.compare --quick         # 5,000 orders, 3 s per cell (~4 min)

@@ -1,4 +1,4 @@
-"""Errors for clients: domain errors carry their SPEC code; anything unexpected is masked."""
+"""Errors for clients: domain errors carry their API error code; anything unexpected is masked."""
 
 from __future__ import annotations
 

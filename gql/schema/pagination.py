@@ -42,7 +42,7 @@ class Connection(Generic[T]):
         return [edge.node for edge in self.edges]
 
 
-# Default page sizes (SPEC); `first` above the configured cap is an error.
+# Default page sizes of the API; `first` above the configured cap is an error.
 ORDERS_PAGE = 20
 EVENTS_PAGE = 50
 
