@@ -14,18 +14,12 @@ from gql.access import is_loopback
 from gql.config import Settings, settings_from_env
 from gql.database import database_url as resolve_database
 from gql.database import default_data_dir
-from gql.errors import ConfigurationError, DatabaseUnavailable
+from gql.errors import ConfigurationError
 from gql.guard import LOOPBACK_HOSTS
 from gql.store.connection import APP_ROLE, as_role, create_pool
-from gql.store.migrations import prepare, require_current
+from gql.store.migrations import prepare
 
 DEMO_ORDERS = 600
-# whether this login may apply schema.sql: a superuser, or a member of the owner role (the
-# first migration, before the roles exist, needs a superuser or CREATEROLE)
-MAY_MIGRATE = """select r.rolsuper or r.rolcreaterole or exists (
-    select from pg_roles o where o.rolname = 'ordergraph_owner' and pg_has_role(r.oid, o.oid, 'member'))
-    from pg_roles r where r.rolname = current_user"""
-MIGRATED = "select to_regclass('order_events') is not null"
 console = Console(highlight=False)
 
 
@@ -33,13 +27,7 @@ async def _prepare(url: str, demo: bool, upgrade: bool) -> None:
     pool = await create_pool(url, min_size=1, max_size=8)
     try:
         async with pool.acquire() as conn:
-            if await conn.fetchval(MAY_MIGRATE):
-                await prepare(conn, upgrade=upgrade)
-            elif not await conn.fetchval(MIGRATED):  # the server's own role cannot apply it
-                raise DatabaseUnavailable("the database has no ordergraph schema: run "
-                                          "`ordergraph migrate` as its owner first")
-            else:
-                await require_current(conn)
+            await prepare(conn, upgrade=upgrade)
             empty = not await conn.fetchval("select exists (select from orders_current)")
         if demo and empty:
             from gql.seed import seed

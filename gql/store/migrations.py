@@ -24,6 +24,11 @@ LOCK_KEY = 7318462019
 LOCK = "select pg_advisory_lock($1)"
 UNLOCK = "select pg_advisory_unlock($1)"
 IS_EMPTY = "select to_regclass('order_events') is null"
+# whether this login may change the schema: a superuser, or a member of the owner role (the
+# first migration, before the roles exist, needs a superuser or CREATEROLE)
+MAY_MIGRATE = """select r.rolsuper or r.rolcreaterole or exists (
+    select from pg_roles o where o.rolname = 'ordergraph_owner' and pg_has_role(r.oid, o.oid, 'member'))
+    from pg_roles r where r.rolname = current_user"""
 HAS_TABLE = "select to_regclass('og_migrations') is not null"
 APPLIED = "select version, name from og_migrations order by version"
 RECORD = "insert into og_migrations (version, name) values ($1, $2)"
@@ -126,8 +131,14 @@ async def require_current(conn: asyncpg.Connection) -> None:
 
 async def prepare(conn: asyncpg.Connection, *, upgrade: bool) -> None:
     """Before serving: create an empty database, upgrade one that is behind when `upgrade`,
-    else refuse it."""
-    if upgrade or await conn.fetchval(IS_EMPTY):
+    else refuse it. A login that may not change the schema (the server's own role) only
+    checks that it is current."""
+    if not await conn.fetchval(MAY_MIGRATE):
+        if await conn.fetchval(IS_EMPTY):
+            raise DatabaseBehind("the database has no ordergraph schema: run "
+                                 "`ordergraph migrate` as its owner first")
+        await require_current(conn)
+    elif upgrade or await conn.fetchval(IS_EMPTY):
         await migrate(conn)
     else:
         await require_current(conn)
