@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gql.app import create_app
 from gql.config import Settings
-from gql.events import EventType, OrderStatus
+from gql.events import EventType, OrderStatus, Position
 from gql.identity import Identity
 from gql.schema import build_schema
 from gql.schema.mutations import APPEND_MUTATIONS
@@ -484,3 +484,66 @@ async def test_a_socket_closes_at_exp_and_a_new_token_resumes_without_loss(
         seen += [e["orderEvents"]["globalPosition"] for e in await ws.collect(total - len(seen))]
     assert len(seen) == len(set(seen)) == total
     assert seen == sorted(seen)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAPHQL_WS = ROOT / "web" / "node_modules" / "graphql-ws" / "dist" / "client.js"
+
+
+def _node() -> list[str]:
+    """node, with the WebSocket global that Node 20 keeps behind a flag (22 has it built in)."""
+    version = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True)
+    major = int(version.stdout.strip().lstrip("v").split(".")[0])
+    return ["node", "--experimental-websocket"] if major < 22 else ["node"]
+
+
+async def test_the_graphql_ws_client_reconnects_at_exp_and_resumes_without_loss(
+        auth_server: str, pool: asyncpg.Pool, keys: Keys) -> None:
+    """The npm graphql-ws client, as a front-end runs it: its socket is closed with 4403 when
+    the first token expires, it reconnects with the next token and, resubscribing from the
+    last globalPosition it saw, receives every event of the order once and in order."""
+    if not GRAPHQL_WS.exists():
+        pytest.fail("the web app's node modules are missing: run `npm --prefix web ci`")
+    order_id = await order_in(pool, OrderStatus.PLACED)
+    expires = time.time() + 3
+    short, fresh = keys.token(ttl=3, role="staff"), keys.token(role="staff")
+    node = await asyncio.create_subprocess_exec(
+        *_node(), str(ROOT / "tests" / "clients" / "follow.mjs"), str(GRAPHQL_WS), auth_server,
+        str(order_id), "0" * 16 + "-" + "0" * 16, short, fresh,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    assert node.stdout is not None
+    lines: list[dict[str, Any]] = []
+    closed_at: float | None = None
+
+    async def follow() -> None:
+        nonlocal closed_at
+        assert node.stdout is not None
+        while line := await node.stdout.readline():
+            lines.append(json.loads(line))
+            if lines[-1].get("closed") == 4403 and closed_at is None:
+                closed_at = time.time()
+
+    reader = asyncio.create_task(follow())
+    try:
+        async with asyncio.timeout(30):
+            # appends while the first socket lives, across its close and on the new socket
+            while not (closed_at and sum("connected" in line for line in lines) >= 2):
+                await factories.append(pool, order_id, EventType.ITEM_ADDED_TO_ORDER,
+                                       factories.payload_for(EventType.ITEM_ADDED_TO_ORDER))
+                await asyncio.sleep(0.2)
+            for _ in range(3):
+                await factories.append(pool, order_id, EventType.ITEM_ADDED_TO_ORDER,
+                                       factories.payload_for(EventType.ITEM_ADDED_TO_ORDER))
+            logged = [Position(r["log_xid"], r["global_position"]).encode() for r in await pool.fetch(
+                "select log_xid, global_position from order_events where order_id = $1 "
+                "order by log_xid, global_position", order_id)]
+            while [line["event"] for line in lines if "event" in line] != logged:
+                assert len([line for line in lines if "event" in line]) <= len(logged), lines
+                await asyncio.sleep(0.05)
+    finally:
+        node.kill()
+        await node.wait()
+        reader.cancel()
+    assert not [line for line in lines if "error" in line or "errors" in line], lines
+    assert closed_at is not None and expires <= closed_at <= expires + 1.0 + 1.0 + 0.5
+    assert [line for line in lines if "connected" in line] == [{"connected": 1}, {"connected": 2}]
