@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench import compare, data, peers
+from bench import auth, compare, data, peers
 from bench.common import fresh_database, postgres
 
 PYSPY = peers.PEERS / "pyspy" / "bin" / "py-spy"
@@ -123,8 +123,8 @@ async def _main(server: str, args: argparse.Namespace, work: Path) -> None:
     dataset = data.generate(args.orders, args.seed)
     async with fresh_database(server) as url:
         await data.load(url, dataset)
-        orders, customers = await compare._ids(url)
-        compare.write_inputs(work, orders, customers)
+        orders, customers, owners = await compare._ids(url)
+        compare.write_inputs(work, orders, customers, owners, auth.Issuer(work))
         await asyncio.to_thread(profile, args, url, work)
 
 
