@@ -29,6 +29,7 @@ from gql.config import Settings
 from gql.server import uvicorn_options
 from gql.store.connection import APP_ROLE, as_role, create_pool
 from gql.store.migrations import migrate
+from tests.factories import settled_end
 
 _counter = itertools.count()
 
@@ -160,6 +161,7 @@ async def live_server(database_url: str) -> AsyncIterator[LiveServer]:
 
     seeding = await create_pool(database_url, min_size=1, max_size=4)
     await seed(seeding, orders=12, customers=4, seed=7, concurrency=4)
+    await settled_end(seeding)  # the server's subscriptions start after the demo data
     await seeding.close()
     # as the role the server runs as in production: it owns nothing and may only append
     server, thread, url = await asyncio.to_thread(

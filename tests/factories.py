@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
 import asyncpg
 
-from gql.events import EventType, NewEvent, OrderStatus
+from gql.events import EventType, NewEvent, OrderStatus, Position
 from gql.identity import SYSTEM
+from gql.store import reads
 from gql.store.append import Appended, append_event, register_customer
 
 UNIT_PRICE = "12.50"
@@ -72,3 +74,16 @@ async def snapshot(db: asyncpg.Pool) -> tuple[list[Any], list[Any]]:
     events = await db.fetch("select * from order_events order by global_position")
     orders = await db.fetch("select * from orders_current order by order_id")
     return [tuple(r.values()) for r in events], [tuple(r.values()) for r in orders]
+
+
+async def settled_end(db: asyncpg.Pool) -> Position:
+    """The log's end once every event committed so far is in its safe prefix (what the live
+    hub and the log pages read): on a shared server another session's open transaction holds
+    that prefix back for a moment."""
+    last = await db.fetchrow("select log_xid, global_position from order_events "
+                             "order by log_xid desc, global_position desc limit 1")
+    committed = Position(last["log_xid"], last["global_position"]) if last else Position(0, 0)
+    async with asyncio.timeout(15):
+        while (safe := await reads.last_safe_position(db)) < committed:  # noqa: ASYNC110 (polls the server)
+            await asyncio.sleep(0.02)
+    return safe
