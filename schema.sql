@@ -242,7 +242,7 @@ create sequence if not exists order_events_position_seq;
 -- The log. Columns a writer may set: event_id, order_id, event_type, occurred_at,
 -- correlation_id, causation_id, actor_type, actor_id, customer_id (OrderPlaced only),
 -- payload, schema_version. The append trigger sets stream_version (or checks it),
--- global_position, log_xid and recorded_at, so no writer can forge them.
+-- global_position, log_xid, recorded_at and status, so no writer can forge them.
 create table if not exists order_events (
     event_id        uuid not null constraint order_events_pkey primary key,
     order_id        uuid not null,
@@ -270,6 +270,9 @@ create table if not exists order_events (
         case when event_type = 'OrderPlaced' then payload ->> 'currency' end) stored,
     authorization_id text generated always as (
         case when event_type = 'PaymentAuthorized' then payload ->> 'authorizationId' end) stored,
+    -- the order's status after this event, as og_evolve folded it when it was appended (set
+    -- by the append trigger; a value given by a writer is overwritten)
+    status          text not null constraint order_events_status_fkey references order_statuses,
     constraint order_events_stream_version_key unique (order_id, stream_version)
 );
 -- business time within a sane range: no year 0001, nothing past 9999
@@ -775,6 +778,7 @@ begin
     new.log_xid := greatest(pg_current_xact_id(), cur.last_log_xid);
     new.global_position := nextval('order_events_position_seq');
     nxt := og_evolve(cur, new);
+    new.status := nxt.status;  -- the state machine's answer, stored with the event
     if cur.order_id is null then
         insert into orders_current select nxt.*;
     else

@@ -98,6 +98,35 @@ async def test_raw_sql_insert_follows_state_table(
         assert await snapshot(pool) == before
 
 
+TRANSITIONS = "select event_type, from_status, to_status from order_transitions order by 1, 2"
+STORED_STATUS = "select status from order_events where event_id = $1"
+
+
+async def test_raw_sql_insert_stores_the_status_of_every_transition(pool: asyncpg.Pool) -> None:
+    """Each row of the state machine's table, as data: the event stores the status it leads to."""
+    transitions = await pool.fetch(TRANSITIONS)
+    assert len(transitions) >= len(EventType)
+    for row in transitions:
+        before = S(row["from_status"]) if row["from_status"] else None
+        order_id, customer_id = await _order(pool, before)
+        event_id = uuid.uuid4()
+        await pool.execute(RAW_INSERT, event_id, order_id, row["event_type"],
+                           payload_for(E(row["event_type"]), customer_id))
+        assert await pool.fetchval(STORED_STATUS, event_id) == row["to_status"], dict(row)
+
+
+@pytest.mark.parametrize("forged", ["SHIPPED", "NOT_A_STATUS"])
+async def test_raw_sql_cannot_forge_the_stored_status(pool: asyncpg.Pool, forged: str) -> None:
+    order_id, customer_id = await _order(pool, OrderStatus.PLACED)
+    event_id = uuid.uuid4()
+    await pool.execute(
+        "insert into order_events (event_id, order_id, event_type, payload, status)"
+        " values ($1, $2, 'ItemAddedToOrder', $3, $4)",
+        event_id, order_id, payload_for(E.ITEM_ADDED_TO_ORDER, customer_id), forged)
+    assert await pool.fetchval(STORED_STATUS, event_id) == "PLACED"
+    assert await _status(pool, order_id) == "PLACED"
+
+
 async def test_raw_sql_cannot_forge_positions_or_versions(pool: asyncpg.Pool) -> None:
     order_id = await order_in(pool, OrderStatus.PLACED)
     with pytest.raises(asyncpg.RaiseError) as refused:

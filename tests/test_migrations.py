@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from gql.events import Position
 from gql.store.connection import connect
 from gql.store.migrations import DatabaseBehind, available, migrate, pending, prepare
 from gql.store.projections import rebuild_projections
+from gql.transfer import export_to, import_lines
 from tests.catalog import catalog, differences
 from tests.test_cli import _one_clean_line, run
 
@@ -19,7 +22,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 RELEASE_0_1 = FIXTURES / "schema-0.1.sql"
 # what release 0.1's seed wrote (its append function differs from today's)
 RELEASE_0_1_EVENTS = FIXTURES / "release-0.1-events.sql"
-LOG_CHECKSUM = "select md5(string_agg(e::text, ',' order by e.global_position)) from order_events e"
+# what every event says, without the status the log derives from it (0003 added that column)
+STATUSES = "select event_id, status from order_events order by event_id"
+# the stored status of each stream's last event is the read model's status
+LAST_STATUS_DIFFERS = """
+select count(*) from orders_current o join order_events e
+  on e.order_id = o.order_id and e.stream_version = o.version
+where e.status is distinct from o.status
+"""
+LOG_CHECKSUM = """select md5(string_agg((to_jsonb(e) - 'status')::text, ',' order by e.global_position))
+                  from order_events e"""
 # A cancellation as release 0.1 wrote it: schema_version 1, no reasonCode.
 OLD_CANCEL = """
 insert into order_events (event_id, order_id, event_type, payload)
@@ -55,6 +67,27 @@ async def test_migrations_turn_release_0_1_into_the_fresh_schema(
         rebuilt = await rebuild_projections(conn)
         assert rebuilt.changed_rows == 0 and rebuilt.events > 150
         assert await pending(conn) == []
+    finally:
+        await conn.close()
+        await fresh.close()
+
+
+async def test_migrations_backfill_stores_the_status_a_fresh_append_stores(
+        empty_database_url: str, database_url: str) -> None:
+    """0003 folds the existing log; the same events appended anew get the same statuses."""
+    await _release_0_1(empty_database_url)
+    conn = await connect(empty_database_url)
+    fresh = await connect(database_url)
+    try:
+        await migrate(conn)
+        log = io.BytesIO()
+        await export_to(conn, log, after=Position(0, 0))
+        imported = await import_lines(fresh, log.getvalue().splitlines())
+        assert imported.refused == [] and imported.appended > 150
+        backfilled = await conn.fetch(STATUSES)
+        assert [tuple(r) for r in backfilled] == [tuple(r) for r in await fresh.fetch(STATUSES)]
+        assert len({r["status"] for r in backfilled}) >= 4
+        assert await conn.fetchval(LAST_STATUS_DIFFERS) == 0
     finally:
         await conn.close()
         await fresh.close()

@@ -117,6 +117,43 @@ async def test_order_status_changed_filters_by_status(live_server: LiveServer) -
         str(second), "PLACED", "CANCELLED")
 
 
+# A state machine where one event type leads to two statuses: removing an item keeps an
+# authorized order authorized (and a placed one placed).
+REMOVE_WHILE_AUTHORIZED = """
+insert into order_transitions (event_type, from_status, to_status)
+values ('ItemRemovedFromOrder', 'PAYMENT_AUTHORIZED', 'PAYMENT_AUTHORIZED')
+"""
+
+
+async def test_order_status_changed_reports_the_status_each_event_stored(
+        live_server: LiveServer) -> None:
+    pool = await create_pool(live_server.database_url, min_size=1, max_size=2)
+    try:
+        await pool.execute(REMOVE_WHILE_AUTHORIZED)
+        customer_id = await customer(pool)
+        order_id = uuid.uuid4()
+        remove_one = {"sku": "SKU-1", "quantity": 1}
+        baseline = await subscriptions_gauge(live_server.url)
+        async with client(live_server.ws_url) as ws:
+            await ws.subscribe(STATUS_CHANGED, orderId=str(order_id))
+            await until_subscribed(live_server.url, baseline + 1)
+            await append(pool, order_id, EventType.ORDER_PLACED,
+                         payload_for(EventType.ORDER_PLACED, customer_id))
+            await append(pool, order_id, EventType.ITEM_REMOVED_FROM_ORDER, remove_one)
+            await append(pool, order_id, EventType.PAYMENT_AUTHORIZED,
+                         {**payload_for(EventType.PAYMENT_AUTHORIZED), "amount": "12.50"})
+            await append(pool, order_id, EventType.ITEM_REMOVED_FROM_ORDER, remove_one)
+            await append(pool, order_id, EventType.ORDER_CANCELLED,
+                         payload_for(EventType.ORDER_CANCELLED))
+            changes = [c["orderStatusChanged"] for c in await ws.collect(3)]
+    finally:
+        await pool.close()
+    assert [(c["previousStatus"], c["status"], c["event"]["type"]) for c in changes] == [
+        (None, "PLACED", "ORDER_PLACED"),
+        ("PLACED", "PAYMENT_AUTHORIZED", "PAYMENT_AUTHORIZED"),
+        ("PAYMENT_AUTHORIZED", "CANCELLED", "ORDER_CANCELLED")]
+
+
 async def _write(db: asyncpg.Pool, orders: list[uuid.UUID], count: int, seed: int) -> None:
     """Appends in transactions that take their id early and stay open a random while, so that
     commits land out of order with respect to transaction ids and positions."""

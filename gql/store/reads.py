@@ -48,15 +48,14 @@ LIST_EVENTS = f"select {EVENT_COLUMNS} from og_log_page($1, $2, $3, $4, $5, $6, 
 
 # The listener's batched read, one per wake-up for every subscription of the process: the
 # next safe events of the whole log (below the oldest running transaction) with the order's
-# status after and before each, from the state machine's table, for orderStatusChanged; then
-# at most one row marked unsafe when later committed events are held back until that
-# transaction ends (so a long transaction costs one row per read, not a page).
+# status after and before each, as stored on the event and on the stream's previous one (the
+# append trigger records og_evolve's answer), for orderStatusChanged; then at most one row
+# marked unsafe when later committed events are held back until that transaction ends (so a
+# long transaction costs one row per read, not a page).
 READ_LOG = f"""
 select * from (
-    (select {_of("e")}, true as safe,
-        (select min(t.to_status) from order_transitions t where t.event_type = x.event_type) as status,
-        (select min(t.to_status) from order_events p
-         join order_transitions t on t.event_type = p.event_type
+    (select {_of("e")}, true as safe, x.status,
+        (select p.status from order_events p
          where p.order_id = x.order_id and p.stream_version = x.stream_version - 1) as previous_status
      from order_events x cross join lateral og_upcast(x) e
      where (x.log_xid, x.global_position) > ($1::xid8, $2::bigint)
