@@ -22,8 +22,8 @@ from graphql import (
 )
 from strawberry.schema.config import StrawberryConfig
 
-from gql.app import create_app
 from gql.config import Settings
+from gql.http.app import create_app
 from gql.identity import OPEN, Grants
 from gql.schema import build_schema as build_ordergraph_schema
 from gql.schema.compiled import Unsupported
