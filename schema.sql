@@ -19,6 +19,14 @@ select pg_advisory_xact_lock(7318462019);
 --                     registers customers; no UPDATE, DELETE or TRUNCATE anywhere
 -- Creating them needs CREATEROLE the first time; og_apply_privileges() (end of file) grants.
 -- ---------------------------------------------------------------------------------------
+-- The tables and sequences that are ordergraph's, named once: ownership passes to the owner
+-- and privileges are granted from this list, and nothing else in the schema is touched.
+create or replace function og_relations() returns text[] language sql immutable as $$
+    select array['order_statuses', 'order_transitions', 'currencies', 'customers',
+                 'order_events', 'orders_current', 'order_events_position_seq', 'access_roles',
+                 'append_grants', 'event_schema_versions', 'og_migrations']
+$$;
+
 do $$
 declare
     wanted text;
@@ -41,10 +49,7 @@ begin
                            c.oid::regclass) as ddl
              from pg_class c
              where c.relnamespace = current_schema()::regnamespace and c.relkind in ('r', 'S')
-               and c.relname in ('order_statuses', 'order_transitions', 'currencies', 'customers',
-                                 'order_events', 'orders_current', 'order_events_position_seq',
-                                 'access_roles', 'append_grants', 'event_schema_versions',
-                                 'og_migrations')
+               and c.relname = any(og_relations())
                and c.relowner <> 'ordergraph_owner'::regrole
              union all
              select format('alter %s %s owner to ordergraph_owner',
@@ -1015,7 +1020,9 @@ create or replace function og_state_at(
 returns setof orders_current language sql stable as $$
     select (og_fold(e order by e.stream_version)).* from order_events e
     where e.order_id = stream
-      and (up_to_version is null or e.stream_version <= up_to_version)
+      -- one range on the stream's index, also in a generic plan (an "is null or" here
+      -- made PostgreSQL plan every execution of a statement that reads stateAt again)
+      and e.stream_version <= coalesce(up_to_version, 9223372036854775807)
       and (as_of is null or (case axis when 'recorded_at' then e.recorded_at
                                        else e.occurred_at end) <= as_of)
 $$;
@@ -1049,18 +1056,13 @@ $$;
 -- Privileges: the server's role reads everything and may only add (events, customers)
 -- ---------------------------------------------------------------------------------------
 create or replace function og_apply_privileges() returns void language plpgsql as $$
+declare
+    relations text := array_to_string(og_relations(), ', ');
 begin
-    revoke all on order_statuses, order_transitions, currencies, customers, order_events,
-                  orders_current, order_events_position_seq, access_roles, append_grants,
-                  event_schema_versions, og_migrations
-        from public;
-    revoke all on order_statuses, order_transitions, currencies, customers, order_events,
-                  orders_current, order_events_position_seq, access_roles, append_grants,
-                  event_schema_versions, og_migrations
-        from ordergraph_app;
-    grant select on order_statuses, order_transitions, currencies, customers, order_events,
-                    orders_current, access_roles, append_grants, event_schema_versions,
-                    og_migrations to ordergraph_app;
+    execute format('revoke all on %s from public, ordergraph_app', relations);
+    -- every relation but the position sequence, which only the append trigger advances
+    execute format('grant select on %s to ordergraph_app', array_to_string(
+        array_remove(og_relations(), 'order_events_position_seq'), ', '));
     grant insert on order_events, customers to ordergraph_app;
 end $$;
 select og_apply_privileges();

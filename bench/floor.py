@@ -19,7 +19,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from bench.workloads import RAW_JSON_SQL
-from gql.front import read_body
+from gql.http.graphql import read_body
 from gql.store.connection import create_pool
 
 _state: dict[str, Any] = {}

@@ -63,8 +63,9 @@ def micro(repeat: int = 100_000) -> str:
 
     from bench.workloads import OURS
     from gql.config import Settings
+    from gql.errors import QueryTooComplex
     from gql.schema import build_schema
-    from gql.schema.cost import CostModel, QueryTooComplex, select_operation
+    from gql.schema.cost import CostModel, select_operation
 
     settings = Settings(database_url="")
     model = CostModel(build_schema()._schema, settings.max_cost, settings.max_page_size)

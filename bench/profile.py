@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("graphql-core parse", ("graphql/language/",)),
     ("graphql-core execute (per-field)", ("graphql/execution/", "graphql/pyutils/", "graphql/type/")),
     ("strawberry (schema, extensions, field wrappers)", ("strawberry/",)),
-    ("ordergraph HTTP handler (gql/http.py)", ("gql/http.py",)),
+    ("ordergraph HTTP handler (gql/http/graphql.py)", ("gql/http/graphql.py",)),
     ("ordergraph resolvers and types (gql/)", ("gql/",)),
     ("starlette", ("starlette/",)),
     ("uvicorn + httptools (HTTP parsing, ASGI)", ("uvicorn/", "httptools")),

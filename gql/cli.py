@@ -85,7 +85,7 @@ def cli() -> None:
 def serve(host: str, port: int, database_url: str | None, demo: bool, workers: int,
           trust_dev_key: bool, insecure_open: bool) -> None:
     """Apply schema.sql, then serve GraphQL over HTTP and WebSocket."""
-    from gql.server import serve as run_server
+    from gql.serve import serve as run_server
 
     if trust_dev_key:
         os.environ["ORDERGRAPH_TRUST_DEV_KEY"] = "1"

@@ -1,4 +1,37 @@
-"""Domain errors: each expected failure has an API error code and extensions for clients."""
+"""Every error a client can see, with its `extensions.code`: the one place codes are defined.
+
+Each expected failure is a `DomainError` subclass here; the code travels to the client in
+`errors[].extensions.code`, with the exception's other extensions. The codes and what HTTP
+answers them (for a GraphQL error the status follows GraphQL over HTTP: 200 with `errors`,
+or 422/400 for a request refused before it runs when the client asks for
+`application/graphql-response+json`):
+
+| code | class | meaning | HTTP |
+|---|---|---|---|
+| `BAD_USER_INPUT` | BadUserInput | an invalid value; `extensions.field` names it | 200 / 422 |
+| `WRONG_EXPECTED_VERSION` | WrongExpectedVersion | `expectedVersion` ≠ the stream's version | 200 |
+| `INVALID_TRANSITION` | InvalidTransition | the state machine forbids the event | 200 |
+| `ORDER_NOT_FOUND` | OrderNotFound | an unknown (or another customer's) order | 200 |
+| `CUSTOMER_NOT_FOUND` | CustomerNotFound | an unknown customer | 200 |
+| `ORDER_ALREADY_EXISTS` | OrderAlreadyExists | `placeOrder` on an existing stream | 200 |
+| `IDEMPOTENCY_CONFLICT` | IdempotencyConflict | an id reused with different content | 200 |
+| `FORBIDDEN` | Forbidden, LogImmutable | the role may not do this; the log is never changed | 200 |
+| `FORBIDDEN` | (the Host/Origin guard) | a browser origin outside the allow-list | 403 |
+| `UNAUTHENTICATED` | Unauthenticated | a missing, bad or expired token | 401 |
+| `MISDIRECTED_REQUEST` | MisdirectedRequest | a `Host` outside the allow-list | 421 |
+| `QUERY_TOO_COMPLEX` | QueryTooComplex | estimated cost above the ceiling | 200 / 422 |
+| `BAD_REQUEST` | OperationNotFound, OperationRefused | which operation, or one not run here | 200 / 400 |
+| `BAD_REQUEST` | BadRequest | not a GraphQL request (type, size, JSON, params) | 400 405 413 415 |
+| `REQUEST_TIMEOUT` | RequestTimeout | a statement, or the request, outran its budget | 200 / 503 |
+| `SUBSCRIPTION_OVERFLOW` | SubscriptionOverflow | a subscriber too slow for its queue | (WebSocket) |
+| `TOO_MANY_SUBSCRIPTIONS` | TooManySubscriptions | the per-connection cap | (WebSocket) |
+| `SERVICE_UNAVAILABLE` | LiveUnavailable | the live hub is not running | (WebSocket) |
+
+Codes without a class, given by gql/schema/errors.py to graphql-core's own errors:
+`GRAPHQL_PARSE_FAILED` (400 / 200), `GRAPHQL_VALIDATION_FAILED` (422 / 200) and
+`INTERNAL_SERVER_ERROR` (masked, logged with the `errorId` the client sees). The database's
+rule names map to these classes in gql/store/errors.py.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +48,8 @@ class DomainError(Exception):
         self.message = message
         self.extensions = extensions
 
+
+# The event store's rules (raised by schema.sql, mapped in gql/store/errors.py)
 
 class BadUserInput(DomainError):
     code = "BAD_USER_INPUT"
@@ -48,6 +83,8 @@ class LogImmutable(DomainError):
     code = "FORBIDDEN"
 
 
+# Identity and access
+
 class Forbidden(DomainError):
     """The caller's role may not do this (the grants in schema.sql)."""
 
@@ -59,6 +96,63 @@ class Unauthenticated(DomainError):
 
     code = "UNAUTHENTICATED"
 
+
+class MisdirectedRequest(DomainError):
+    """A request for a host name this server does not answer for (DNS rebinding)."""
+
+    code = "MISDIRECTED_REQUEST"
+
+
+# The request itself
+
+class BadRequest(DomainError):
+    """An HTTP request that is not a GraphQL request (content type, size, JSON, parameters);
+    answered before anything runs, with its own HTTP status."""
+
+    code = "BAD_REQUEST"
+
+    def __init__(self, message: str, status: int = 400,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+class OperationNotFound(DomainError):
+    """The request does not say which of the document's operations to run (or names none)."""
+
+    code = "BAD_REQUEST"
+
+
+class OperationRefused(DomainError):
+    """An operation the transport does not run (e.g. a query over legacy graphql-ws)."""
+
+    code = "BAD_REQUEST"
+
+
+class QueryTooComplex(DomainError):
+    code = "QUERY_TOO_COMPLEX"
+
+
+class RequestTimeout(DomainError):
+    code = "REQUEST_TIMEOUT"
+
+
+# Live delivery
+
+class SubscriptionOverflow(DomainError):
+    code = "SUBSCRIPTION_OVERFLOW"
+
+
+class TooManySubscriptions(DomainError):
+    code = "TOO_MANY_SUBSCRIPTIONS"
+
+
+class LiveUnavailable(DomainError):
+    code = "SERVICE_UNAVAILABLE"
+
+
+# Not for clients: the command line reports these as one line
 
 class DatabaseUnavailable(Exception):
     """The database could not be reached or started; the message is for humans."""

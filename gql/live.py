@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 
 from gql.config import Settings
-from gql.errors import DomainError
+from gql.errors import SubscriptionOverflow, TooManySubscriptions
 from gql.events import EventType, OrderStatus, Position
 from gql.listener import Listener
 from gql.metrics import SUBSCRIPTIONS
@@ -34,14 +34,6 @@ REPLAY_PAGE = 200  # events per page while a subscription replays from its curso
 # autoanalyze or a customer registration, which rings no doorbell): re-read after 2 ms, then
 # doubling up to 50 ms, so they leave at most that long after it ends.
 HELD_RETRY = (0.002, 0.05)
-
-
-class SubscriptionOverflow(DomainError):
-    code = "SUBSCRIPTION_OVERFLOW"
-
-
-class TooManySubscriptions(DomainError):
-    code = "TOO_MANY_SUBSCRIPTIONS"
 
 
 def quiet_gc() -> None:

@@ -29,9 +29,9 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
-from gql.access import NOBODY, Access, bearer
 from gql.config import Settings
 from gql.errors import Unauthenticated
+from gql.http.access import NOBODY, Access, bearer
 from gql.schema import build_schema
 from gql.schema.context import Context
 

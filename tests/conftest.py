@@ -24,9 +24,9 @@ import httpx
 import pytest
 import uvicorn
 
-from gql.app import create_app
 from gql.config import Settings
-from gql.server import uvicorn_options
+from gql.http.app import create_app
+from gql.serve import uvicorn_options
 from gql.store.connection import APP_ROLE, as_role, create_pool
 from gql.store.migrations import migrate
 from tests.factories import settled_end

@@ -19,9 +19,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from gql.app import create_app
 from gql.config import Settings
 from gql.events import EventType, OrderStatus, Position
+from gql.http.app import create_app
 from gql.identity import Identity
 from gql.schema import build_schema
 from gql.schema.mutations import APPEND_MUTATIONS

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from bench.workloads import OURS
-from gql.app import create_app
 from gql.config import Settings
 from gql.events import EventType, OrderStatus
+from gql.http.app import create_app
 from gql.seed import seed
 from gql.store.connection import create_pool
 from tests.factories import append, order_in

@@ -10,8 +10,8 @@ import asyncpg
 import httpx
 import pytest
 
-from gql.app import create_app
 from gql.config import Settings
+from gql.http.app import create_app
 from gql.store.connection import create_pool
 from tests.factories import customer
 

@@ -12,9 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
-from gql.app import create_app
 from gql.config import Settings
 from gql.events import EventType, OrderStatus
+from gql.http.app import create_app
 from gql.store.connection import create_pool
 from gql.store.projections import rebuild_projections
 from tests.conftest import LiveServer

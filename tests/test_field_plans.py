@@ -22,18 +22,17 @@ from graphql import (
 )
 from strawberry.schema.config import StrawberryConfig
 
-from gql.app import create_app
 from gql.config import Settings
+from gql.http.app import create_app
 from gql.identity import OPEN, Grants
 from gql.schema import build_schema as build_ordergraph_schema
 from gql.schema.compiled import Unsupported
 from gql.schema.context import Info
-from gql.schema.event_types import EVENT_CLASSES
 from gql.schema.fastpath import FastPath
 from gql.schema.pagination import Connection, encode_cursor
 from gql.schema.queries import Query
 from gql.schema.scalars import SCALARS
-from gql.schema.types import Order, list_orders
+from gql.schema.types import EVENT_CLASSES, Order, list_orders
 from gql.seed import seed
 from tests.equivalence import answer_both, compile_document
 

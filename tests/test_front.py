@@ -12,10 +12,10 @@ from prometheus_client import REGISTRY
 from starlette.datastructures import State
 from starlette.types import Receive, Scope, Send
 
-from gql.access import Access, Authenticate
 from gql.config import Settings
 from gql.events import OrderStatus
-from gql.front import CompiledFront, read_body
+from gql.http.access import Access, Authenticate
+from gql.http.graphql import CompiledFront, read_body
 from gql.schema import build_schema
 from gql.schema.fastpath import FastPath
 from gql.store.lane import ReadLane

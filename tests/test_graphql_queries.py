@@ -10,9 +10,9 @@ import asyncpg
 import httpx
 import pytest
 
-from gql.app import create_app
 from gql.config import Settings
 from gql.events import EventType, OrderStatus
+from gql.http.app import create_app
 from gql.seed import seed
 from gql.store.connection import create_pool
 from tests.factories import append, customer, order_in

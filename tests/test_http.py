@@ -9,9 +9,9 @@ import asyncpg
 import httpx
 import pytest
 
-from gql.app import create_app
 from gql.config import Settings
 from gql.events import OrderStatus
+from gql.http.app import create_app
 from tests.factories import customer, order_in, snapshot
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"

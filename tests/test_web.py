@@ -1,4 +1,4 @@
-"""gql.web over HTTP: the pages, their cache and CSP headers, and the hashed assets."""
+"""gql.http.pages over HTTP: the pages, their cache and CSP headers, and the hashed assets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import httpx
 
-from gql.web import STATIC
+from gql.http.pages import STATIC
 
 
 async def test_web_index_is_the_app_and_is_revalidated(client: httpx.AsyncClient) -> None:

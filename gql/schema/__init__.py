@@ -22,11 +22,11 @@ from strawberry.schema.config import StrawberryConfig
 from gql.config import Settings
 from gql.schema.cost import CostModel, select_operation
 from gql.schema.errors import ErrorCodes
-from gql.schema.event_types import EVENT_CLASSES
 from gql.schema.mutations import Mutation
 from gql.schema.queries import Query
 from gql.schema.scalars import SCALARS
 from gql.schema.subscriptions import EventExecutor, Subscription
+from gql.schema.types import EVENT_CLASSES
 
 
 def build_schema(settings: Settings | None = None) -> strawberry.Schema:

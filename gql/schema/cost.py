@@ -33,23 +33,13 @@ from graphql import (
     get_named_type,
 )
 
-from gql.errors import DomainError
+from gql.errors import OperationNotFound, QueryTooComplex
 from gql.schema.pagination import EVENTS_PAGE, ORDERS_PAGE
 
 # A connection's page size when `first` is absent (the resolvers' defaults).
 _DEFAULT_PAGE = {"OrderConnection": ORDERS_PAGE, "OrderEventConnection": EVENTS_PAGE}
 _PAGED = frozenset({"nodes", "edges"})  # the fields of a connection repeated per row
 _CACHED_SHAPES = 512
-
-
-class QueryTooComplex(DomainError):
-    code = "QUERY_TOO_COMPLEX"
-
-
-class OperationNotFound(DomainError):
-    """The request does not say which of the document's operations to run (or names none)."""
-
-    code = "BAD_REQUEST"
 
 
 # A page size: a literal, or a variable with the size to use when it is absent or null.

@@ -10,7 +10,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
-from gql.errors import DomainError
+from gql.errors import DomainError, OperationRefused, RequestTimeout
 from gql.schema.scalars import InvalidScalar
 
 log = logging.getLogger("ordergraph.errors")
@@ -38,14 +38,6 @@ def _field(message: str) -> str | None:
         return None
     return found[2] if found[2] else found[1]
 _TIMED_OUT = "57014"  # PostgreSQL's query_canceled: the statement timeout fired
-
-
-class RequestTimeout(DomainError):
-    code = "REQUEST_TIMEOUT"
-
-
-class OperationRefused(DomainError):
-    code = "BAD_REQUEST"
 
 
 def client_error(error: GraphQLError, *, hide_suggestions: bool = False) -> GraphQLError:

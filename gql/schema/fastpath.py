@@ -20,12 +20,12 @@ from graphql import DocumentNode, OperationDefinitionNode, parse
 from graphql.execution.values import get_variable_values
 
 from gql.config import Settings
-from gql.errors import DomainError
+from gql.errors import DomainError, QueryTooComplex
 from gql.identity import Grants, Identity
 from gql.schema import appends
 from gql.schema.appends import AppendPlan, Appends
 from gql.schema.compiled import Compiler, Plan, Unsupported, with_viewer
-from gql.schema.cost import CostModel, QueryTooComplex
+from gql.schema.cost import CostModel
 from gql.schema.plans import compile_query
 
 log = logging.getLogger("ordergraph.fastpath")

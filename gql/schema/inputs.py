@@ -11,8 +11,9 @@ from typing import Any
 import strawberry
 
 from gql.errors import BadUserInput
-from gql.events import Actor, CancellationReason, EventType, NewEvent
+from gql.events import Actor, EventType, NewEvent
 from gql.identity import Grants, Identity
+from gql.schema.enums import CancellationReason
 from gql.schema.scalars import UUID, DateTime, Decimal, money
 
 

@@ -8,7 +8,6 @@ import strawberry
 
 from gql.events import EventType
 from gql.schema.context import Info
-from gql.schema.event_types import OrderEvent, event_from_row
 from gql.schema.inputs import (
     AddItemToOrderInput,
     AuthorizePaymentInput,
@@ -23,7 +22,7 @@ from gql.schema.inputs import (
     new_event,
     no_nul,
 )
-from gql.schema.types import Customer, Order
+from gql.schema.types import Customer, Order, OrderEvent, event_from_row
 from gql.store.append import append_event, register_customer
 
 

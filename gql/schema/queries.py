@@ -6,10 +6,16 @@ import strawberry
 
 from gql.events import EventType, OrderStatus, Position
 from gql.schema.context import Info
-from gql.schema.event_types import OrderEvent, event_from_row, position_text
 from gql.schema.pagination import EVENTS_PAGE, ORDERS_PAGE, Connection, connection, page_size
 from gql.schema.scalars import UUID, DateTime
-from gql.schema.types import Customer, Order, list_orders
+from gql.schema.types import (
+    Customer,
+    Order,
+    OrderEvent,
+    event_from_row,
+    list_orders,
+    position_text,
+)
 from gql.store import reads
 
 

@@ -12,21 +12,15 @@ from typing import Any
 import strawberry
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from gql.errors import DomainError, OrderNotFound
+from gql.errors import DomainError, LiveUnavailable, OrderNotFound
 from gql.events import Position
 from gql.live import EventFilter
 from gql.metrics import DELIVERED
 from gql.schema.context import Info
 from gql.schema.enums import EventType, OrderStatus
-from gql.schema.event_types import OrderEvent, event_from_row
 from gql.schema.scalars import UUID
-from gql.schema.types import Order
+from gql.schema.types import Order, OrderEvent, event_from_row
 from gql.store import Row
-
-
-class LiveUnavailable(DomainError):
-    code = "SERVICE_UNAVAILABLE"
-
 
 SHARE_SECONDS = 1.0  # how long one event's result may serve other identical subscriptions
 SHARE_ENTRIES = 4096

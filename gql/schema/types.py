@@ -1,18 +1,41 @@
-"""Orders, customers and their parts, built from read-model rows."""
+"""Orders, customers and events: the object types that refer to each other.
+
+An order lists its events and each event names its order, so both live here, built from
+read-model and log rows; the value types they hold are in gql/schema/parts.py.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Any
 
 import strawberry
 
-from gql.errors import CustomerNotFound
+from gql.errors import CustomerNotFound, OrderNotFound
 from gql.schema.context import Info
-from gql.schema.enums import EventOrder, EventType, OrderStatus, TimeAxis
-from gql.schema.fields import CUSTOMER, ITEM, ORDER, ORDER_CURSOR, STATE, TIMELINE_CURSOR, values
+from gql.schema.enums import CancellationReason, EventOrder, EventType, OrderStatus, TimeAxis
+from gql.schema.fields import (
+    ACTOR,
+    CUSTOMER,
+    EVENT,
+    ID,
+    ITEMS,
+    MONEY,
+    NUMBER,
+    ORDER,
+    ORDER_CURSOR,
+    PAYLOAD,
+    PLAIN,
+    POSITION,
+    REASON_CODE,
+    SHIPPED_ITEMS,
+    TIMELINE_CURSOR,
+    Field,
+    Form,
+    values,
+)
 from gql.schema.pagination import (
     ORDERS_PAGE,
     Connection,
@@ -20,50 +43,9 @@ from gql.schema.pagination import (
     decode_cursor,
     page_size,
 )
-from gql.schema.scalars import UUID, DateTime, Decimal
+from gql.schema.parts import Actor, OrderItem, OrderState, ShippedItem, items
+from gql.schema.scalars import JSON, UUID, DateTime, Decimal
 from gql.store import reads
-
-if TYPE_CHECKING:
-    from gql.schema.event_types import OrderEvent
-
-OrderEventRef = Annotated["OrderEvent", strawberry.lazy("gql.schema.event_types")]
-
-
-@strawberry.type(description="Who caused an event.")
-class Actor:
-    type: str
-    id: str
-
-
-@strawberry.type(description="One line of an order: a sku at a unit price.")
-class OrderItem:
-    sku: str
-    quantity: int
-    unit_price: Decimal
-    line_total: Decimal
-
-    @classmethod
-    def from_json(cls, item: Mapping[str, Any]) -> OrderItem:
-        return cls(**values(ITEM, item))
-
-
-def _items(raw: list[dict[str, Any]]) -> list[OrderItem]:
-    return [OrderItem.from_json(item) for item in raw]
-
-
-@strawberry.type(description="An order's state derived from its events up to some point.")
-class OrderState:
-    status: OrderStatus | None
-    version: int
-    total_amount: Decimal
-    authorized_amount: Decimal
-    captured_amount: Decimal
-    items: list[OrderItem]
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any] | None) -> OrderState:
-        state = values(STATE, row or {})
-        return cls(**{**state, "items": _items(state["items"])})
 
 
 @strawberry.type(description="An order as its read model holds it now.")
@@ -83,7 +65,7 @@ class Order:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Order:
         order = values(ORDER, row)
-        return cls(**{**order, "items": _items(order["items"])}, customer_id=row["customer_id"])
+        return cls(**{**order, "items": items(order["items"])}, customer_id=row["customer_id"])
 
     @strawberry.field
     async def customer(self, info: Info) -> Customer:
@@ -100,9 +82,7 @@ class Order:
         after: str | None = None,
         types: list[EventType] | None = None,
         order_by: EventOrder = EventOrder.STREAM_VERSION,
-    ) -> Connection[OrderEventRef]:
-        from gql.schema.event_types import event_from_row
-
+    ) -> Connection[OrderEvent]:
         cap = info.context.settings.max_page_size
         size = page_size(first, cap, cap)
         after_version = decode_cursor(after, "v", int)[0] if after else None
@@ -149,3 +129,69 @@ async def list_orders(info: Info, *, first: int | None, after: str | None,
     rows = await reads.list_orders(info.context.pool, limit=size + 1, after=key,
                                    viewer=info.context.viewer, **filters)
     return connection(rows, size, Order.from_row, ORDER_CURSOR.value, after=after)
+
+
+@strawberry.interface(description="A fact recorded in an order's stream; never changed.")
+class OrderEvent:
+    id: UUID
+    order_id: UUID
+    stream_version: int
+    global_position: str = strawberry.field(
+        description="The event's place in the whole log; resume subscriptions and pages from it."
+    )
+    type: EventType
+    occurred_at: DateTime = strawberry.field(description="Business time, from the producer.")
+    recorded_at: DateTime = strawberry.field(description="When the log recorded the event.")
+    correlation_id: UUID | None
+    causation_id: UUID | None
+    actor: Actor | None
+    schema_version: int
+    payload: JSON
+
+    @strawberry.field
+    async def order(self, info: Info) -> Order:
+        row = await info.context.loaders.orders.load(self.order_id)
+        if row is None:
+            raise OrderNotFound(f"order {self.order_id} does not exist")
+        return Order.from_row(row)
+
+
+def _payload_field(field: Field) -> Any:
+    """A resolver reading the event's own data, as PAYLOAD describes it."""
+    annotation, lines = _FORMS[field.form]
+
+    def resolve(self: OrderEvent) -> Any:
+        value = field.value(self.payload)
+        return [lines(item) for item in value] if lines else value
+
+    resolve.__annotations__["return"] = annotation
+    return strawberry.field(resolver=resolve)
+
+
+# The GraphQL type of each form a payload key may take (and how its lines are built).
+_FORMS: dict[Form, tuple[Any, Any]] = {
+    PLAIN: (str, None), ID: (UUID, None), NUMBER: (int, None), MONEY: (Decimal, None),
+    REASON_CODE: (CancellationReason, None),
+    ITEMS: (list[OrderItem], OrderItem.from_json),
+    SHIPPED_ITEMS: (list[ShippedItem], ShippedItem.from_json),
+}
+
+
+def _event_class(event_type: EventType) -> type[OrderEvent]:
+    """The object type of one event type: the interface plus its payload's fields."""
+    namespace = {f.attribute: _payload_field(f) for f in PAYLOAD[event_type]}
+    namespace["__module__"] = __name__
+    return strawberry.type(type(event_type.value, (OrderEvent,), namespace))  # type: ignore[return-value]
+
+
+EVENT_CLASSES: dict[str, type[OrderEvent]] = {t.value: _event_class(t) for t in EventType}
+
+
+def position_text(row: Mapping[str, Any]) -> str:
+    """The event's globalPosition text (its cursor in the log)."""
+    return POSITION.value(row)
+
+
+def event_from_row(row: Mapping[str, Any]) -> OrderEvent:
+    actor = Actor(**values(ACTOR, row)) if row["actor_type"] else None
+    return EVENT_CLASSES[row["event_type"]](**values(EVENT, row), actor=actor)

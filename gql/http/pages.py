@@ -1,4 +1,4 @@
-"""The browser front-end: the web app at / and the offline GraphiQL page, both from gql/static.
+"""The pages for browsers: the web app at / and the offline GraphiQL page, both from gql/static.
 
 The assets are built from web/ by Vite and committed, so serving them needs no node and no
 internet: every script, stylesheet, font and worker comes from this package.
@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-STATIC = Path(__file__).parent / "static"
+STATIC = Path(__file__).parent.parent / "static"
 
 # Vite puts a content hash in every name under assets/, so a new build never reuses a URL:
 # browsers may keep those files for a year. The HTML pages name the current hashes, so they

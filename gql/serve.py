@@ -10,12 +10,12 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
-from gql.access import is_loopback
 from gql.config import Settings, settings_from_env
 from gql.database import database_url as resolve_database
 from gql.database import default_data_dir
 from gql.errors import ConfigurationError
-from gql.guard import LOOPBACK_HOSTS
+from gql.http.access import is_loopback
+from gql.http.guard import LOOPBACK_HOSTS
 from gql.store.connection import APP_ROLE, as_role, create_pool
 from gql.store.migrations import prepare
 
@@ -85,8 +85,8 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
         options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options(settings)}
         if workers > 1:
             os.environ["ORDERGRAPH_WORKER_DATABASE_URL"] = url
-            uvicorn.run("gql.app:app_from_env", factory=True, workers=workers, **options)
+            uvicorn.run("gql.http.app:app_from_env", factory=True, workers=workers, **options)
         else:
-            from gql.app import create_app
+            from gql.http.app import create_app
 
             uvicorn.run(create_app(settings_from_env(url)), **options)

@@ -9,6 +9,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gql.config import Settings
+from gql.errors import Forbidden, MisdirectedRequest
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
@@ -45,10 +46,10 @@ class SiteGuard:
             elif name == b"origin":
                 origin = value.decode("latin-1").lower().rstrip("/")
         if not self._host_allowed(host):
-            await _refuse(scope, send, 421, "MISDIRECTED_REQUEST",
+            await _refuse(scope, send, 421, MisdirectedRequest.code,
                           f"this server does not answer for host {host or '(none)'}")
         elif origin and not (origin in self.origins or _same_origin(origin, host)):
-            await _refuse(scope, send, 403, "FORBIDDEN",
+            await _refuse(scope, send, 403, Forbidden.code,
                           f"requests from {origin} are not allowed (ORDERGRAPH_ALLOWED_ORIGINS)")
         else:
             await self.app(scope, receive, send)

@@ -1,0 +1,325 @@
+"""GraphQL over HTTP at /graphql: one reading of the request, two ways to its answer.
+
+A request's params are read once (`read_params`: a JSON body, or the query string of a GET)
+and its media type picked once (`negotiate`). A document the resolvers answered once is then
+answered from its compiled SQL (`answer_compiled`, gql/schema/fastpath.py); anything else
+runs through strawberry's executor. Compiled POSTs are answered from the raw ASGI messages by
+`CompiledFront`, before starlette's routing, Request and Response, which cost more CPU than
+everything else together (bench/RESULTS.md, "Q1"); the starlette endpoint
+(`graphql_endpoint`) answers the rest: GETs, bodies without a Content-Length, documents not
+compiled yet, and failed reads, which the resolvers answer and report with their codes.
+
+Status codes follow the GraphQL-over-HTTP spec: with `Accept: application/graphql-response+json`
+a request that cannot run gets a 4xx (400 unparsable, 422 invalid); legacy `application/json`
+clients get 200 with `errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.datastructures import State
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry import Schema
+from strawberry.exceptions import MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
+
+from gql.config import Settings
+from gql.errors import BadRequest, RequestTimeout
+from gql.http.access import IDENTITY, NOBODY
+from gql.identity import Identity
+from gql.metrics import COMPILED, REQUESTS
+from gql.schema import appends
+from gql.schema.appends import Appends
+from gql.schema.context import Context
+from gql.schema.errors import client_error
+from gql.schema.fastpath import FastPath, Refused
+from gql.store import DATABASE_ERRORS
+from gql.store.reads import fetch_document
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+# content types a POST body may declare: none a browser form can send without asking first
+JSON_BODIES = (JSON, "application/graphql+json")
+# set on the scope by CompiledFront when it already tried the compiled path for this request
+COMPILED_TRIED = "ordergraph.compiled_tried"
+Params = tuple[str, dict[str, Any] | None, str | None]  # query, variables, operationName
+log = logging.getLogger("ordergraph.http")
+_ANSWERED, _FAILED, _APPENDED = (COMPILED.labels("read", "answered"), COMPILED.labels("read", "failed"),
+                                 COMPILED.labels("append", "ran"))
+
+
+# -- reading the request ------------------------------------------------------------------
+
+def negotiate(accept: str) -> str:
+    """The response media type for an Accept header."""
+    if GRAPHQL_RESPONSE in accept and not accept.startswith(JSON):
+        return GRAPHQL_RESPONSE
+    return JSON
+
+
+def params_of_body(body: bytes) -> Params:
+    """The params of a POST body; BadRequest when it is not a GraphQL request."""
+    params = _loads(body, "body")
+    if not isinstance(params, dict):
+        raise BadRequest("the body must be a JSON object with a `query`")
+    return _check_params(params)
+
+
+async def read_params(request: Request, settings: Settings) -> Params:
+    """The params of a GET's query string or a POST's JSON body (within the size limit)."""
+    if request.method in ("GET", "HEAD"):
+        params: dict[str, Any] = dict(request.query_params)
+        if "variables" in params:
+            params["variables"] = _loads(params["variables"], "variables")
+        if "extensions" in params:
+            params["extensions"] = _loads(params["extensions"], "extensions")
+        return _check_params(params)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in JSON_BODIES:
+        raise BadRequest(f"unsupported content type {content_type or '(none)'}; "
+                         "send the body as application/json", 415)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        raise BadRequest(f"request body larger than {settings.max_body_bytes} bytes", 413)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > settings.max_body_bytes:
+            raise BadRequest(f"request body larger than {settings.max_body_bytes} bytes", 413)
+    return params_of_body(bytes(body))
+
+
+def _loads(raw: str | bytes, what: str) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest(f"the {what} is not valid JSON") from None
+
+
+def _check_params(params: dict[str, Any]) -> Params:
+    query, variables, operation = (
+        params.get("query"), params.get("variables"), params.get("operationName"))
+    if not isinstance(query, str) or not query.strip():
+        raise BadRequest("no GraphQL query: send `query` as a string")
+    if variables is not None and not isinstance(variables, dict):
+        raise BadRequest("`variables` must be a JSON object")
+    if operation is not None and not isinstance(operation, str):
+        raise BadRequest("`operationName` must be a string")
+    return query, variables, operation
+
+
+# -- the compiled answer, shared by both ---------------------------------------------------
+
+async def answer_compiled(fast: FastPath | None, state: State, params: Params,
+                          *, mutations: bool, identity: Identity) -> bytes | Refused | None:
+    """The response body from the document's compiled statements (or its refusal), or None:
+    the resolvers answer. `mutations` says whether a known mutation may run (never over GET);
+    reads are scoped to what `identity` may see."""
+    query, variables, operation = params
+    compiled = (fast.compile(query, operation, variables, mutations=mutations,
+                             grants=state.access.grants, identity=identity) if fast else None)
+    if compiled is None or isinstance(compiled, Refused):
+        return compiled
+    if isinstance(compiled, Appends):
+        _APPENDED.inc()
+        return await appends.run(compiled, state.pool)
+    try:
+        data = await fetch_document(state.reads, *compiled)
+    except DATABASE_ERRORS:
+        # the resolvers answer instead, and report what is still wrong with its error code
+        log.exception("compiled query failed; answering through the resolvers")
+        _FAILED.inc()
+        return None
+    _ANSWERED.inc()
+    return b'{"data":' + data + b"}"
+
+
+def refused_status(media_type: str) -> int:
+    """A request refused before execution: 422 for GraphQL-over-HTTP clients, else 200."""
+    return 422 if media_type == GRAPHQL_RESPONSE else 200
+
+
+# -- compiled POSTs, straight from the ASGI messages ---------------------------------------
+
+class CompiledFront:
+    """Answers `POST <path>` requests whose document has a compiled plan (queries and
+    append mutations); passes everything else on to `app` unchanged."""
+
+    def __init__(self, app: ASGIApp, *, fast: FastPath, settings: Settings, state: State,
+                 path: str = "/graphql") -> None:
+        self.app, self.fast, self.state, self.path = app, fast, state, path
+        self.max_body = settings.max_body_bytes
+        self._timer = REQUESTS.labels("POST", path, "200")  # what MetricsMiddleware would record
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope["method"] != "POST"
+                or scope["path"] != scope.get("root_path", "") + self.path):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        length = accept = None
+        content_type = b""
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"accept":
+                accept = value
+            elif name == b"content-type":
+                content_type = value
+        # the app answers (and refuses) anything unusual: no declared length, too big, not JSON
+        if (length is None or not length.isdigit() or int(length) > self.max_body
+                or content_type.split(b";")[0].strip().decode("latin-1").lower() not in JSON_BODIES):
+            await self.app(scope, receive, send)
+            return
+        body = await read_body(receive)
+        if body is None:  # the client went away
+            return
+        answer = await self._answer(body, scope)
+        if answer is None:
+            scope[COMPILED_TRIED] = True
+            await self.app(scope, _replay(body, receive), send)
+            return
+        media_type = negotiate(accept.decode("latin-1") if accept else "")
+        status = 200
+        if isinstance(answer, Refused):
+            answer, status = answer.body, refused_status(media_type)
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", f"{media_type}; charset=utf-8".encode()),
+            (b"content-length", str(len(answer)).encode())]})
+        await send({"type": "http.response.body", "body": answer})
+        self._timer.observe(time.perf_counter() - started)
+
+    async def _answer(self, body: bytes, scope: Scope) -> bytes | Refused | None:
+        try:
+            params = params_of_body(body)
+        except BadRequest:  # the endpoint refuses it, with its message
+            return None
+        return await answer_compiled(self.fast, self.state, params, mutations=True,
+                                     identity=scope.get(IDENTITY, NOBODY))
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """A request's whole body from its ASGI messages; None when the client went away."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """`receive` for the app: the body already read, then the client's later messages."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        message: dict[str, Any] = {"type": "http.request", "body": body, "more_body": False}
+        return message
+
+    return replay
+
+
+# -- everything else: the starlette endpoint and the resolvers -----------------------------
+
+def codes_of(errors: list[Any]) -> set[str | None]:
+    return {(e.extensions or {}).get("code") for e in errors}
+
+
+def _response(body: dict[str, Any], status: int, media_type: str,
+              headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status, headers, media_type=f"{media_type}; charset=utf-8")
+
+
+def _error_body(message: str, code: str = BadRequest.code) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"code": code}}]}
+
+
+def graphql_endpoint(
+    schema: Schema,
+    settings: Settings,
+    context: Callable[[Request], Context],
+    ide: Callable[[Request], Response] | None,
+    fast: FastPath | None,
+) -> Callable[[Request], Awaitable[Response]]:
+    """The `/graphql` HTTP handler; `fast` learns the documents it answers without errors."""
+
+    async def endpoint(request: Request) -> Response:
+        media_type = negotiate(request.headers.get("accept", ""))
+        reading = request.method in ("GET", "HEAD")  # HEAD: GET's answer without its body
+        if (reading and ide is not None and "query" not in request.query_params
+                and "text/html" in request.headers.get("accept", "")):
+            return ide(request)
+        try:
+            params = await read_params(request, settings)
+        except BadRequest as exc:
+            return _response(_error_body(exc.message), exc.status, media_type, exc.headers)
+        try:
+            async with asyncio.timeout(settings.request_timeout):
+                return await run(request, params, media_type, reading)
+        except TimeoutError:
+            return _response(_error_body("the request took longer than its time budget; ask for "
+                                         "less", RequestTimeout.code), 503, media_type)
+
+    async def run(request: Request, params: Params, media_type: str, reading: bool) -> Response:
+        body_bytes = (None if request.scope.get(COMPILED_TRIED) else
+                      await answer_compiled(fast, request.app.state, params, mutations=not reading,
+                                            identity=request.scope.get(IDENTITY, NOBODY)))
+        if isinstance(body_bytes, Refused):
+            return Response(body_bytes.body, refused_status(media_type),
+                            media_type=f"{media_type}; charset=utf-8")
+        if body_bytes is not None:
+            return Response(body_bytes, 200, media_type=f"{media_type}; charset=utf-8")
+        query, variables, operation = params
+        allowed = ({OperationType.QUERY} if reading
+                   else {OperationType.QUERY, OperationType.MUTATION})
+        try:
+            result = await schema.execute(query, variables, context(request),
+                                          operation_name=operation,
+                                          allowed_operation_types=allowed)
+        except CannotGetOperationTypeError:
+            missing = (f"the document has no operation named {operation!r}" if operation
+                       else "the document has no operation")
+            return _response(_error_body(missing), 400, media_type)
+        except InvalidOperationTypeError as exc:
+            if exc.operation_type == OperationType.SUBSCRIPTION:
+                return _response(_error_body("subscriptions run over WebSocket at /graphql"),
+                                 405 if reading else 400, media_type, {"Allow": "POST"})
+            return _response(_error_body("mutations must be sent with POST"),
+                             405, media_type, {"Allow": "POST"})
+        except MissingQueryError:
+            return _response(_error_body("no GraphQL query"), 400, media_type)
+        body: dict[str, Any] = {}
+        errors = [client_error(e) for e in result.errors or []]  # coded ones pass unchanged
+        # errors before execution (parse, validation, variables) have no path and no data
+        refused = bool(errors) and result.data is None and all(e.path is None for e in errors)
+        if errors:
+            body["errors"] = [e.formatted for e in errors]
+        if not refused:
+            body["data"] = result.data
+        status = 200
+        if refused and media_type == GRAPHQL_RESPONSE:
+            status = 400 if "GRAPHQL_PARSE_FAILED" in codes_of(errors) else 422
+        if result.extensions:
+            body["extensions"] = result.extensions
+        if fast is not None and not errors:
+            fast.remember(query, operation)
+        elif fast is not None and refused and codes_of(errors) == {"QUERY_TOO_COMPLEX"}:
+            fast.remember_costly(query, operation)
+        return _response(body, status, media_type)
+
+    return endpoint
