@@ -140,3 +140,21 @@ async def test_the_front_over_a_real_server(live_server: LiveServer) -> None:
         assert answers[:3] == answers[3:]
         assert [a["data"]["order"]["id"] for a in answers[:3]] == [o["id"] for o in orders]
         assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+def _timed_as(status: str) -> float:
+    return REGISTRY.get_sample_value("ordergraph_http_request_seconds_count", {
+        "method": "POST", "route": "/graphql", "status": status}) or 0
+
+
+async def test_a_refusal_in_front_is_timed_with_its_status(client: httpx.AsyncClient) -> None:
+    document = """query($n: Int!) { orders(first: $n) { nodes { id customer {
+      orders(first: $n) { nodes { id events(first: $n) { nodes { id } } } } } } } }"""
+    learnt = await client.post("/graphql", json={"query": document, "variables": {"n": 1}})
+    assert "errors" not in learnt.json()
+    ok, refused = _timed_as("200"), _timed_as("422")
+    response = await client.post("/graphql", json={"query": document, "variables": {"n": 100}},
+                                 headers={"accept": GRAPHQL_RESPONSE})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
+    assert (_timed_as("200"), _timed_as("422")) == (ok, refused + 1)

@@ -158,7 +158,8 @@ class CompiledFront:
                  path: str = "/graphql") -> None:
         self.app, self.fast, self.state, self.path = app, fast, state, path
         self.max_body = settings.max_body_bytes
-        self._timer = REQUESTS.labels("POST", path, "200")  # what MetricsMiddleware would record
+        # what MetricsMiddleware would record: the usual answer's timer, resolved once
+        self._timer = REQUESTS.labels("POST", path, "200")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["method"] != "POST"
@@ -196,7 +197,8 @@ class CompiledFront:
             (b"content-type", f"{media_type}; charset=utf-8".encode()),
             (b"content-length", str(len(answer)).encode())]})
         await send({"type": "http.response.body", "body": answer})
-        self._timer.observe(time.perf_counter() - started)
+        timer = self._timer if status == 200 else REQUESTS.labels("POST", self.path, str(status))
+        timer.observe(time.perf_counter() - started)
 
     async def _answer(self, body: bytes, scope: Scope) -> bytes | Refused | None:
         try:
