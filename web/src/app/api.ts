@@ -57,16 +57,28 @@ const client = createClient({
   },
 });
 
-/** Starts a subscription; `onData` receives each result's data. Returns the unsubscribe. */
-export function subscribe<T>(query: string, variables: Record<string, unknown>, onData: (data: T) => void): () => void {
-  return client.subscribe<T>(
-    { query, variables },
-    {
-      next: (result) => {
-        if (result.data) onData(result.data);
-      },
-      error: (error) => console.error("subscription failed", error),
-      complete: () => undefined,
+/**
+ * Starts a subscription; `onData` receives each result's data. Returns the unsubscribe.
+ *
+ * With `cursorOf`, the subscription resumes without loss: graphql-ws sends the same payload
+ * again after every reconnect, so keeping its `after` variable at the cursor of the last result
+ * (`cursorOf(data)`) makes the resubscription continue where the last socket stopped.
+ */
+export function subscribe<T>(
+  query: string,
+  variables: Record<string, unknown>,
+  onData: (data: T) => void,
+  cursorOf?: (data: T) => string | null,
+): () => void {
+  const payload = { query, variables: { ...variables } };
+  return client.subscribe<T>(payload, {
+    next: (result) => {
+      if (!result.data) return;
+      const cursor = cursorOf?.(result.data);
+      if (cursor) payload.variables.after = cursor;
+      onData(result.data);
     },
-  );
+    error: (error) => console.error("subscription failed", error),
+    complete: () => undefined,
+  });
 }

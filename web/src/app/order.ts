@@ -143,7 +143,15 @@ export function renderOrder(root: HTMLElement, orderId: string, initialVersion?:
       }
       const page = new OrderPage(root, order, events);
       page.show(initialVersion ?? order.version);
-      unsubscribe = subscribe<LiveEvent>(LIVE_EVENTS, { orderId }, ({ orderEvents }) => page.receive(orderEvents));
+      // resumes after the last loaded event (events appended since the load are replayed), and
+      // after a reconnect from the last one received
+      const after = events.at(-1)?.globalPosition ?? null;
+      unsubscribe = subscribe<LiveEvent>(
+        LIVE_EVENTS,
+        { orderId, after },
+        ({ orderEvents }) => page.receive(orderEvents),
+        ({ orderEvents }) => orderEvents.globalPosition,
+      );
     },
     (error: Error) => {
       if (!stopped)

@@ -63,7 +63,7 @@ const EVENT_DATA: Record<string, string> = {
   OrderCancelled: "reason",
 };
 
-const EVENT_FIELDS = `__typename id streamVersion type occurredAt recordedAt correlationId causationId
+const EVENT_FIELDS = `__typename id streamVersion globalPosition type occurredAt recordedAt correlationId causationId
   actor { type id }
   ${Object.entries(EVENT_DATA)
     .map(([type, fields]) => `... on ${type} { ${fields} }`)
@@ -74,6 +74,7 @@ export const COMMON_EVENT_FIELDS = new Set([
   "__typename",
   "id",
   "streamVersion",
+  "globalPosition",
   "type",
   "occurredAt",
   "recordedAt",
@@ -86,6 +87,8 @@ export interface OrderEvent {
   __typename: string;
   id: string;
   streamVersion: number;
+  /** the event's place in the whole log: the cursor a subscription resumes after (not shown) */
+  globalPosition: string;
   type: string;
   occurredAt: string;
   recordedAt: string;
@@ -122,8 +125,9 @@ export const ORDER_EVENTS = `query Timeline($id: UUID!, $after: String) {
 }`;
 export type OrderEventsResult = { order: { events: Page<OrderEvent> } | null };
 
-export const LIVE_EVENTS = `subscription Timeline($orderId: UUID!) {
-  orderEvents(orderId: $orderId) { ${EVENT_FIELDS} }
+/** From `after` (the last event the page has) on: nothing recorded since is missed. */
+export const LIVE_EVENTS = `subscription Timeline($orderId: UUID!, $after: String) {
+  orderEvents(orderId: $orderId, after: $after) { ${EVENT_FIELDS} }
 }`;
 export type LiveEvent = { orderEvents: OrderEvent };
 
