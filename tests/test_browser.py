@@ -6,16 +6,25 @@ pages must work with the network cut to loopback. Screenshots land in tests/arti
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
-from playwright.async_api import BrowserContext, Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Page, Route, WebSocket, async_playwright, expect
+
+from gql.events import EventType, OrderStatus, Position
+from tests import factories
+from tests.conftest import serving
+from tests.test_access import AUDIENCE, ISSUER, Keys
 
 pytestmark = pytest.mark.browser
 
@@ -80,14 +89,22 @@ class Browser:
         await self.page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
-@pytest.fixture
-async def browser(browser_context: BrowserContext, live_server: Any) -> AsyncIterator[Browser]:
+@contextlib.asynccontextmanager
+async def opened(browser_context: BrowserContext, origin: str) -> AsyncIterator[Browser]:
+    """A new page on the server at `origin`; on leaving, it must have stayed on that server
+    and raised no uncaught error."""
     page = await browser_context.new_page()
-    session = Browser(page, live_server.url)
+    session = Browser(page, origin)
     yield session
     await page.close()
     assert session.foreign_requests() == [], "the page reached beyond the server"
     assert session.errors == [], "the page raised uncaught errors"
+
+
+@pytest.fixture
+async def browser(browser_context: BrowserContext, live_server: Any) -> AsyncIterator[Browser]:
+    async with opened(browser_context, live_server.url) as session:
+        yield session
 
 
 async def graphql(url: str, query: str, **variables: Any) -> dict[str, Any]:
@@ -268,3 +285,82 @@ async def test_order_page_shows_the_timeline_and_the_slider_changes_the_state(
     await expect(events.nth(1)).to_have_class(re.compile(r"\bis-after\b"))
     assert page.url.endswith("?version=1")
     await browser.screenshot("timeline-version-1")
+
+
+async def test_order_timeline_misses_nothing_across_a_token_expiry_reconnect(
+    browser_context: BrowserContext, database_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The order page signed in with a token valid for 3 s: its socket is closed with 4403,
+    graphql-ws reconnects with the fresh token put into session storage, and the timeline shows
+    every event of the order once and in order: one appended between the page's load and its
+    subscription, others while the first socket lives, while no socket is open, and after."""
+    keys = Keys(tmp_path / "jwks.json")
+    order_id = await factories.order_in(pool, OrderStatus.PLACED)
+
+    async def add_item() -> None:
+        await factories.append(pool, order_id, EventType.ITEM_ADDED_TO_ORDER,
+                               factories.payload_for(EventType.ITEM_ADDED_TO_ORDER))
+
+    await add_item()
+    async with serving(database_url, jwks=str(keys.path), jwt_issuer=ISSUER,
+                       jwt_audience=AUDIENCE, jwt_leeway=1.0) as server, \
+            opened(browser_context, server.url) as browser:
+        page = browser.page
+        sockets: list[WebSocket] = []
+        closed: list[WebSocket] = []
+        subscribes: list[dict[str, Any]] = []
+
+        def watch(ws: WebSocket) -> None:
+            sockets.append(ws)
+            ws.on("close", lambda _: closed.append(ws))
+            ws.on("framesent", lambda frame: subscribes.extend(
+                [sent] if (sent := json.loads(frame)).get("type") == "subscribe" else []))
+
+        page.on("websocket", watch)
+
+        async def append_after_the_load(route: Route) -> None:
+            """The timeline's load has read the log; the page subscribes only after this."""
+            response = await route.fetch()
+            if "query Timeline" in (route.request.post_data or ""):
+                await add_item()
+            await route.fulfill(response=response)
+
+        await page.route("**/graphql", append_after_the_load)
+        before = await active_subscriptions(server.url)
+        expires = time.time() + 3
+        short, fresh = keys.token(ttl=3, role="staff", sub="ann@shop"), keys.token(role="staff")
+        await page.goto(f"{server.url}/?token={short}#/orders/{order_id}")
+        await until_subscribed(page, server.url, before)
+        await page.unroute_all(behavior="wait")  # lets a request in its handler finish
+        await page.evaluate("token => sessionStorage.setItem('ordergraph.token', token)", fresh)
+
+        async with asyncio.timeout(10):  # while the first socket lives, until its 4403 close
+            while not closed:
+                await add_item()
+                await page.wait_for_timeout(300)
+        assert expires <= time.time() <= expires + 1.0 + 1.0 + 1.0  # leeway + 1 s (+ scheduling)
+        for _ in range(2):  # while no socket is open (graphql-ws waits over a second to retry)
+            await add_item()
+        assert len(sockets) == 1, "graphql-ws reconnected before the appends"
+        await expect(page.locator(".link-state")).to_have_text("Live")
+        for _ in range(2):  # on the new socket
+            await add_item()
+
+        logged = [str(row["event_id"]) for row in await pool.fetch(
+            "select event_id from order_events where order_id = $1 "
+            "order by log_xid, global_position", order_id)]
+        shown = page.locator(".events > .event")
+        await expect(shown).to_have_count(len(logged))
+        ids = await shown.evaluate_all("items => items.map((item) => item.id)")
+        assert ids == [f"event-{event_id}" for event_id in logged]
+        versions = await shown.evaluate_all("items => items.map((item) => item.dataset.version)")
+        assert versions == [str(version) for version in range(1, len(logged) + 1)]
+        assert len(sockets) == 2 and len(subscribes) == 2
+        # the resubscription continued from the last event the first socket delivered
+        assert subscribes[1]["payload"]["variables"]["after"] is not None
+        text = await page.locator(".timeline").inner_text()  # the cursor is not shown
+        positions = [Position(row["log_xid"], row["global_position"]).encode()
+                     for row in await pool.fetch("select log_xid, global_position from "
+                                                 "order_events where order_id = $1", order_id)]
+        assert "Global position" not in text and not [p for p in positions if p in text]
+        await browser.screenshot("timeline-resumed")
