@@ -22,6 +22,7 @@ import pytest
 
 from gql.events import EventType, Position
 from gql.identity import OPEN
+from gql.live import Delivery
 from gql.store import reads
 from gql.store.access import load_grants
 from gql.store.connection import create_pool
@@ -385,7 +386,7 @@ class _OneEvent:
         self.row = row
 
     async def follow(self, *args: Any, **kwargs: Any) -> Any:
-        yield self.row
+        yield Delivery(self.row)  # not rendered: the resolvers execute it
 
 
 async def test_one_event_is_executed_once_per_distinct_operation(pool: asyncpg.Pool) -> None:

@@ -10,15 +10,18 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import strawberry
+from graphql import ExecutionResult
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gql.errors import DomainError, OrderNotFound
 from gql.events import Position
-from gql.live import EventFilter
+from gql.live import Delivery, EventFilter
 from gql.metrics import DELIVERED
 from gql.schema.context import Info
 from gql.schema.enums import EventType, OrderStatus
 from gql.schema.event_types import OrderEvent, event_from_row
+from gql.schema.fields import STATUS_CHANGE, values
+from gql.schema.livepath import LivePath
 from gql.schema.scalars import UUID
 from gql.schema.types import Order
 from gql.store import Row
@@ -34,6 +37,17 @@ _RECENT: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], tuple[float
     weakref.WeakKeyDictionary())
 
 
+class Rendered:
+    """An event's payload `data` as the live hub rendered it (JSON text, shared by every
+    subscriber of the selection): sent as it is, in the protocol's frame (gql/websocket.py),
+    without executing the document for it."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 class EventExecutor(StrawberryGraphQLCoreExecutionContext):
     """Executes subscription events with fresh loaders, once per identical operation.
 
@@ -41,10 +55,13 @@ class EventExecutor(StrawberryGraphQLCoreExecutionContext):
     the rows of the first event to every later one, so each event gets new ones. Subscribers
     with the same document and variables get the same result for the same event (no field
     depends on who asks), so it is computed once and shared for a moment: the fan-out costs
-    one execution per distinct operation, not one per subscriber.
+    one execution per distinct operation, not one per subscriber. A payload the hub already
+    rendered is not executed at all.
     """
 
     def build_per_event_executor(self, payload: Any) -> Any:
+        if isinstance(payload, Rendered):
+            return _Shared(ExecutionResult(payload, None))
         key = self._share_key(payload)
         found = _recent(self.schema).get(key) if key is not None else None
         if found is not None and time.monotonic() - found[0] <= SHARE_SECONDS:
@@ -138,16 +155,22 @@ class OrderStatusChange:
     event: OrderEvent = strawberry.field(description="The event that changed the status.")
 
 
+_LIVE_PATHS: weakref.WeakKeyDictionary[Any, LivePath] = weakref.WeakKeyDictionary()
+
+
 async def _follow(info: Info, event_filter: EventFilter,
-                  after: Position | None = None) -> AsyncIterator[Row]:
-    """The hub's events for this operation; unexpected failures are masked, not leaked."""
+                  after: Position | None = None) -> AsyncIterator[Delivery]:
+    """The hub's events for this operation, rendered when its document compiles; unexpected
+    failures are masked, not leaked."""
     live = info.context.live
     if live is None:
         raise LiveUnavailable("live updates are not running on this server")
+    selection = _LIVE_PATHS.setdefault(info.schema, LivePath()).selection(info)
     try:
-        async for row in live.follow(event_filter, after=after, connection=_connection(info)):
+        async for delivery in live.follow(event_filter, after=after, connection=_connection(info),
+                                          selection=selection):
             DELIVERED.inc()
-            yield row
+            yield delivery
     except DomainError:
         raise
     except Exception as exc:
@@ -191,8 +214,9 @@ class Subscription:
         start = Position.decode(after) if after is not None else None
         event_filter = EventFilter(order_id=order_id, types=frozenset(types) if types else None,
                                    viewer=info.context.viewer)
-        async for row in _follow(info, event_filter, start):
-            yield _event(row)
+        async for delivery in _follow(info, event_filter, start):
+            yield (Rendered(delivery.data) if delivery.data is not None  # type: ignore[misc]
+                   else _event(delivery.row))
 
     @strawberry.subscription(description="Fires when an order's status changes (not for item events).")
     async def order_status_changed(
@@ -204,8 +228,9 @@ class Subscription:
         event_filter = EventFilter(order_id=order_id, status_changes=True,
                                    statuses=frozenset(statuses) if statuses else None,
                                    viewer=info.context.viewer)
-        async for row in _follow(info, event_filter):
-            previous = row["previous_status"]
-            yield OrderStatusChange(
-                previous_status=OrderStatus(previous) if previous else None,
-                status=OrderStatus(row["status"]), event=_event(row))
+        async for delivery in _follow(info, event_filter):
+            if delivery.data is not None:
+                yield Rendered(delivery.data)  # type: ignore[misc]
+            else:
+                yield OrderStatusChange(**values(STATUS_CHANGE, delivery.row),
+                                        event=_event(delivery.row))
