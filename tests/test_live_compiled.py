@@ -11,8 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+from graphql import OperationDefinitionNode, parse
+from graphql.execution.values import get_variable_values
 
+from gql.config import Settings
 from gql.events import EventType, Position
+from gql.schema import build_schema
+from gql.schema.compiled import Compiler, Unsupported, with_viewer
+from gql.schema.plans import compile_subscription
 from gql.store.connection import create_pool
 from tests.conftest import LiveServer, serving
 from tests.factories import append, customer, payload_for
@@ -210,3 +216,21 @@ async def test_a_failing_render_falls_back_to_the_resolvers(
         await pool.close()
     assert event["orderEvents"]["orderId"] == str(order_id)
     assert event["orderEvents"]["type"] == "ORDER_PLACED"
+
+
+def test_every_document_here_compiles_and_only_subscriptions_do() -> None:
+    """The payload tests above compare the two paths only if the compiler renders them."""
+    schema = build_schema()._schema
+    settings = Settings(database_url="")
+    for document, variables, _ in DOCUMENTS:
+        parsed = parse(document)
+        [operation] = [d for d in parsed.definitions if isinstance(d, OperationDefinitionNode)]
+        coerced = get_variable_values(schema, operation.variable_definitions or [],
+                                      {"o": None, **variables})
+        plan = compile_subscription(Compiler(schema, parsed, operation,
+                                             with_viewer(coerced, None), settings))
+        assert "og_sees" in plan.sql and "og_event" in plan.sql
+    query = parse("query { event(id: \"00000000-0000-0000-0000-000000000000\") { id } }")
+    with pytest.raises(Unsupported):
+        compile_subscription(Compiler(schema, query, query.definitions[0],  # type: ignore[arg-type]
+                                      with_viewer({}, None), settings))

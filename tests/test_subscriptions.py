@@ -26,7 +26,7 @@ from gql.live import Delivery
 from gql.store import reads
 from gql.store.access import load_grants
 from gql.store.connection import create_pool
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, seeded_server
 from tests.factories import append, customer, payload_for
 from tests.graphql import data
 from tests.ws import (
@@ -44,6 +44,13 @@ LIFECYCLE = [EventType.ORDER_PLACED, EventType.ITEM_ADDED_TO_ORDER, EventType.PA
 EVENTS_WITH_ORDER = """subscription($orderId: UUID) {
   orderEvents(orderId: $orderId) { type streamVersion globalPosition order { status version } }
 }"""
+
+
+@pytest.fixture(params=[True, False], ids=["compiled", "resolvers"])
+async def live_server(database_url: str, request: pytest.FixtureRequest) -> Any:
+    """Every test here runs with payloads rendered by the hub, and with the resolvers."""
+    async with seeded_server(database_url, compiled_reads=request.param) as server:
+        yield server
 
 
 def cursor(row: asyncpg.Record) -> str:
