@@ -110,21 +110,26 @@ class _Admission:
             self._expiry.cancel()
 
     async def send_message(self, message: Any) -> None:
-        """A result the live hub rendered goes out as its JSON text, framed by hand (the
-        `next` or `data` message); everything else through strawberry's JSON encoding."""
+        """Payloads the live hub rendered go out as their JSON text, framed here (`next` or
+        `data`), until the subscription needs its resolvers again; everything else through
+        strawberry's JSON encoding."""
         payload = message.get("payload")
         data = payload.get("data") if isinstance(payload, dict) else None
-        if isinstance(data, Rendered):
-            if len(payload) == 1:
-                frame = (f'{{"id":{orjson.dumps(message["id"]).decode()},'
-                         f'"type":"{message["type"]}","payload":{{"data":{data.text}}}}}')
-                try:
-                    await self.websocket.ws.send_text(frame)
-                except WebSocketDisconnect as exc:
-                    raise WebSocketDisconnected from exc
-                return
-            payload["data"] = orjson.loads(data.text)  # with errors or extensions beside it
-        await super().send_message(message)  # type: ignore[misc]
+        if not isinstance(data, Rendered):
+            await super().send_message(message)  # type: ignore[misc]
+            return
+        prefix = (f'{{"id":{orjson.dumps(message["id"]).decode()},"type":"{message["type"]}",'
+                  '"payload":{"data":')
+        try:
+            async for delivery in data.deliveries:
+                if delivery.data is None:
+                    data.stopped = delivery
+                    return
+                await self.websocket.ws.send_text(prefix + delivery.data + "}}")
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+        except Exception as exc:  # the resolver reports it, as for any subscription
+            data.error = exc
 
 
 class _TransportWS(_Admission, BaseGraphQLTransportWSHandler):  # type: ignore[type-arg]
@@ -224,4 +229,4 @@ class Subscriptions(GraphQL):  # type: ignore[type-arg]
     async def get_context(self, request: Any, response: Any = None) -> Context:
         # who asks is known at connection_init (_Admission.admit); until then: nobody
         return Context(self.state.pool, self.settings, self.state.access.grants, NOBODY,
-                       getattr(self.state, "live", None), request)
+                       getattr(self.state, "live", None), request, sends_rendered=True)

@@ -6,7 +6,7 @@ import asyncio
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import strawberry
@@ -21,7 +21,7 @@ from gql.schema.context import Info
 from gql.schema.enums import EventType, OrderStatus
 from gql.schema.event_types import OrderEvent, event_from_row
 from gql.schema.fields import STATUS_CHANGE, values
-from gql.schema.livepath import LivePath
+from gql.schema.livepath import CompiledSelection, LivePath
 from gql.schema.scalars import UUID
 from gql.schema.types import Order
 from gql.store import Row
@@ -38,14 +38,20 @@ _RECENT: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], tuple[float
 
 
 class Rendered:
-    """An event's payload `data` as the live hub rendered it (JSON text, shared by every
-    subscriber of the selection): sent as it is, in the protocol's frame (gql/websocket.py),
-    without executing the document for it."""
+    """The payloads the live hub renders for one compiled subscription, as JSON text.
 
-    __slots__ = ("text",)
+    The resolver yields this once; the WebSocket handler (gql/websocket.py) then sends each
+    payload as its protocol's frame as it arrives, with no GraphQL execution per event. It
+    hands control back at an event without a payload (`stopped`: the resolvers execute that
+    one) or at a failure (`error`: reported as the resolvers report it).
+    """
 
-    def __init__(self, text: str) -> None:
-        self.text = text
+    __slots__ = ("deliveries", "error", "stopped")
+
+    def __init__(self, deliveries: AsyncIterator[Delivery]) -> None:
+        self.deliveries = deliveries
+        self.stopped: Delivery | None = None
+        self.error: Exception | None = None
 
 
 class EventExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -158,14 +164,12 @@ class OrderStatusChange:
 _LIVE_PATHS: weakref.WeakKeyDictionary[Any, LivePath] = weakref.WeakKeyDictionary()
 
 
-async def _follow(info: Info, event_filter: EventFilter,
-                  after: Position | None = None) -> AsyncIterator[Delivery]:
-    """The hub's events for this operation, rendered when its document compiles; unexpected
-    failures are masked, not leaked."""
+async def _follow(info: Info, event_filter: EventFilter, after: Position | None,
+                  selection: CompiledSelection | None) -> AsyncIterator[Delivery]:
+    """The hub's events for this operation; unexpected failures are masked, not leaked."""
     live = info.context.live
     if live is None:
         raise LiveUnavailable("live updates are not running on this server")
-    selection = _LIVE_PATHS.setdefault(info.schema, LivePath()).selection(info)
     try:
         async for delivery in live.follow(event_filter, after=after, connection=_connection(info),
                                           selection=selection):
@@ -177,6 +181,35 @@ async def _follow(info: Info, event_filter: EventFilter,
         # errors from a subscription's source stream carry no path; make sure the error
         # mask treats them as internal, whatever their type
         raise RuntimeError("subscription failed") from exc
+
+
+async def _payloads(info: Info, event_filter: EventFilter, after: Position | None,
+                    payload: Callable[[Row], Any]) -> AsyncIterator[Any]:
+    """What a subscription resolver yields: the `payload` of each event for the resolvers,
+    or, when the document compiles and the connection sends rendered frames, `Rendered`."""
+    selection = (_LIVE_PATHS.setdefault(info.schema, LivePath()).selection(info)
+                 if info.context.sends_rendered else None)
+    deliveries = _follow(info, event_filter, after, selection)
+    try:
+        if selection is None:
+            async for delivery in deliveries:
+                yield payload(delivery.row)
+            return
+        rendered = Rendered(deliveries)
+        while True:
+            yield rendered
+            if rendered.error is not None:
+                raise rendered.error
+            if rendered.stopped is None:
+                return
+            row, rendered.stopped = rendered.stopped.row, None
+            yield payload(row)
+    finally:
+        await deliveries.aclose()
+
+
+def _status_change(row: Row) -> OrderStatusChange:
+    return OrderStatusChange(**values(STATUS_CHANGE, row), event=_event(row))
 
 
 _EVENTS: OrderedDict[int, tuple[Row, OrderEvent]] = OrderedDict()
@@ -214,9 +247,8 @@ class Subscription:
         start = Position.decode(after) if after is not None else None
         event_filter = EventFilter(order_id=order_id, types=frozenset(types) if types else None,
                                    viewer=info.context.viewer)
-        async for delivery in _follow(info, event_filter, start):
-            yield (Rendered(delivery.data) if delivery.data is not None  # type: ignore[misc]
-                   else _event(delivery.row))
+        async for payload in _payloads(info, event_filter, start, _event):
+            yield payload
 
     @strawberry.subscription(description="Fires when an order's status changes (not for item events).")
     async def order_status_changed(
@@ -228,9 +260,5 @@ class Subscription:
         event_filter = EventFilter(order_id=order_id, status_changes=True,
                                    statuses=frozenset(statuses) if statuses else None,
                                    viewer=info.context.viewer)
-        async for delivery in _follow(info, event_filter):
-            if delivery.data is not None:
-                yield Rendered(delivery.data)  # type: ignore[misc]
-            else:
-                yield OrderStatusChange(**values(STATUS_CHANGE, delivery.row),
-                                        event=_event(delivery.row))
+        async for payload in _payloads(info, event_filter, None, _status_change):
+            yield payload
