@@ -120,12 +120,14 @@ class _Admission:
             return
         prefix = (f'{{"id":{orjson.dumps(message["id"]).decode()},"type":"{message["type"]}",'
                   '"payload":{"data":')
+        delivery = data.pending
         try:
-            async for delivery in data.deliveries:
+            while delivery is not None:
                 if delivery.data is None:
                     data.stopped = delivery
                     return
                 await self.websocket.ws.send_text(prefix + delivery.data + "}}")
+                delivery = await anext(data.deliveries, None)
         except WebSocketDisconnect as exc:
             raise WebSocketDisconnected from exc
         except Exception as exc:  # the resolver reports it, as for any subscription

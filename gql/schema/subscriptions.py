@@ -40,16 +40,18 @@ _RECENT: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], tuple[float
 class Rendered:
     """The payloads the live hub renders for one compiled subscription, as JSON text.
 
-    The resolver yields this once; the WebSocket handler (gql/websocket.py) then sends each
-    payload as its protocol's frame as it arrives, with no GraphQL execution per event. It
-    hands control back at an event without a payload (`stopped`: the resolvers execute that
-    one) or at a failure (`error`: reported as the resolvers report it).
+    The resolver yields this with the first rendered event (`pending`); the WebSocket
+    handler (gql/websocket.py) then sends each payload as its protocol's frame as it
+    arrives, with no GraphQL execution per event. It hands control back at an event without
+    a payload (`stopped`: the resolvers execute that one), at the end of the stream (both
+    None) or at a failure (`error`: reported as the resolvers report it).
     """
 
-    __slots__ = ("deliveries", "error", "stopped")
+    __slots__ = ("deliveries", "error", "pending", "stopped")
 
     def __init__(self, deliveries: AsyncIterator[Delivery]) -> None:
         self.deliveries = deliveries
+        self.pending: Delivery | None = None
         self.stopped: Delivery | None = None
         self.error: Exception | None = None
 
@@ -190,20 +192,21 @@ async def _payloads(info: Info, event_filter: EventFilter, after: Position | Non
     selection = (_LIVE_PATHS.setdefault(info.schema, LivePath()).selection(info)
                  if info.context.sends_rendered else None)
     deliveries = _follow(info, event_filter, after, selection)
+    rendered = Rendered(deliveries)
     try:
-        if selection is None:
-            async for delivery in deliveries:
-                yield payload(delivery.row)
-            return
-        rendered = Rendered(deliveries)
-        while True:
+        # the first event read here: the hub counts (and caps) the subscriber before the
+        # operation yields anything, on both paths
+        pending = await anext(deliveries, None)
+        while pending is not None:
+            if pending.data is None:
+                yield payload(pending.row)
+                pending = await anext(deliveries, None)
+                continue
+            rendered.pending, rendered.stopped = pending, None
             yield rendered
             if rendered.error is not None:
                 raise rendered.error
-            if rendered.stopped is None:
-                return
-            row, rendered.stopped = rendered.stopped.row, None
-            yield payload(row)
+            pending = rendered.stopped
     finally:
         await deliveries.aclose()
 
