@@ -265,14 +265,25 @@ class LiveHub:
         return [Delivery(row, text) for row, text in zip(rows, texts, strict=True)]
 
     @contextlib.contextmanager
-    def _subscriber(self, event_filter: EventFilter, connection: Hashable | None,
-                    selection: Selection | None) -> Iterator[Subscriber]:
+    def _slot(self, connection: Hashable | None) -> Iterator[None]:
+        """One of the connection's subscriptions, counted before anything awaits, so that
+        the cap refuses the subscriptions sent last, whatever the database's timing."""
         limit = self.settings.max_subscriptions_per_connection
         if connection is not None and self._per_connection.get(connection, 0) >= limit:
             raise TooManySubscriptions(
                 f"a connection may hold at most {limit} subscriptions", limit=limit)
-        sub = Subscriber(event_filter, self.settings.subscription_queue_size, selection)
         self._per_connection[connection] += 1
+        try:
+            yield
+        finally:
+            self._per_connection[connection] -= 1
+            if not self._per_connection[connection]:
+                del self._per_connection[connection]
+
+    @contextlib.contextmanager
+    def _subscriber(self, event_filter: EventFilter,
+                    selection: Selection | None) -> Iterator[Subscriber]:
+        sub = Subscriber(event_filter, self.settings.subscription_queue_size, selection)
         self._subscribers[event_filter.order_id].add(sub)
         SUBSCRIPTIONS.inc()
         try:
@@ -282,9 +293,6 @@ class LiveHub:
             self._subscribers[event_filter.order_id].discard(sub)
             if not self._subscribers[event_filter.order_id]:
                 del self._subscribers[event_filter.order_id]
-            self._per_connection[connection] -= 1
-            if not self._per_connection[connection]:
-                del self._per_connection[connection]
 
     async def follow(
         self, event_filter: EventFilter, *, after: Position | None = None,
@@ -297,10 +305,17 @@ class LiveHub:
         without a gap because the subscriber queues live events before the replay starts,
         and without a duplicate because nothing at or before the last yielded position passes.
         """
-        if self._stale:
-            self.head = max(self.head, await reads.last_safe_position(self.pool))
-            self._stale = False
-        with self._subscriber(event_filter, connection, selection) as sub:
+        with self._slot(connection):
+            if self._stale:
+                self.head = max(self.head, await reads.last_safe_position(self.pool))
+                self._stale = False
+            async with contextlib.aclosing(self._follow(event_filter, after, selection)) as events:
+                async for delivery in events:
+                    yield delivery
+
+    async def _follow(self, event_filter: EventFilter, after: Position | None,
+                      selection: Selection | None) -> AsyncIterator[Delivery]:
+        with self._subscriber(event_filter, selection) as sub:
             self.wake()  # read what a skipped doorbell announced
             last = self.head if after is None else after
             sub.replaying = after is not None
