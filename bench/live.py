@@ -1,6 +1,7 @@
 """Live delivery: commit-to-client latency of subscriptions vs a bare asyncpg LISTEN client.
 
     python -m bench.live [--subscribers 1,100,1000] [--rate 200] [--seconds 10] [--rounds 1]
+                         [--json results.json]
 
 Starts `ordergraph serve` (the real CLI, one process) on a fresh database, then for each
 subscriber count N: a paced writer appends `rate` events/s round-robin over 100 orders while N
@@ -12,7 +13,8 @@ event loop: the NOTIFY itself, with no read of the log, no GraphQL and no WebSoc
 runs from the moment the writer sends the append (one autocommit statement) to the moment a
 client has parsed the message.
 Memory per subscriber is the server's RSS growth divided by N; CPU is the server process's
-share of one core while writing; `load` is the machine's 1-minute load average after the row
+share of one core while writing, and its CPU time per delivered event (CPU seconds over
+deliveries, in microseconds); `load` is the machine's 1-minute load average after the row
 (other work on the machine inflates both latencies). The server and this process are pinned to
 different cores.
 """
@@ -133,6 +135,11 @@ class Phase:
     floor: list[float]
     cpu: float
     memory: float
+    cpu_seconds: float = 0.0  # the server's CPU time while writing
+
+    @property
+    def cpu_per_delivery_us(self) -> float:
+        return self.cpu_seconds / self.received * 1e6 if self.received else 0.0
 
 
 async def _phase(count: int, orders: list[uuid.UUID], pool: asyncpg.Pool, base: str,
@@ -185,9 +192,10 @@ async def _phase(count: int, orders: list[uuid.UUID], pool: asyncpg.Pool, base: 
         duplicates += len(ids) - len(set(ids))
         latency += [(at - sent[uuid.UUID(eid)][0]) * 1000 for eid, at in s if eid in measured]
     floor_latency = [(floor[gp] - started) * 1000 for started, gp, _ in sent.values() if gp in floor]
-    cpu = (cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system) / (
-        wall_after - wall_before)
-    return Phase(count, expected, received, duplicates, latency, floor_latency, cpu * 100, memory)
+    cpu_seconds = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
+    cpu = cpu_seconds / (wall_after - wall_before)
+    return Phase(count, expected, received, duplicates, latency, floor_latency, cpu * 100, memory,
+                 cpu_seconds)
 
 
 def _row(p: Phase) -> str:
@@ -196,10 +204,20 @@ def _row(p: Phase) -> str:
     return (f"| {p.subscribers:,} | {p.deliveries:,} | {p.deliveries - p.received:,} | {p.duplicates} "
             f"| {p50:.1f} | {p99:.1f} | {max(p.latency, default=0):.1f} "
             f"| {percentile(p.floor, 50):.1f} | {fp99:.1f} | {p99 / fp99:.1f} | {p.cpu:.0f} "
-            f"| {memory} | {os.getloadavg()[0]:.1f} |")
+            f"| {p.cpu_per_delivery_us:.0f} | {memory} | {os.getloadavg()[0]:.1f} |")
 
 
-async def main(server_url: str, args: argparse.Namespace) -> None:
+def _summary(p: Phase) -> dict[str, float]:
+    return {"subscribers": p.subscribers, "deliveries": p.deliveries,
+            "lost": p.deliveries - p.received, "duplicates": p.duplicates,
+            "p50_ms": percentile(p.latency, 50), "p99_ms": percentile(p.latency, 99),
+            "max_ms": max(p.latency, default=0), "floor_p99_ms": percentile(p.floor, 99),
+            "server_cpu_percent": p.cpu, "server_cpu_seconds": p.cpu_seconds,
+            "server_cpu_us_per_delivery": p.cpu_per_delivery_us,
+            "rss_per_subscriber_kib": p.memory / 1024, "load": os.getloadavg()[0]}
+
+
+async def main(server_url: str, args: argparse.Namespace) -> list[dict[str, float]]:
     async with fresh_database(server_url) as url:
         pool = await create_pool(url, min_size=8, max_size=8)
         orders = await place_orders(pool, BOARD)
@@ -224,12 +242,16 @@ async def main(server_url: str, args: argparse.Namespace) -> None:
             print(f"# live delivery, {args.rate:g} events/s for {args.seconds:g} s per row, "
                   f"PostgreSQL {await server_version(url)}, {machine()}, {datetime.now(UTC):%Y-%m-%d}")
             print("| subscribers | deliveries | lost | dup | p50 ms | p99 ms | max ms | floor p50 ms "
-                  "| floor p99 ms | p99/floor p99 | server CPU % | RSS/subscriber KiB | load |")
-            print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+                  "| floor p99 ms | p99/floor p99 | server CPU % | server CPU µs/delivery "
+                  "| RSS/subscriber KiB | load |")
+            print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+            summaries = []
             for _ in range(args.rounds):
                 for count in args.subscribers:
                     p = await _phase(count, orders, pool, base, server, args, floor)
                     print(_row(p), flush=True)
+                    summaries.append(_summary(p))
+            return summaries
         finally:
             await listener.close()
             proc.terminate()
@@ -245,6 +267,7 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=200.0, help="events appended per second")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured writing per row")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every subscriber count")
+    parser.add_argument("--json", help="also write each row's figures to this JSON file")
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="do not pin the server and this process to different cores")
     args = parser.parse_args()
@@ -257,4 +280,7 @@ if __name__ == "__main__":
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     with postgres() as server:
-        asyncio.run(main(server, args))
+        results = asyncio.run(main(server, args))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(results, out, indent=2)

@@ -6,6 +6,11 @@ log's safe prefix (below the oldest running transaction), so events reach subscr
 log's order even when transactions commit out of order, and no event can appear behind one
 already delivered. Queues are bounded: a subscriber that falls too far behind is ended with
 SUBSCRIPTION_OVERFLOW and resumes from its last position.
+
+A subscriber whose document compiled brings a `Selection`: the hub renders the events of each
+read (and of each replay page) once per distinct selection, in one statement, and every
+subscriber of that selection gets the same rendered payload. A render that fails leaves the
+payload out, and the subscriber's resolvers answer those events instead.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from gql.config import Settings
 from gql.errors import SubscriptionOverflow, TooManySubscriptions
 from gql.events import EventType, OrderStatus, Position
 from gql.listener import Listener
-from gql.metrics import SUBSCRIPTIONS
+from gql.metrics import RENDERED, SUBSCRIPTIONS
 from gql.store import DATABASE_ERRORS, Pool, Row, reads
 
 log = logging.getLogger("ordergraph.live")
@@ -54,6 +60,25 @@ def position_of(row: Row) -> Position:
     return Position(row["log_xid"], row["global_position"])
 
 
+class Selection(Protocol):
+    """A compiled subscription payload: subscribers with equal keys get the same payloads."""
+
+    key: Hashable
+
+    async def render(self, pool: Pool, rows: Sequence[Row]) -> list[str | None]:
+        """The `data` JSON text of each row's payload, in one statement (None: not rendered)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """An event for subscribers: its log row and, for a compiled selection, its payload's
+    `data` as JSON text (None: the resolvers execute the subscriber's document)."""
+
+    row: Row
+    data: str | None = None
+
+
 @dataclass(frozen=True)
 class EventFilter:
     """Which events a subscription wants; `status_changes` keeps only events that move the order."""
@@ -78,21 +103,24 @@ class EventFilter:
         return True
 
 
-class Subscription:
-    """One subscriber's bounded queue; the hub offers, the subscriber takes."""
+class Subscriber:
+    """One subscription's bounded queue; the hub offers, the subscriber takes."""
 
-    def __init__(self, event_filter: EventFilter, capacity: int) -> None:
+    def __init__(self, event_filter: EventFilter, capacity: int,
+                 selection: Selection | None = None) -> None:
         self.filter = event_filter
         self.capacity = capacity
+        self.selection = selection
         self.replaying = True  # while True, an overflow means "read the log again", not an error
         self.lagged = False
         self.overflowed = False
         self.closed = False
-        self._queue: deque[Row] = deque()
+        self._queue: deque[Delivery] = deque()
         self._ready = asyncio.Event()
 
-    def offer(self, row: Row) -> None:
-        if self.overflowed or self.lagged or not self.filter.matches(row):
+    def offer(self, delivery: Delivery) -> None:
+        """Queue an event the filter matched (see `EventFilter.matches`)."""
+        if self.overflowed or self.lagged:
             return
         if len(self._queue) >= self.capacity:
             if self.replaying:
@@ -102,14 +130,14 @@ class Subscription:
                 self.overflowed = True
                 self._ready.set()
             return
-        self._queue.append(row)
+        self._queue.append(delivery)
         self._ready.set()
 
     def close(self) -> None:
         self.closed = True
         self._ready.set()
 
-    async def take(self) -> Row | None:
+    async def take(self) -> Delivery | None:
         """The next queued event; None once closed, or overflowed and drained."""
         while not self._queue:
             if self.overflowed or self.closed:
@@ -120,7 +148,7 @@ class Subscription:
 
 
 class LiveHub:
-    """Fan-out for one process: a listener, one reader task, and every subscription."""
+    """Fan-out for one process: a listener, one reader task, and every subscriber."""
 
     def __init__(self, pool: Pool, settings: Settings) -> None:
         self.pool = pool
@@ -129,7 +157,7 @@ class LiveHub:
         self._stale = False  # doorbells were skipped while nobody subscribed: the head lags
         self.listener = Listener(settings.database_url, self.wake)
         self._wake = asyncio.Event()
-        self._subscriptions: dict[uuid.UUID | None, set[Subscription]] = defaultdict(set)
+        self._subscribers: dict[uuid.UUID | None, set[Subscriber]] = defaultdict(set)
         self._per_connection: dict[Hashable, int] = defaultdict(int)
         self._reader: asyncio.Task[None] | None = None
 
@@ -148,7 +176,7 @@ class LiveHub:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        for subs in self._subscriptions.values():
+        for subs in self._subscribers.values():
             for sub in subs:
                 sub.close()
 
@@ -163,7 +191,7 @@ class LiveHub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), retry or poll)
             self._wake.clear()
-            if not self._subscriptions:  # nobody to deliver to: the first subscriber catches up
+            if not self._subscribers:  # nobody to deliver to: the first subscriber catches up
                 self._stale, retry = True, 0.0
                 continue
             try:
@@ -180,70 +208,121 @@ class LiveHub:
         """Offer every safe event after the head to its subscriptions; True when some are held."""
         while True:
             rows, held = await reads.read_log(self.pool, after=self.head, limit=READ_PAGE)
-            self._fan_out(rows)
+            await self._fan_out(rows)
             if held or len(rows) < READ_PAGE:
                 return held
 
-    def _fan_out(self, rows: Sequence[Row]) -> None:
-        everyone = self._subscriptions.get(None, ())
-        for row in rows:
-            for sub in everyone:
-                sub.offer(row)
-            for sub in self._subscriptions.get(row["order_id"], ()):
-                sub.offer(row)
+    async def _fan_out(self, rows: Sequence[Row]) -> None:
+        """Offer each row to the subscribers it matches; compiled selections are rendered
+        first, one statement per selection for all the rows its subscribers want."""
+        everyone = self._subscribers.get(None, ())
+        offers: list[tuple[Subscriber, int]] = []
+        wanted: dict[Hashable, tuple[Selection, list[int]]] = {}
+        for i, row in enumerate(rows):
+            for subs in (everyone, self._subscribers.get(row["order_id"], ())):
+                for sub in subs:
+                    if not sub.filter.matches(row):
+                        continue
+                    offers.append((sub, i))
+                    if sub.selection is not None:
+                        indexes = wanted.setdefault(sub.selection.key, (sub.selection, []))[1]
+                        if not indexes or indexes[-1] != i:
+                            indexes.append(i)
+        rendered = dict(zip(wanted, await asyncio.gather(*(
+            self._render(selection, [rows[i] for i in indexes], "live")
+            for selection, indexes in wanted.values())), strict=True))
+        by_selection = {key: dict(zip(indexes, rendered[key], strict=True))
+                        for key, (_, indexes) in wanted.items()}
+        plain: dict[int, Delivery] = {}
+        for sub, i in offers:
+            if sub.selection is not None:
+                sub.offer(by_selection[sub.selection.key][i])
+            else:
+                delivery = plain.get(i)
+                if delivery is None:
+                    delivery = plain[i] = Delivery(rows[i])
+                sub.offer(delivery)
         if rows:
             self.head = position_of(rows[-1])
 
+    async def _render(self, selection: Selection, rows: Sequence[Row],
+                      source: str) -> list[Delivery]:
+        """The rows with their payloads; without them (the resolvers answer) if it fails."""
+        try:
+            texts = await selection.render(self.pool, rows)
+        except Exception:  # a failing render must not stop the fan-out of every subscriber
+            log.exception("rendering subscription payloads failed; the resolvers answer them")
+            return [Delivery(row) for row in rows]
+        RENDERED.labels(source).inc()
+        return [Delivery(row, text) for row, text in zip(rows, texts, strict=True)]
+
     @contextlib.contextmanager
-    def _subscription(self, event_filter: EventFilter, connection: Hashable | None) -> Iterator[Subscription]:
+    def _slot(self, connection: Hashable | None) -> Iterator[None]:
+        """One of the connection's subscriptions, counted before anything awaits, so that
+        the cap refuses the subscriptions sent last, whatever the database's timing."""
         limit = self.settings.max_subscriptions_per_connection
         if connection is not None and self._per_connection.get(connection, 0) >= limit:
             raise TooManySubscriptions(
                 f"a connection may hold at most {limit} subscriptions", limit=limit)
-        sub = Subscription(event_filter, self.settings.subscription_queue_size)
         self._per_connection[connection] += 1
-        self._subscriptions[event_filter.order_id].add(sub)
+        try:
+            yield
+        finally:
+            self._per_connection[connection] -= 1
+            if not self._per_connection[connection]:
+                del self._per_connection[connection]
+
+    @contextlib.contextmanager
+    def _subscriber(self, event_filter: EventFilter,
+                    selection: Selection | None) -> Iterator[Subscriber]:
+        sub = Subscriber(event_filter, self.settings.subscription_queue_size, selection)
+        self._subscribers[event_filter.order_id].add(sub)
         SUBSCRIPTIONS.inc()
         try:
             yield sub
         finally:
             SUBSCRIPTIONS.dec()
-            self._subscriptions[event_filter.order_id].discard(sub)
-            if not self._subscriptions[event_filter.order_id]:
-                del self._subscriptions[event_filter.order_id]
-            self._per_connection[connection] -= 1
-            if not self._per_connection[connection]:
-                del self._per_connection[connection]
+            self._subscribers[event_filter.order_id].discard(sub)
+            if not self._subscribers[event_filter.order_id]:
+                del self._subscribers[event_filter.order_id]
 
     async def follow(
         self, event_filter: EventFilter, *, after: Position | None = None,
-        connection: Hashable | None = None,
-    ) -> AsyncIterator[Row]:
-        """Events matching the filter: those after `after` from the log, then live ones.
+        connection: Hashable | None = None, selection: Selection | None = None,
+    ) -> AsyncIterator[Delivery]:
+        """Events matching the filter: those after `after` from the log, then live ones,
+        rendered for `selection` when there is one.
 
         Without `after`, only events the hub reads from now on. Replay and live events meet
-        without a gap because the subscription queues live events before the replay starts,
+        without a gap because the subscriber queues live events before the replay starts,
         and without a duplicate because nothing at or before the last yielded position passes.
         """
-        if self._stale:
-            self.head = max(self.head, await reads.last_safe_position(self.pool))
-            self._stale = False
-        with self._subscription(event_filter, connection) as sub:
+        with self._slot(connection):
+            if self._stale:
+                self.head = max(self.head, await reads.last_safe_position(self.pool))
+                self._stale = False
+            async with contextlib.aclosing(self._follow(event_filter, after, selection)) as events:
+                async for delivery in events:
+                    yield delivery
+
+    async def _follow(self, event_filter: EventFilter, after: Position | None,
+                      selection: Selection | None) -> AsyncIterator[Delivery]:
+        with self._subscriber(event_filter, selection) as sub:
             self.wake()  # read what a skipped doorbell announced
             last = self.head if after is None else after
             sub.replaying = after is not None
             while sub.replaying:
                 sub.lagged = False
-                async for row in self._replay(event_filter, last):
-                    yield row
-                    last = position_of(row)
+                async for delivery in self._replay(event_filter, last, selection):
+                    yield delivery
+                    last = position_of(delivery.row)
                 # every event offered during this pass is queued, unless the queue overflowed:
                 # then it was dropped, and another pass reads it from the log
                 sub.replaying = sub.lagged
-            while (row := await sub.take()) is not None:
-                position = position_of(row)
+            while (delivery := await sub.take()) is not None:
+                position = position_of(delivery.row)
                 if position > last:
-                    yield row
+                    yield delivery
                     last = position
             if sub.overflowed:
                 raise SubscriptionOverflow(
@@ -251,14 +330,17 @@ class LiveHub:
                     "subscribe again with `after: lastPosition` to continue without a gap",
                     lastPosition=last.encode(), queueSize=sub.capacity)
 
-    async def _replay(self, event_filter: EventFilter, after: Position) -> AsyncIterator[Row]:
+    async def _replay(self, event_filter: EventFilter, after: Position,
+                      selection: Selection | None) -> AsyncIterator[Delivery]:
         types = sorted(event_filter.types, key=lambda t: t.value) if event_filter.types else None
         while True:
             rows = await reads.list_events(self.pool, limit=REPLAY_PAGE, after=after, types=types,
                                            order_id=event_filter.order_id,
                                            viewer=event_filter.viewer)
-            for row in rows:
-                yield row
+            page = ([Delivery(row) for row in rows] if selection is None or not rows
+                    else await self._render(selection, rows, "replay"))
+            for delivery in page:
+                yield delivery
             if len(rows) < REPLAY_PAGE:
                 return
             after = position_of(rows[-1])

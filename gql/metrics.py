@@ -21,4 +21,10 @@ COMPILED = Counter(
 )
 SUBSCRIPTIONS = Gauge("ordergraph_subscriptions", "Active GraphQL subscriptions")
 DELIVERED = Counter("ordergraph_events_delivered_total", "Events delivered to subscriptions")
+RENDERED = Counter(
+    "ordergraph_live_renders_total",
+    "Statements that rendered compiled subscription payloads: one per read of the log and "
+    "distinct selection (live), or per replay page",
+    ["source"],
+)
 LISTENER_UP = Gauge("ordergraph_listener_connected", "1 while the LISTEN connection is up")

@@ -19,6 +19,8 @@ import time
 from datetime import timedelta
 from typing import Any
 
+import orjson
+from starlette.websockets import WebSocketDisconnect
 from strawberry.asgi import GraphQL
 from strawberry.http.exceptions import (
     NonJsonMessageReceived,
@@ -34,6 +36,7 @@ from gql.errors import Unauthenticated
 from gql.http.access import NOBODY, Access, bearer
 from gql.schema import build_schema
 from gql.schema.context import Context
+from gql.schema.subscriptions import Rendered
 
 MALFORMED = 4400
 FORBIDDEN = 4403
@@ -105,6 +108,30 @@ class _Admission:
     def end_expiry(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
+
+    async def send_message(self, message: Any) -> None:
+        """Payloads the live hub rendered go out as their JSON text, framed here (`next` or
+        `data`), until the subscription needs its resolvers again; everything else through
+        strawberry's JSON encoding."""
+        payload = message.get("payload")
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if not isinstance(data, Rendered):
+            await super().send_message(message)  # type: ignore[misc]
+            return
+        prefix = (f'{{"id":{orjson.dumps(message["id"]).decode()},"type":"{message["type"]}",'
+                  '"payload":{"data":')
+        delivery = data.pending
+        try:
+            while delivery is not None:
+                if delivery.data is None:
+                    data.stopped = delivery
+                    return
+                await self.websocket.ws.send_text(prefix + delivery.data + "}}")
+                delivery = await anext(data.deliveries, None)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+        except Exception as exc:  # the resolver reports it, as for any subscription
+            data.error = exc
 
 
 class _TransportWS(_Admission, BaseGraphQLTransportWSHandler):  # type: ignore[type-arg]
@@ -204,4 +231,4 @@ class Subscriptions(GraphQL):  # type: ignore[type-arg]
     async def get_context(self, request: Any, response: Any = None) -> Context:
         # who asks is known at connection_init (_Admission.admit); until then: nobody
         return Context(self.state.pool, self.settings, self.state.access.grants, NOBODY,
-                       getattr(self.state, "live", None), request)
+                       getattr(self.state, "live", None), request, sends_rendered=True)

@@ -157,20 +157,20 @@ def _run_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, s
 @pytest.fixture
 async def live_server(database_url: str) -> AsyncIterator[LiveServer]:
     """A real uvicorn server (own thread and event loop) on a fresh database with demo data."""
+    async with seeded_server(database_url) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def seeded_server(database_url: str, **overrides: Any) -> AsyncIterator[LiveServer]:
     from gql.seed import seed
 
     seeding = await create_pool(database_url, min_size=1, max_size=4)
     await seed(seeding, orders=12, customers=4, seed=7, concurrency=4)
     await settled_end(seeding)  # the server's subscriptions start after the demo data
     await seeding.close()
-    # as the role the server runs as in production: it owns nothing and may only append
-    server, thread, url = await asyncio.to_thread(
-        _run_server, Settings(database_url=as_role(database_url, APP_ROLE)))
-    try:
-        yield LiveServer(url=url, database_url=database_url)
-    finally:
-        server.should_exit = True
-        await asyncio.to_thread(thread.join, 10)
+    async with serving(database_url, **overrides) as server:
+        yield server
 
 
 @contextlib.asynccontextmanager

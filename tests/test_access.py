@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -383,18 +384,24 @@ async def test_dev_tokens_are_trusted_only_when_asked(tmp_path: Path, monkeypatc
 
 
 # -- WebSocket --------------------------------------------------------------------------
-@pytest.fixture
-async def auth_server(database_url: str, keys: Keys) -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def _auth_server(database_url: str, keys: Keys, **more: Any) -> AsyncIterator[str]:
     """A real uvicorn server requiring tokens; yields its WebSocket URL."""
     from tests.conftest import _run_server
 
     server, thread, url = await asyncio.to_thread(
-        _run_server, auth_settings(as_role(database_url, APP_ROLE), keys))
+        _run_server, auth_settings(as_role(database_url, APP_ROLE), keys, **more))
     try:
         yield url.replace("http://", "ws://") + "/graphql"
     finally:
         server.should_exit = True
         await asyncio.to_thread(thread.join, 10)
+
+
+@pytest.fixture
+async def auth_server(database_url: str, keys: Keys) -> AsyncIterator[str]:
+    async with _auth_server(database_url, keys) as url:
+        yield url
 
 
 async def _close_code(url: str, protocol: str, payload: dict[str, Any]) -> int | None:
@@ -434,22 +441,42 @@ async def test_legacy_operations_need_an_admitted_connection(auth_server: str) -
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
 
 
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "resolvers"])
 async def test_subscriptions_deliver_a_customers_own_events_only(
-        auth_server: str, pool: asyncpg.Pool, keys: Keys) -> None:
+        database_url: str, pool: asyncpg.Pool, keys: Keys, compiled: bool) -> None:
     a, b = await factories.customer(pool), await factories.customer(pool)
-    for protocol in (TRANSPORT, LEGACY):
-        async with ws_client(auth_server, protocol, {"token": customer_token(keys, b)}) as ws:
-            await ws.subscribe(ORDER_EVENTS, "events")
-            await ws.subscribe(STATUS_CHANGED, "status")
-            await asyncio.sleep(0.3)  # subscribed before the appends
-            await order_in(pool, OrderStatus.PAID, a)  # A's: never delivered to B
-            order_b = await order_in(pool, OrderStatus.PAYMENT_AUTHORIZED, b)
-            events = await ws.collect(2, "events")
-            changes = await ws.collect(2, "status")
-        assert {e["orderEvents"]["orderId"] for e in events} == {str(order_b)}
-        assert {c["orderStatusChanged"]["order"]["id"] for c in changes} == {str(order_b)}
-        assert [c["orderStatusChanged"]["status"] for c in changes] == ["PLACED",
-                                                                        "PAYMENT_AUTHORIZED"]
+    async with _auth_server(database_url, keys, compiled_reads=compiled) as url:
+        for protocol in (TRANSPORT, LEGACY):
+            async with ws_client(url, protocol, {"token": customer_token(keys, b)}) as ws:
+                await ws.subscribe(ORDER_EVENTS, "events")
+                await ws.subscribe(STATUS_CHANGED, "status")
+                await asyncio.sleep(0.3)  # subscribed before the appends
+                await order_in(pool, OrderStatus.PAID, a)  # A's: never delivered to B
+                order_b = await order_in(pool, OrderStatus.PAYMENT_AUTHORIZED, b)
+                events = await ws.collect(2, "events")
+                changes = await ws.collect(2, "status")
+            assert {e["orderEvents"]["orderId"] for e in events} == {str(order_b)}
+            assert {c["orderStatusChanged"]["order"]["id"] for c in changes} == {str(order_b)}
+            assert [c["orderStatusChanged"]["status"] for c in changes] == [
+                "PLACED", "PAYMENT_AUTHORIZED"]
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "resolvers"])
+async def test_a_customers_replay_holds_its_own_events_only(
+        database_url: str, pool: asyncpg.Pool, keys: Keys, compiled: bool) -> None:
+    a, b = await factories.customer(pool), await factories.customer(pool)
+    await order_in(pool, OrderStatus.PAID, a)
+    order_b = await order_in(pool, OrderStatus.PLACED, b)
+    async with _auth_server(database_url, keys, compiled_reads=compiled) as url, \
+            ws_client(url, TRANSPORT, {"token": customer_token(keys, b)}) as ws:
+        await ws.subscribe(ORDER_EVENTS, "events", after="0" * 16 + "-" + "0" * 16)
+        [replayed] = await ws.collect(1, "events")
+        await order_in(pool, OrderStatus.PLACED, a)
+        await factories.append(pool, order_b, EventType.ITEM_ADDED_TO_ORDER,
+                               factories.payload_for(EventType.ITEM_ADDED_TO_ORDER))
+        [live] = await ws.collect(1, "events")
+    assert replayed["orderEvents"]["orderId"] == live["orderEvents"]["orderId"] == str(order_b)
+    assert [replayed["orderEvents"]["streamVersion"], live["orderEvents"]["streamVersion"]] == [1, 2]
 
 
 async def test_a_socket_closes_at_exp_and_a_new_token_resumes_without_loss(

@@ -214,8 +214,8 @@ async def test_a_replay_that_overflows_its_queue_reads_the_log_again(
     received: list[Any] = []
 
     async def read() -> None:
-        async for row in hub.follow(EventFilter(), after=Position(0, 0)):
-            received.append(row["event_id"])
+        async for delivery in hub.follow(EventFilter(), after=Position(0, 0)):
+            received.append(delivery.row["event_id"])
             await asyncio.sleep(0.001)  # a slow client: the replay takes a while
 
     reader = asyncio.create_task(read())
@@ -283,15 +283,15 @@ async def test_the_hub_reads_nothing_without_subscribers_and_catches_up_for_the_
         assert calls == 0
         live = hub.follow(EventFilter())
         first = asyncio.create_task(anext(live))
-        await eventually(lambda: _true(bool(hub._subscriptions)))
+        await eventually(lambda: _true(bool(hub._subscribers)))
         added = await append(pool, order_id, EventType.ITEM_ADDED_TO_ORDER,
                              payload_for(EventType.ITEM_ADDED_TO_ORDER))
         async with asyncio.timeout(5):
-            row = await first
+            delivery = await first
         await live.aclose()
     finally:
         await hub.stop()
-    assert row["event_id"] == added.event["event_id"], "only what came after subscribing"
+    assert delivery.row["event_id"] == added.event["event_id"], "only what came after subscribing"
 
 
 async def _true(value: bool) -> bool:

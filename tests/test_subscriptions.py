@@ -22,10 +22,11 @@ import pytest
 
 from gql.events import EventType, Position
 from gql.identity import OPEN
+from gql.live import Delivery
 from gql.store import reads
 from gql.store.access import load_grants
 from gql.store.connection import create_pool
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, seeded_server
 from tests.factories import append, customer, payload_for, settled_end
 from tests.graphql import data
 from tests.ws import (
@@ -43,6 +44,13 @@ LIFECYCLE = [EventType.ORDER_PLACED, EventType.ITEM_ADDED_TO_ORDER, EventType.PA
 EVENTS_WITH_ORDER = """subscription($orderId: UUID) {
   orderEvents(orderId: $orderId) { type streamVersion globalPosition order { status version } }
 }"""
+
+
+@pytest.fixture(params=[True, False], ids=["compiled", "resolvers"])
+async def live_server(database_url: str, request: pytest.FixtureRequest) -> Any:
+    """Every test here runs with payloads rendered by the hub, and with the resolvers."""
+    async with seeded_server(database_url, compiled_reads=request.param) as server:
+        yield server
 
 
 def cursor(row: asyncpg.Record) -> str:
@@ -422,7 +430,7 @@ class _OneEvent:
         self.row = row
 
     async def follow(self, *args: Any, **kwargs: Any) -> Any:
-        yield self.row
+        yield Delivery(self.row)  # not rendered: the resolvers execute it
 
 
 async def test_one_event_is_executed_once_per_distinct_operation(pool: asyncpg.Pool) -> None:

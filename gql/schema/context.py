@@ -65,6 +65,8 @@ class Context:
     live: Any = None
     request: Any = None
     connection_params: Any = None
+    # the connection sends payloads the live hub rendered as they are (gql/websocket.py)
+    sends_rendered: bool = False
     _loaders: Loaders | None = None
 
     @property

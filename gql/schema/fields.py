@@ -39,6 +39,7 @@ NUMBER = Form(lambda v: v, lambda x: x, access="->")
 # Money renders with at least two decimals: gql.schema.scalars.money and og_money_text agree
 MONEY = Form(_money, lambda x: f"og_money_text(({x})::numeric)")
 STATUS = Form(OrderStatus, lambda x: x)
+OPTIONAL_STATUS = Form(lambda v: None if v is None else OrderStatus(v), lambda x: x)
 REASON_CODE = Form(CancellationReason, lambda x: x)
 ID = Form(lambda v: v, lambda x: x)  # a UUID as text
 # JSON arrays of objects, rendered line by line (OrderItem, ShippedItem)
@@ -101,13 +102,18 @@ ORDER = (
 CUSTOMER = (column("id", "customer_id"), column("name", "name"), column("email", "email"))
 # og_state_at's row: before the first event its columns are null and the state is empty
 STATE = (
-    column("status", "status", Form(lambda v: None if v is None else OrderStatus(v), lambda x: x)),
+    column("status", "status", OPTIONAL_STATUS),
     column_or("version", "version", PLAIN, 0, "0"),
     column_or("totalAmount", "total_amount", MONEY, 0, "0"),
     column_or("authorizedAmount", "authorized_amount", MONEY, 0, "0"),
     column_or("capturedAmount", "captured_amount", MONEY, 0, "0"),
     column_or("items", "items", ITEMS, [], "'[]'"),
 )
+
+# orderStatusChanged's statuses, from the log row the live hub read (READ_LOG): null before
+# a new order
+STATUS_CHANGE = (column("previousStatus", "previous_status", OPTIONAL_STATUS),
+                 column("status", "status", STATUS))
 
 # -- JSON parts ---------------------------------------------------------------------------
 ITEM = (

@@ -33,6 +33,7 @@ from gql.schema.fields import (
     POSITION,
     SHIPPED_ITEM,
     STATE,
+    STATUS_CHANGE,
     TIMELINE_CURSOR,
     Field,
 )
@@ -47,6 +48,41 @@ def compile_query(c: Compiler) -> Plan:
     # bytes, so the answer passes through Python untouched; timestamps render natively
     # in the session's UTC as DateTime does (gql/schema/scalars.py)
     return c.plan(f"select convert_to({c.obj('Query', None, _query(c), fields)}::text, 'UTF8')")
+
+
+# A subscription's rendering reads one event per row of its batch: `p` is the batch's row
+# (event_id, status, previous_status, n), `ev` the event read through og_event (og_upcast).
+LIVE_EVENT = "ev"
+
+
+def compile_subscription(c: Compiler) -> Plan:
+    """The statement rendering a subscription's payload for a batch of log rows: its
+    parameters are the document's, then the rows' event ids (uuid[]), statuses and previous
+    statuses (text[], as the log read gives them); it returns (n, the `data` JSON text) for
+    the n-th row (from 1) the viewer may see. The hub applies the root field's arguments
+    (which events), so the statement renders only what is selected."""
+    if c.operation.operation.value != "subscription":
+        raise Unsupported("only subscriptions")
+    fields = c.collect("Subscription", c.operation.selection_set)
+    plans = {
+        "orderEvents": plan(lambda n, _: _event(c, LIVE_EVENT, n), "orderId", "types", "after"),
+        "orderStatusChanged": plan(lambda n, _: _status_change(c, n), "orderId", "statuses"),
+    }
+    built = c.obj("Subscription", None, plans, fields)
+    viewer = c.viewer()
+    batch = len(c.binders)
+    return c.plan(
+        f"select p.n, {built}::text from unnest(${batch + 1}::uuid[], ${batch + 2}::text[], "
+        f"${batch + 3}::text[]) with ordinality p(event_id, status, previous_status, n) "
+        f"cross join lateral og_event(p.event_id) {LIVE_EVENT} "
+        f"where og_sees({viewer}, {LIVE_EVENT}.customer_id) order by p.n")
+
+
+def _status_change(c: Compiler, nodes: list[FieldNode]) -> str:
+    plans = {**_columns(STATUS_CHANGE, "p"),
+             "order": plan(lambda n, _: _current_order(c, LIVE_EVENT, n)),
+             "event": plan(lambda n, _: _event(c, LIVE_EVENT, n))}
+    return c.obj("OrderStatusChange", nodes, plans)
 
 
 def compile_append(c: Compiler, nodes: list[FieldNode]) -> str:
@@ -219,10 +255,14 @@ def _event_plans(c: Compiler, e: str, event_type: EventType) -> Plans:
             source = field.sql(f"{e}.payload")
             plans[field.name] = plan(lambda n, _, s=source, t=line_type: _lines(c, s, t, n))
     if not c.row_local:  # reads the tables again
-        plans["order"] = plan(lambda n, _: (
-            f"(select {_order(c, 'o' + e, n)} from orders_current o{e} "
-            f"where o{e}.order_id = {e}.order_id)"))
+        plans["order"] = plan(lambda n, _: _current_order(c, e, n))
     return plans
+
+
+def _current_order(c: Compiler, e: str, nodes: list[FieldNode]) -> str:
+    """The order of the event `e` as it is now."""
+    return (f"(select {_order(c, 'o' + e, nodes)} from orders_current o{e} "
+            f"where o{e}.order_id = {e}.order_id)")
 
 
 def _event(c: Compiler, e: str, nodes: list[FieldNode]) -> str:

@@ -6,18 +6,21 @@ import asyncio
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import strawberry
+from graphql import ExecutionResult
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from gql.errors import DomainError, LiveUnavailable, OrderNotFound
 from gql.events import Position
-from gql.live import EventFilter
+from gql.live import Delivery, EventFilter
 from gql.metrics import DELIVERED
 from gql.schema.context import Info
 from gql.schema.enums import EventType, OrderStatus
+from gql.schema.fields import STATUS_CHANGE, values
+from gql.schema.livepath import CompiledSelection, LivePath
 from gql.schema.scalars import UUID
 from gql.schema.types import Order, OrderEvent, event_from_row
 from gql.store import Row
@@ -28,6 +31,25 @@ _RECENT: weakref.WeakKeyDictionary[Any, OrderedDict[tuple[Any, ...], tuple[float
     weakref.WeakKeyDictionary())
 
 
+class Rendered:
+    """The payloads the live hub renders for one compiled subscription, as JSON text.
+
+    The resolver yields this with the first rendered event (`pending`); the WebSocket
+    handler (gql/websocket.py) then sends each payload as its protocol's frame as it
+    arrives, with no GraphQL execution per event. It hands control back at an event without
+    a payload (`stopped`: the resolvers execute that one), at the end of the stream (both
+    None) or at a failure (`error`: reported as the resolvers report it).
+    """
+
+    __slots__ = ("deliveries", "error", "pending", "stopped")
+
+    def __init__(self, deliveries: AsyncIterator[Delivery]) -> None:
+        self.deliveries = deliveries
+        self.pending: Delivery | None = None
+        self.stopped: Delivery | None = None
+        self.error: Exception | None = None
+
+
 class EventExecutor(StrawberryGraphQLCoreExecutionContext):
     """Executes subscription events with fresh loaders, once per identical operation.
 
@@ -35,10 +57,13 @@ class EventExecutor(StrawberryGraphQLCoreExecutionContext):
     the rows of the first event to every later one, so each event gets new ones. Subscribers
     with the same document and variables get the same result for the same event (no field
     depends on who asks), so it is computed once and shared for a moment: the fan-out costs
-    one execution per distinct operation, not one per subscriber.
+    one execution per distinct operation, not one per subscriber. A payload the hub already
+    rendered is not executed at all.
     """
 
     def build_per_event_executor(self, payload: Any) -> Any:
+        if isinstance(payload, Rendered):
+            return _Shared(ExecutionResult(payload, None))
         key = self._share_key(payload)
         found = _recent(self.schema).get(key) if key is not None else None
         if found is not None and time.monotonic() - found[0] <= SHARE_SECONDS:
@@ -132,22 +157,56 @@ class OrderStatusChange:
     event: OrderEvent = strawberry.field(description="The event that changed the status.")
 
 
-async def _follow(info: Info, event_filter: EventFilter,
-                  after: Position | None = None) -> AsyncIterator[Row]:
+_LIVE_PATHS: weakref.WeakKeyDictionary[Any, LivePath] = weakref.WeakKeyDictionary()
+
+
+async def _follow(info: Info, event_filter: EventFilter, after: Position | None,
+                  selection: CompiledSelection | None) -> AsyncIterator[Delivery]:
     """The hub's events for this operation; unexpected failures are masked, not leaked."""
     live = info.context.live
     if live is None:
         raise LiveUnavailable("live updates are not running on this server")
     try:
-        async for row in live.follow(event_filter, after=after, connection=_connection(info)):
+        async for delivery in live.follow(event_filter, after=after, connection=_connection(info),
+                                          selection=selection):
             DELIVERED.inc()
-            yield row
+            yield delivery
     except DomainError:
         raise
     except Exception as exc:
         # errors from a subscription's source stream carry no path; make sure the error
         # mask treats them as internal, whatever their type
         raise RuntimeError("subscription failed") from exc
+
+
+async def _payloads(info: Info, event_filter: EventFilter, after: Position | None,
+                    payload: Callable[[Row], Any]) -> AsyncIterator[Any]:
+    """What a subscription resolver yields: the `payload` of each event for the resolvers,
+    or, when the document compiles and the connection sends rendered frames, `Rendered`."""
+    selection = (_LIVE_PATHS.setdefault(info.schema, LivePath()).selection(info)
+                 if info.context.sends_rendered else None)
+    deliveries = _follow(info, event_filter, after, selection)
+    rendered = Rendered(deliveries)
+    try:
+        # the first event read here: the hub counts (and caps) the subscriber before the
+        # operation yields anything, on both paths
+        pending = await anext(deliveries, None)
+        while pending is not None:
+            if pending.data is None:
+                yield payload(pending.row)
+                pending = await anext(deliveries, None)
+                continue
+            rendered.pending, rendered.stopped = pending, None
+            yield rendered
+            if rendered.error is not None:
+                raise rendered.error
+            pending = rendered.stopped
+    finally:
+        await deliveries.aclose()
+
+
+def _status_change(row: Row) -> OrderStatusChange:
+    return OrderStatusChange(**values(STATUS_CHANGE, row), event=_event(row))
 
 
 _EVENTS: OrderedDict[int, tuple[Row, OrderEvent]] = OrderedDict()
@@ -185,8 +244,8 @@ class Subscription:
         start = Position.decode(after) if after is not None else None
         event_filter = EventFilter(order_id=order_id, types=frozenset(types) if types else None,
                                    viewer=info.context.viewer)
-        async for row in _follow(info, event_filter, start):
-            yield _event(row)
+        async for payload in _payloads(info, event_filter, start, _event):
+            yield payload
 
     @strawberry.subscription(description="Fires when an order's status changes (not for item events).")
     async def order_status_changed(
@@ -198,8 +257,5 @@ class Subscription:
         event_filter = EventFilter(order_id=order_id, status_changes=True,
                                    statuses=frozenset(statuses) if statuses else None,
                                    viewer=info.context.viewer)
-        async for row in _follow(info, event_filter):
-            previous = row["previous_status"]
-            yield OrderStatusChange(
-                previous_status=OrderStatus(previous) if previous else None,
-                status=OrderStatus(row["status"]), event=_event(row))
+        async for payload in _payloads(info, event_filter, None, _status_change):
+            yield payload

@@ -209,3 +209,9 @@ async def last_safe_position(db: Db) -> Position:
 async def fetch_document(db: Db | ReadLane, sql: str, params: Sequence[object]) -> bytes:
     """A compiled GraphQL document's `data`, rendered as UTF-8 JSON by PostgreSQL."""
     return await db.fetchval(sql, *params)
+
+
+async def render_events(db: Db, sql: str, params: Sequence[object]) -> dict[int, str]:
+    """A compiled subscription's payloads for a batch of events (gql/schema/plans.py,
+    `compile_subscription`): the `data` JSON text by the event's place in the batch."""
+    return {row[0]: row[1] for row in await db.fetch(sql, *params)}
