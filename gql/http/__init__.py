@@ -17,7 +17,7 @@ one may answer a request itself and stop it there:
      the front (params, media type), the compiled answer when there is one, else strawberry's
      executor and the resolvers (gql/schema/); a browser's GET without a query gets the
      offline GraphiQL page (`pages`);
-   - `WS /graphql` → gql/websocket.py: subscriptions, fed by the live hub (gql/live.py);
+   - `WS /graphql` → `websocket`: subscriptions, fed by the live hub (gql/live.py);
    - `/healthz`, `/readyz`, `/metrics` → `health`;
    - `/` and `/static` → `pages`: the web app and its assets.
 

@@ -18,6 +18,7 @@ from gql.http.access import IDENTITY, NOBODY, Access, Authenticate
 from gql.http.disconnect import CancelOnDisconnect
 from gql.http.graphql import CompiledFront, graphql_endpoint
 from gql.http.guard import SiteGuard
+from gql.http.websocket import Subscriptions
 from gql.live import LiveHub, quiet_gc
 from gql.schema import build_schema
 from gql.schema.context import Context
@@ -26,7 +27,6 @@ from gql.store import Pool
 from gql.store.connection import create_pool, warn_if_superuser
 from gql.store.lane import ReadLane
 from gql.tokens import Verifier
-from gql.websocket import Subscriptions
 
 
 def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:

@@ -65,7 +65,7 @@ class Context:
     live: Any = None
     request: Any = None
     connection_params: Any = None
-    # the connection sends payloads the live hub rendered as they are (gql/websocket.py)
+    # the connection sends payloads the live hub rendered as they are (gql/http/websocket.py)
     sends_rendered: bool = False
     _loaders: Loaders | None = None
 

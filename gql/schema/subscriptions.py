@@ -35,7 +35,7 @@ class Rendered:
     """The payloads the live hub renders for one compiled subscription, as JSON text.
 
     The resolver yields this with the first rendered event (`pending`); the WebSocket
-    handler (gql/websocket.py) then sends each payload as its protocol's frame as it
+    handler (gql/http/websocket.py) then sends each payload as its protocol's frame as it
     arrives, with no GraphQL execution per event. It hands control back at an event without
     a payload (`stopped`: the resolvers execute that one), at the end of the stream (both
     None) or at a failure (`error`: reported as the resolvers report it).
