@@ -18,7 +18,7 @@ from gql.http.access import IDENTITY, NOBODY, Access, Authenticate
 from gql.http.disconnect import CancelOnDisconnect
 from gql.http.graphql import CompiledFront, graphql_endpoint
 from gql.http.guard import SiteGuard
-from gql.http.websocket import Subscriptions
+from gql.http.websocket import WebSocketEndpoint
 from gql.live import LiveHub, quiet_gc
 from gql.schema import build_schema
 from gql.schema.context import Context
@@ -67,7 +67,7 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
     routes: list[BaseRoute] = [
         Route("/graphql", graphql_endpoint(schema, settings, context, ide, fast),
               methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", Subscriptions(settings, app.state)),
+        WebSocketRoute("/graphql", WebSocketEndpoint(settings, app.state)),
         *health.routes(),
         *pages.routes(),
     ]

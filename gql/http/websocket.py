@@ -207,7 +207,7 @@ class _LegacyWS(_Admission, BaseGraphQLWSHandler):  # type: ignore[type-arg]
         await super().handle_message(message)
 
 
-class Subscriptions(GraphQL):  # type: ignore[type-arg]
+class WebSocketEndpoint(GraphQL):  # type: ignore[type-arg]
     """strawberry's WebSocket protocols, with a fresh context per connection."""
 
     graphql_transport_ws_handler_class = _TransportWS
