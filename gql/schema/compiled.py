@@ -51,6 +51,10 @@ Read = Callable[[dict[str, Any]], Any]
 # The key of the reading customer among a request's coerced variables (None: reads all);
 # no GraphQL variable can be named so. Every root a plan reads binds it (`Compiler.viewer`).
 VIEWER = "$viewer"
+# How much a cache of compiled documents keeps (queries and subscriptions alike): documents,
+# and shapes (page sizes, @include, orderBy …) per document.
+DOCUMENTS_KEPT = 512
+PLANS_PER_DOCUMENT = 8
 
 
 def with_viewer(variables: Any, viewer: Any) -> Any:

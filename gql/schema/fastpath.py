@@ -24,12 +24,18 @@ from gql.errors import DomainError, QueryTooComplex
 from gql.identity import Grants, Identity
 from gql.schema import appends
 from gql.schema.appends import AppendPlan, Appends
-from gql.schema.compiled import Compiler, Plan, Unsupported, with_viewer
+from gql.schema.compiled import (
+    DOCUMENTS_KEPT,
+    PLANS_PER_DOCUMENT,
+    Compiler,
+    Plan,
+    Unsupported,
+    with_viewer,
+)
 from gql.schema.cost import CostModel
 from gql.schema.plans import compile_query
 
 log = logging.getLogger("ordergraph.fastpath")
-_PLANS_PER_DOCUMENT = 8  # shapes (page sizes, @include, orderBy …) kept per document
 
 
 @lru_cache(maxsize=512)
@@ -56,7 +62,7 @@ class FastPath:
     validation and every limit) and compiles later requests for them: a query to one
     statement, an append mutation to one statement per field (gql/schema/appends.py)."""
 
-    def __init__(self, schema: strawberry.Schema, settings: Settings, size: int = 512) -> None:
+    def __init__(self, schema: strawberry.Schema, settings: Settings, size: int = DOCUMENTS_KEPT) -> None:
         self.schema = schema
         self.settings = settings
         self.size = size
@@ -139,7 +145,7 @@ class FastPath:
                 self._decline(query, operation_name)
                 return None
             plans.append(plan)
-            del plans[:-_PLANS_PER_DOCUMENT]
+            del plans[:-PLANS_PER_DOCUMENT]
         try:
             if isinstance(plan, AppendPlan):
                 return appends.prepare(self.schema, plan, coerced, grants, identity)

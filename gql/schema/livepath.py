@@ -19,15 +19,20 @@ from typing import Any
 from graphql import DocumentNode, OperationDefinitionNode
 
 from gql.errors import DomainError
-from gql.schema.compiled import Compiler, Plan, Unsupported, with_viewer
+from gql.schema.compiled import (
+    DOCUMENTS_KEPT,
+    PLANS_PER_DOCUMENT,
+    Compiler,
+    Plan,
+    Unsupported,
+    with_viewer,
+)
 from gql.schema.context import Info
 from gql.schema.plans import compile_subscription
 from gql.store import Pool, Row
 from gql.store.reads import render_events
 
 log = logging.getLogger("ordergraph.livepath")
-_DOCUMENTS = 512
-_PLANS_PER_DOCUMENT = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,7 +68,7 @@ class LivePath:
         entry = self._known.get(id(operation))
         if entry is None or entry[0] is not operation:
             entry = self._known[id(operation)] = (operation, [])
-            while len(self._known) > _DOCUMENTS:
+            while len(self._known) > DOCUMENTS_KEPT:
                 self._known.popitem(last=False)
         plans = entry[1]
         if plans is None:
@@ -76,7 +81,7 @@ class LivePath:
                 plan = compile_subscription(Compiler(info._raw_info.schema, document, operation,
                                                      variables, info.context.settings))
                 plans.append(plan)
-                del plans[:-_PLANS_PER_DOCUMENT]
+                del plans[:-PLANS_PER_DOCUMENT]
             params = plan.bind(variables)
         except Unsupported as declined:
             if declined.lasting:
@@ -88,10 +93,13 @@ class LivePath:
             log.exception("could not compile a subscription; the resolvers answer it from now on")
             self._known[id(operation)] = (operation, None)
             return None
-        return CompiledSelection((plan.sql, _frozen(params)), plan.sql, tuple(params))
+        return CompiledSelection((plan.sql, frozen(params)), plan.sql, tuple(params))
 
 
-def _frozen(value: Any) -> Any:
+def frozen(value: Any) -> Any:
+    """A hashable copy of variables or parameters (dicts by their sorted items)."""
+    if isinstance(value, dict):
+        return tuple(sorted((k, frozen(v)) for k, v in value.items()))
     if isinstance(value, list | tuple):
-        return tuple(_frozen(v) for v in value)
+        return tuple(frozen(v) for v in value)
     return value

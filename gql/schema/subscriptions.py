@@ -20,7 +20,7 @@ from gql.metrics import DELIVERED
 from gql.schema.context import Info
 from gql.schema.enums import EventType, OrderStatus
 from gql.schema.fields import STATUS_CHANGE, values
-from gql.schema.livepath import CompiledSelection, LivePath
+from gql.schema.livepath import CompiledSelection, LivePath, frozen
 from gql.schema.scalars import UUID
 from gql.schema.types import Order, OrderEvent, event_from_row
 from gql.store import Row
@@ -101,7 +101,7 @@ class EventExecutor(StrawberryGraphQLCoreExecutionContext):
         except KeyError:
             pass
         try:
-            variables = _frozen(self.variable_values.coerced)
+            variables = frozen(self.variable_values.coerced)
             key: tuple[Any, ...] | None = (id(self.operation), variables)
             hash(key)
         except (AttributeError, TypeError):
@@ -132,14 +132,6 @@ def _remember(recent: OrderedDict[Any, Any], key: tuple[Any, ...], entry: tuple[
     recent[key] = entry  # newest last, so the oldest go first
     while len(recent) > SHARE_ENTRIES or entry[0] - next(iter(recent.values()))[0] > SHARE_SECONDS:
         recent.popitem(last=False)
-
-
-def _frozen(value: Any) -> Any:
-    if isinstance(value, dict):
-        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return tuple(_frozen(v) for v in value)
-    return value
 
 
 async def _current_order(root: OrderStatusChange, info: Info) -> Order:
