@@ -213,8 +213,8 @@ class LiveHub:
                 return held
 
     async def _fan_out(self, rows: Sequence[Row]) -> None:
-        """Offer each row to the subscribers it matches; compiled selections are rendered
-        first, one statement per selection for all the rows its subscribers want."""
+        """Offer each row to the subscribers it matches: the resolvers' at once, compiled
+        selections once rendered (one statement per selection for all the rows it wants)."""
         everyone = self._subscribers.get(None, ())
         offers: list[tuple[Subscriber, int]] = []
         wanted: dict[Hashable, tuple[Selection, list[int]]] = {}
@@ -228,20 +228,20 @@ class LiveHub:
                         indexes = wanted.setdefault(sub.selection.key, (sub.selection, []))[1]
                         if not indexes or indexes[-1] != i:
                             indexes.append(i)
-        rendered = dict(zip(wanted, await asyncio.gather(*(
-            self._render(selection, [rows[i] for i in indexes], "live")
-            for selection, indexes in wanted.values())), strict=True))
-        by_selection = {key: dict(zip(indexes, rendered[key], strict=True))
-                        for key, (_, indexes) in wanted.items()}
         plain: dict[int, Delivery] = {}
         for sub, i in offers:
-            if sub.selection is not None:
-                sub.offer(by_selection[sub.selection.key][i])
-            else:
+            if sub.selection is None:
                 delivery = plain.get(i)
                 if delivery is None:
                     delivery = plain[i] = Delivery(rows[i])
                 sub.offer(delivery)
+        rendered = await asyncio.gather(*(self._render(selection, [rows[i] for i in indexes], "live")
+                                          for selection, indexes in wanted.values()))
+        by_selection = {key: dict(zip(indexes, deliveries, strict=True))
+                        for (key, (_, indexes)), deliveries in zip(wanted.items(), rendered, strict=True)}
+        for sub, i in offers:
+            if sub.selection is not None:
+                sub.offer(by_selection[sub.selection.key][i])
         if rows:
             self.head = position_of(rows[-1])
 
