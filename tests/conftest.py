@@ -112,7 +112,8 @@ async def empty_database_url(server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(database_url, min_size=1, max_size=20)
+    """A pool like the server's (generic plans), for apps and tests' own statements."""
+    pool = await create_pool(database_url, min_size=1, max_size=20, generic_plans=True)
     yield pool
     await pool.close()
 

@@ -37,7 +37,8 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
         owned = pool is None
         app.state.pool = pool or await create_pool(
             settings.database_url, min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size, statement_timeout=settings.request_timeout)
+            max_size=settings.pool_max_size, statement_timeout=settings.request_timeout,
+            generic_plans=True)
         await warn_if_superuser(app.state.pool)
         await access.load()
         app.state.reads = ReadLane(app.state.pool, settings.pool_max_size)

@@ -52,10 +52,14 @@ async def create_pool(
     on_connect: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
     command_timeout: float | None = 60,
     statement_timeout: float | None = None,
+    generic_plans: bool = False,
 ) -> asyncpg.Pool:
     """A pool; `command_timeout` None for bulk work (rebuild, export, import) whose statements
     run as long as the log is big; with `statement_timeout` (seconds) PostgreSQL cancels
-    longer statements."""
+    longer statements. `generic_plans` plans each prepared statement once per connection: the
+    server's statements read through schema.sql's page functions, written so that a generic
+    plan walks the same index a custom one would, and planning a compiled document's
+    statement anew costs more than running it."""
     async def init(conn: asyncpg.Connection) -> None:
         await init_connection(conn)
         if on_connect is not None:
@@ -65,7 +69,8 @@ async def create_pool(
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, init=init, reset=_keep_session,
             command_timeout=command_timeout, server_settings={"timezone": "UTC", **(
-                {"statement_timeout": f"{int(statement_timeout * 1000)}"} if statement_timeout else {})},
+                {"statement_timeout": f"{int(statement_timeout * 1000)}"} if statement_timeout else {}),
+                **({"plan_cache_mode": "force_generic_plan"} if generic_plans else {})},
         )
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {describe(exc)}") from exc
