@@ -238,8 +238,9 @@ class Compiler:
         return fields
 
     def obj(self, type_name: str, nodes: list[FieldNode] | None, plans: Plans,
-            fields: Fields | None = None) -> str:
-        """json_build_object of the selected fields of one `type_name`, each by its plan."""
+            fields: Fields | None = None, typename: str | None = None) -> str:
+        """json_build_object of the selected fields of one `type_name`, each by its plan;
+        `typename` renders `__typename` (SQL) where the row knows its own type."""
         fields = self.selected(type_name, nodes or []) if fields is None else fields
         if len(fields) > 50:  # json_build_object takes at most 100 arguments
             raise Unsupported("too many fields")
@@ -248,7 +249,7 @@ class Compiler:
         for key, field_nodes in fields.items():
             name = field_nodes[0].name.value
             if name == "__typename":
-                parts.append(f"'{key}', '{type_name}'")
+                parts.append(f"'{key}', {typename or repr(type_name)}")  # a GraphQL name
                 continue
             field_plan = plans.get(name)
             if field_plan is None:

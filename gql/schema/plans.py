@@ -19,7 +19,7 @@ from typing import Any
 from graphql import FieldNode
 
 from gql.events import EventType, Position
-from gql.schema.compiled import Args, Compiler, Fields, Plan, Plans, Unsupported, plan, value
+from gql.schema.compiled import Args, Compiler, Plan, Plans, Unsupported, plan, value
 from gql.schema.fields import (
     ACTOR,
     CUSTOMER,
@@ -266,14 +266,16 @@ def _current_order(c: Compiler, e: str, nodes: list[FieldNode]) -> str:
 
 
 def _event(c: Compiler, e: str, nodes: list[FieldNode]) -> str:
-    """One object per concrete type, chosen by the row's event type; one object when every
-    type selects the same interface fields."""
-    per_type: dict[EventType, Fields] = {t: c.selected(t.value, nodes) for t in EventType}
-    shapes = {tuple((k, v[0].name.value) for k, v in f.items()) for f in per_type.values()}
-    interface = {f.name for f in EVENT} | {"actor", "order"}
-    first = per_type[EventType.ORDER_PLACED]
-    if len(shapes) == 1 and all(v[0].name.value in interface for v in first.values()):
-        return c.obj("OrderPlaced", None, _event_plans(c, e, EventType.ORDER_PLACED), first)
-    whens = " ".join(f"when '{t.value}' then {c.obj(t.value, None, _event_plans(c, e, t), f)}"
-                     for t, f in per_type.items())
-    return f"case {e}.event_type {whens} end"
+    """One object per concrete type, chosen by the row's event type; types whose objects
+    render alike (the interface's fields, no fragment of their own) share one. The stored
+    event type is the GraphQL type's name, so `__typename` reads it from the row."""
+    shared: dict[str, list[str]] = {}
+    for t in EventType:
+        built = c.obj(t.value, None, _event_plans(c, e, t), c.selected(t.value, nodes),
+                      typename=f"{e}.event_type")
+        shared.setdefault(built, []).append(t.value)
+    if len(shared) == 1:
+        return next(iter(shared))
+    whens = " ".join(f"when {e}.event_type in ({', '.join(map(repr, types))}) then {built}"
+                     for built, types in shared.items())  # type names: no quotes to escape
+    return f"case {whens} end"
