@@ -85,6 +85,8 @@ async def test_listener_outage_is_reported_and_caught_up_from_the_log(
         orders = await _place_orders(pool, 2)
         start = await end_of_log(pool)
         reader = asyncio.create_task(_receive_all(server.ws_url, start, received))
+        # subscribed, so its own catch-up from `start` is over before the outage begins
+        await until_subscribed(server.url, 1)
         try:
             async with pool.acquire() as conn:
                 await admin.execute(f'alter database "{name}" allow_connections false')
