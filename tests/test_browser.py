@@ -179,8 +179,14 @@ async def test_graphiql_sends_headers_in_the_websocket_connection_init(
     browser: Browser, live_server: Any
 ) -> None:
     page = browser.page
-    sent: list[dict[str, Any]] = []
-    page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(json.loads(frame))))
+    # the page records what it sends itself: a `framesent` listener attached once Playwright
+    # reports the socket can miss the first frame
+    await page.add_init_script("""window.ogSent = [];
+        const send = WebSocket.prototype.send;
+        WebSocket.prototype.send = function (data) {
+            window.ogSent.push(data);
+            return send.call(this, data);
+        };""")
     await page.goto(f"{live_server.url}/graphql")
     editor = page.locator(".graphiql-query-editor")
     await expect(editor).to_contain_text("query RecentOrders")  # the editor is ready
@@ -192,6 +198,7 @@ async def test_graphiql_sends_headers_in_the_websocket_connection_init(
     before = await active_subscriptions(live_server.url)
     await page.get_by_role("button", name="Execute query").click()
     await until_subscribed(page, live_server.url, before)
+    sent = [json.loads(frame) for frame in await page.evaluate("window.ogSent")]
     init = [message for message in sent if message.get("type") == "connection_init"]
     assert [message.get("payload") for message in init] == [{"authorization": "Bearer browser-test"}]
 

@@ -31,7 +31,7 @@ $$;
 
 -- Orders, most recently active first; the keyset is (last_event_at, order_id) descending.
 -- `viewer` scopes every page to one customer's rows (og_sees); null reads all.
--- Each branch is the whole filter plus a gate on which arguments are given, so that exactly
+-- Each branch is the filter, less what its gate settles, and a gate on the given arguments: exactly
 -- one branch reads rows and it walks the index that answers it: one customer's orders (the
 -- argument's, or the only customer a viewer sees), the first `lim` of each status asked for,
 -- or everything by activity. The gates and the keyset's coalesced bounds hold in a generic
