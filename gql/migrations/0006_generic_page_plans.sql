@@ -36,7 +36,6 @@ $$;
 -- argument's, or the only customer a viewer sees), the first `lim` of each status asked for,
 -- or everything by activity. The gates and the keyset's coalesced bounds hold in a generic
 -- plan too, which PostgreSQL reuses instead of planning each execution.
-drop function if exists og_orders_page(timestamptz, uuid, text[], uuid, timestamptz, timestamptz, bigint);
 create or replace function og_orders_page(
     after_at timestamptz, after_id uuid, statuses text[], customer uuid,
     placed_after timestamptz, placed_before timestamptz, lim bigint, viewer uuid)
@@ -88,7 +87,6 @@ $$;
 -- reader has seen a position, no event can appear before it later. As in og_orders_page,
 -- a gate on the given arguments picks the one branch that reads, each from its index: one
 -- stream's events, one correlation's, one customer's (the viewer's), or the log itself.
-drop function if exists og_log_page(xid8, bigint, text[], uuid, uuid, timestamptz, timestamptz, bigint);
 create or replace function og_log_page(
     after_xid xid8, after_seq bigint, types text[], stream uuid, correlation uuid,
     occurred_after timestamptz, occurred_before timestamptz, lim bigint, viewer uuid)

@@ -38,7 +38,7 @@ from gql.schema.plans import compile_query
 log = logging.getLogger("ordergraph.fastpath")
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=DOCUMENTS_KEPT)
 def _parse(query: str) -> DocumentNode:
     return parse(query)
 
