@@ -1,10 +1,19 @@
-"""Appends per second: ordergraph's append path vs the same SQL sent straight with asyncpg.
+"""Appends per second: ordergraph's append path, the raw og_append, and the minimal append.
 
-    python -m bench.append [--seconds 4] [--rounds 2]
+    python -m bench.append [--seconds 4] [--rounds 3] [--smoke]
 
-Both contenders call `og_append` (schema.sql) with the same arguments; "ours" goes through
-gql.store.append.append_event (event building, error mapping, retries), "raw" sends the
-prepared statement with pre-built arguments. Rounds alternate contenders in one run.
+Contenders, one at a time, rounds alternating, all on one server in one run:
+
+- **ours**: gql.store.append.append_event (event building, error mapping, retries);
+- **raw**: the same og_append statement sent with pre-built arguments;
+- **minimal**: the least a durable append does, without rules: one statement that bumps a
+  stream head's version and inserts the event into a copy of the log (same columns and
+  indexes, no triggers). raw / minimal is what the rules cost (the state machine, the data's
+  checks, the grants, idempotency, the read model's fold).
+
+The NOTIFY trigger is off while these run (its cost is measured on its own, last). Best of
+the rounds. `--smoke` runs every contender once for a fraction of a second: it checks that the
+bench still runs, it measures nothing.
 """
 
 from __future__ import annotations
@@ -18,31 +27,57 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from bench.common import fresh_database, machine, place_orders, postgres, server_version
+from bench.common import SMOKE, fresh_database, machine, place_orders, postgres, server_version
 from gql.events import EventType, NewEvent
 from gql.identity import SYSTEM
 from gql.store.append import APPEND, append_event
 from gql.store.connection import create_pool
 
 ITEM = {"sku": "BENCH-1", "quantity": 1, "unitPrice": "1.00"}
+Append = Callable[[uuid.UUID], Awaitable[object]]
+
+# The minimal append's tables: the log's copy keeps its columns and indexes, not its rules.
+MINIMAL_TABLES = """
+create table bench_heads (order_id uuid primary key, version bigint not null);
+create table bench_events (like order_events including defaults including indexes);
+create sequence bench_position_seq;
+insert into bench_heads select order_id, version from orders_current;
+"""
+MINIMAL = """
+with head as (
+    update bench_heads set version = version + 1 where order_id = $2 returning version
+)
+insert into bench_events (event_id, order_id, stream_version, global_position, log_xid,
+                          event_type, payload, customer_id, status, schema_version)
+select $1, $2, head.version, nextval('bench_position_seq'), pg_current_xact_id(),
+       $3, $4, $5, 'PLACED', 1
+from head
+"""
 
 
-def ours(pool: asyncpg.Pool) -> Callable[[uuid.UUID], Awaitable[object]]:
+def ours(pool: asyncpg.Pool) -> Append:
     async def one(order_id: uuid.UUID) -> object:
         return await append_event(pool, NewEvent(order_id, EventType.ITEM_ADDED_TO_ORDER, ITEM),
                                   SYSTEM.claims())
     return one
 
 
-def raw(pool: asyncpg.Pool) -> Callable[[uuid.UUID], Awaitable[object]]:
+def raw(pool: asyncpg.Pool) -> Append:
     async def one(order_id: uuid.UUID) -> object:
-        return await pool.fetchrow(APPEND, uuid.uuid4(), order_id, "ItemAddedToOrder", ITEM, None,
-                                   None, None, None, None, None, 1)
+        return await pool.fetchrow(APPEND, uuid.uuid4(), order_id, "ItemAddedToOrder", ITEM,
+                                   None, None, None, None, None, None, None, *SYSTEM.claims())
     return one
 
 
-async def measure(append: Callable[[uuid.UUID], Awaitable[object]], streams: list[uuid.UUID],
-                  concurrency: int, seconds: float) -> float:
+def minimal(pool: asyncpg.Pool, customer: uuid.UUID) -> Append:
+    async def one(order_id: uuid.UUID) -> object:
+        return await pool.execute(MINIMAL, uuid.uuid4(), order_id, "ItemAddedToOrder", ITEM,
+                                  customer)
+    return one
+
+
+async def measure(append: Append, streams: list[uuid.UUID], concurrency: int,
+                  seconds: float) -> float:
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -58,37 +93,55 @@ async def measure(append: Callable[[uuid.UUID], Awaitable[object]], streams: lis
     return done / (time.perf_counter() - started)
 
 
-async def main(server: str, seconds: float, rounds: int) -> None:
+async def best(contenders: dict[str, Append], streams: list[uuid.UUID], concurrency: int,
+               seconds: float, rounds: int) -> dict[str, float]:
+    results: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, append in contenders.items():
+            results[name].append(await measure(append, streams, concurrency, seconds))
+    return {name: max(rates) for name, rates in results.items()}
+
+
+async def notify(pool: asyncpg.Pool, on: bool) -> None:
+    toggle = "enable always" if on else "disable"
+    await pool.execute(f"alter table order_events {toggle} trigger order_events_notify")
+
+
+async def main(server: str, seconds: float, rounds: int, levels: tuple[int, ...],
+               smoke: bool = False) -> None:
     async with fresh_database(server) as url:
-        pool = await create_pool(url, min_size=32, max_size=32)
+        pool = await create_pool(url, min_size=max(levels), max_size=max(levels))
         version = await server_version(url)
-        distinct = await place_orders(pool, 32)
-        hot = (await place_orders(pool, 1)) * 32
-        print(f"# appends/s, PostgreSQL {version}, {machine()}, {datetime.now(UTC):%Y-%m-%d}")
-        print("| workload | concurrency | ours/s | raw/s | ours/raw |")
-        print("|---|---|---|---|---|")
+        distinct = await place_orders(pool, max(levels))
+        hot = (await place_orders(pool, 1)) * max(levels)
+        customer = await pool.fetchval("select customer_id from orders_current limit 1")
+        await pool.execute(MINIMAL_TABLES)
+        contenders = {"ours": ours(pool), "raw": raw(pool), "minimal": minimal(pool, customer)}
+        print(f"# appends/s, PostgreSQL {version}, {machine()}, {datetime.now(UTC):%Y-%m-%d}, "
+              f"best of {rounds} rounds of {seconds:g} s, NOTIFY off")
+        if smoke:
+            print(f"# {SMOKE}")
+        print("| workload | writers | ours/s | raw/s | minimal/s | ours/raw | raw/minimal |")
+        print("|---|---|---|---|---|---|---|")
+        await notify(pool, False)
         for name, streams in (("distinct streams", distinct), ("one hot stream", hot)):
-            for concurrency in (1, 8, 32):
-                results: dict[str, list[float]] = {"ours": [], "raw": []}
-                for _ in range(rounds):
-                    for contender, factory in (("ours", ours), ("raw", raw)):
-                        results[contender].append(
-                            await measure(factory(pool), streams, concurrency, seconds))
-                o, r = max(results["ours"]), max(results["raw"])
-                print(f"| {name} | {concurrency} | {o:,.0f} | {r:,.0f} | {o / r:.2f} |")
+            for concurrency in levels:
+                rate = await best(contenders, streams, concurrency, seconds, rounds)
+                print(f"| {name} | {concurrency} | {rate['ours']:,.0f} | {rate['raw']:,.0f} | "
+                      f"{rate['minimal']:,.0f} | {rate['ours'] / rate['raw']:.2f} | "
+                      f"{rate['raw'] / rate['minimal']:.2f} |")
         print("\n# NOTIFY cost (raw appends/s, distinct streams)")
-        print("| concurrency | with NOTIFY | without | with/without |")
+        print("| writers | with NOTIFY | without | with/without |")
         print("|---|---|---|---|")
-        for concurrency in (1, 8, 32):
-            results = {"on": [], "off": []}
+        for concurrency in levels:
+            rates: dict[str, list[float]] = {"on": [], "off": []}
             for _ in range(rounds):
                 for state in ("on", "off"):
-                    toggle = "enable" if state == "on" else "disable"
-                    await pool.execute(f"alter table order_events {toggle} trigger order_events_notify")
-                    results[state].append(await measure(raw(pool), distinct, concurrency, seconds))
-            await pool.execute("alter table order_events enable trigger order_events_notify")
-            on, off = max(results["on"]), max(results["off"])
+                    await notify(pool, state == "on")
+                    rates[state].append(await measure(raw(pool), distinct, concurrency, seconds))
+            on, off = max(rates["on"]), max(rates["off"])
             print(f"| {concurrency} | {on:,.0f} | {off:,.0f} | {on / off:.2f} |")
+        await notify(pool, True)
         await pool.close()
 
 
@@ -96,7 +149,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=4.0, help="per contender and round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="run once, briefly: checks, measures nothing")
     args = parser.parse_args()
     with postgres() as server:
-        asyncio.run(main(server, args.seconds, args.rounds))
+        if args.smoke:
+            asyncio.run(main(server, 0.2, 1, (1, 2), smoke=True))
+        else:
+            asyncio.run(main(server, args.seconds, args.rounds, (1, 8, 32)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import socket
 import statistics
 import tempfile
 import uuid
@@ -33,20 +34,33 @@ def postgres() -> Iterator[str]:
         yield url
 
 
+# printed by every bench run with --smoke, above its table
+SMOKE = ("smoke run: tiny data, short cells, one round, every contender, code path and check "
+         "of the real run; it shows that the bench works, its figures measure nothing")
+
+
 @contextlib.asynccontextmanager
-async def fresh_database(server_url: str) -> AsyncIterator[str]:
+async def empty_database(server_url: str, template: str | None = None) -> AsyncIterator[str]:
+    """A new database on the server (a copy of `template` when given), dropped afterwards."""
     name = f"og_bench_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(server_url)
-    await admin.execute(f'create database "{name}"')
-    url = urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-    conn = await connect(url)
-    await migrate(conn)
-    await conn.close()
+    copy = f' template "{urlsplit(template).path.lstrip("/")}"' if template else ""
+    await admin.execute(f'create database "{name}"{copy}')
     try:
-        yield url
+        yield urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
     finally:
         await admin.execute(f'drop database "{name}" with (force)')
         await admin.close()
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str) -> AsyncIterator[str]:
+    """A new database with this release's schema, dropped afterwards."""
+    async with empty_database(server_url) as url:
+        conn = await connect(url)
+        await migrate(conn)
+        await conn.close()
+        yield url
 
 
 async def server_version(url: str) -> str:
@@ -79,3 +93,15 @@ def percentile(values: list[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports free on loopback now (smoke runs share machines)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()

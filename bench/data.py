@@ -1,6 +1,7 @@
 """Deterministic bench data (~8 events per order) and a fast loader that the database still checks.
 
     python -m bench.data --orders 20000 [--seed 7]      # load into a fresh embedded database, time it
+    python -m bench.data --smoke                        # 200 orders: checks it works, measures nothing
 
 The loader COPYs customers and a staging table of events in one round trip each, then moves the
 events into `order_events` with one `INSERT … SELECT` per stream version: the log's triggers
@@ -201,17 +202,28 @@ async def load(url: str, data: Dataset) -> float:
     return time.perf_counter() - started
 
 
-async def _main(server: str, orders: int, seed: int) -> None:
-    from bench.common import fresh_database
+async def _main(server: str, orders: int, seed: int, smoke: bool) -> None:
+    from bench.common import SMOKE, fresh_database, machine, server_version
 
     data = generate(orders, seed)
     async with fresh_database(server) as url:
         seconds = await load(url, data)
         conn = await asyncpg.connect(url)
         counts = await conn.fetch("select status, count(*) from orders_current group by 1 order by 1")
+        events = await conn.fetchval("select count(*) from order_events")
         await conn.close()
-    print(f"{orders} orders, {data.events} events ({data.events / orders:.1f} per order) "
-          f"loaded in {seconds:.1f}s; {dict((r['status'], r['count']) for r in counts)}")
+        version = await server_version(url)
+    print(f"# bench data set loaded through the log's rules; PostgreSQL {version}; {machine()}")
+    if smoke:
+        print(f"# {SMOKE}")
+    print("| orders | events | per order | seconds | events/s | orders by status |")
+    print("|---:|---:|---:|---:|---:|---|")
+    statuses = ", ".join(f"{status} {count:,}" for status, count in counts)
+    print(f"| {orders:,} | {data.events:,} | {data.events / orders:.1f} | {seconds:.1f} | "
+          f"{data.events / seconds:,.0f} | {statuses} |")
+    if sum(r["count"] for r in counts) != orders or events != data.events:
+        raise SystemExit(f"loaded {sum(r['count'] for r in counts)} orders and {events} events "
+                         f"of {orders} and {data.events}")
 
 
 if __name__ == "__main__":
@@ -219,8 +231,10 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--smoke", action="store_true",
+                        help="200 orders: checks that the bench works, measures nothing")
     args = parser.parse_args()
     from bench.common import postgres
 
     with postgres() as server:
-        asyncio.run(_main(server, args.orders, args.seed))
+        asyncio.run(_main(server, 200 if args.smoke else args.orders, args.seed, args.smoke))

@@ -30,6 +30,8 @@ def _statement(variables: dict[str, Any]) -> tuple[str, list[Any]]:
         return RAW_JSON_SQL["Q1"], [uuid.UUID(variables["id"])]
     if "status" in variables:
         return RAW_JSON_SQL["Q3"], [variables["status"]]
+    if "first" in variables:
+        return RAW_JSON_SQL["Q5"], []
     return RAW_JSON_SQL["Q2"], []
 
 

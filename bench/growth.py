@@ -3,15 +3,23 @@
     python -m bench.growth generate --orders 1000000 --output big.ndjson   # the data, as an export
     ordergraph import big.ndjson --database-url URL                         # loaded through the rules
     python -m bench.growth compare --small URL --large URL [--seconds 10] [--rounds 2]
+    python -m bench.growth --smoke      # all three on 100 and 300 orders: checks, measures nothing
 
 `generate` streams the bench data set (bench/data.py: ~8 events per order, one customer per
 five orders) as an `ordergraph export` file: orders come in chunks of 1,000 whose events are
 written version by version, cancellations with the first OrderCancelled schema_version (so the
 large log holds old events that every read upcasts). `compare` serves each database with
-`ordergraph serve` (one worker, pinned to one core) and drives Q1, Q3, W1 and E1 (the
-`events(after:)` page at the head of the log) with wrk from the other core, the two databases
+`ordergraph serve` (one worker, pinned to one core) and drives Q1, Q3, W1, E1 (the
+`events(after:)` page at the head of the log) and S1 (the dashboard's `orderStatistics`, every
+order counted and summed) with wrk from the other core, the two databases
 alternating within every round; then times `rebuild-projections` on both and measures bytes
 per event on disk. Figures go to bench/RESULTS.md by hand, with the command.
+
+`--smoke` does the whole recipe in one process: generates exports of 100 and 300 orders,
+imports each with `ordergraph import` into a fresh database of an embedded PostgreSQL (or
+DATABASE_URL's server), and compares them with 1 s cells, no warm-up and one round on free
+ports, rebuild included; it fails when a request failed or a rebuild changed a row. It shows
+that the bench works; its figures measure nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import asyncpg
 import orjson
 
 from bench import peers
+from bench.common import SMOKE, empty_database, free_ports, postgres
 from bench.compare import ensure_wrk, wrk
 from bench.data import Customer, plan_customers, plan_order
 from bench.workloads import OURS, STATUSES, request_bodies
@@ -37,7 +46,9 @@ from bench.workloads import OURS, STATUSES, request_bodies
 CHUNK = 1000
 E1 = """query E1($after: String) { events(first: 50, after: $after) {
     nodes { id type orderId streamVersion occurredAt payload } pageInfo { endCursor } } }"""
-WORKLOADS = ("Q1", "Q3", "W1", "E1")
+S1 = """query S1 { orderStatistics { count byStatus { status count }
+    byCurrency { currency count totalAmount capturedAmount refundedAmount } } }"""
+WORKLOADS = ("Q1", "Q3", "W1", "E1", "S1")
 
 
 def generate(orders: int, seed: int, out: IO[bytes]) -> int:
@@ -81,6 +92,8 @@ async def _facts(url: str) -> dict[str, Any]:
                    pg_database_size(current_database()) as database_bytes""")
         orders = [r[0] for r in await conn.fetch(
             "select order_id from orders_current tablesample system (1) limit 4000")]
+        if len(orders) < 100:  # a small table has few pages to sample from
+            orders = [r[0] for r in await conn.fetch("select order_id from orders_current limit 4000")]
         customers = [r[0] for r in await conn.fetch("select customer_id from customers limit 500")]
         head = await conn.fetchval("""
             select og_position(log_xid, global_position) from order_events
@@ -96,6 +109,8 @@ def _bodies(work: Path, name: str, facts: dict[str, Any]) -> dict[str, Path]:
         if workload == "E1":
             query = " ".join(E1.split())
             lines = [orjson.dumps({"query": query, "variables": {"after": facts["head"]}}).decode()]
+        elif workload == "S1":
+            lines = [orjson.dumps({"query": " ".join(S1.split())}).decode()]
         else:
             lines = request_bodies("ours", workload, facts["order_ids"], facts["customer_ids"])
         paths[workload] = work / f"{name}-{workload}.txt"
@@ -108,6 +123,10 @@ def _rebuild(url: str) -> tuple[float, str]:
     done = subprocess.run([sys.executable, "-m", "gql", "rebuild-projections", "--database-url", url],
                           capture_output=True, text=True, check=True)
     return time.perf_counter() - started, done.stdout.strip()
+
+
+def _ratio(large: float, small: float) -> str:
+    return f"{large / small:.2f}" if small else "n/a"
 
 
 def compare(args: argparse.Namespace) -> None:
@@ -124,10 +143,13 @@ def compare(args: argparse.Namespace) -> None:
                   f"{f['log_bytes'] / f['events']:.0f} bytes/event in order_events with its indexes "
                   f"({f['heap_bytes'] / f['events']:.0f} heap), database {f['database_bytes'] / 1e9:.2f} GB",
                   flush=True)
-        servers = {name: peers.ours(url, args.port + i, args.pool, args.server_cpu, work / f"{name}.log")
-                   for i, (name, url) in enumerate(sizes.items())}
+        ports = free_ports(2) if args.port is None else [args.port, args.port + 1]
+        servers = {name: peers.ours(url, port, args.pool, args.server_cpu, work / f"{name}.log")
+                   for port, (name, url) in zip(ports, sizes.items(), strict=True)}
         results: dict[tuple[str, str], list[dict[str, Any]]] = {}
         try:
+            for server in servers.values():  # both boot at once, then each must answer
+                server.spawn()
             for server in servers.values():
                 server.start()
             for workload in WORKLOADS:
@@ -135,8 +157,9 @@ def compare(args: argparse.Namespace) -> None:
                     order = list(sizes) if round_ % 2 else list(reversed(sizes))
                     for name in order:
                         url = servers[name].url
-                        wrk(url, bodies[name][workload], concurrency=args.concurrency,
-                            seconds=args.warmup, cpu=args.loadgen_cpu)
+                        if args.warmup > 0:
+                            wrk(url, bodies[name][workload], concurrency=args.concurrency,
+                                seconds=args.warmup, cpu=args.loadgen_cpu)
                         r = wrk(url, bodies[name][workload], concurrency=args.concurrency,
                                 seconds=args.seconds, cpu=args.loadgen_cpu)
                         results.setdefault((workload, name), []).append(r)
@@ -146,6 +169,8 @@ def compare(args: argparse.Namespace) -> None:
         finally:
             for server in servers.values():
                 server.stop()
+        if args.smoke:
+            print(f"\n# {SMOKE}")
         print("\n| workload | small req/s | large req/s | large/small | small p99 ms | large p99 ms "
               "| p99 ratio |")
         print("|---|---|---|---|---|---|---|")
@@ -153,19 +178,47 @@ def compare(args: argparse.Namespace) -> None:
             small = max(results[(workload, "small")], key=lambda r: r["rps"])
             large = max(results[(workload, "large")], key=lambda r: r["rps"])
             print(f"| {workload} | {small['rps']:,.0f} | {large['rps']:,.0f} | "
-                  f"{large['rps'] / small['rps']:.2f} | {small['p99_ms']:.1f} | {large['p99_ms']:.1f} | "
-                  f"{large['p99_ms'] / small['p99_ms']:.2f} |")
+                  f"{_ratio(large['rps'], small['rps'])} | {small['p99_ms']:.1f} | "
+                  f"{large['p99_ms']:.1f} | {_ratio(large['p99_ms'], small['p99_ms'])} |")
+        changed = False
         if args.rebuild:
             for name, url in sizes.items():
                 seconds, said = _rebuild(url)
-                print(f"rebuild-projections {name}: {seconds:.1f} s, "
-                      f"{facts[name]['events'] / seconds:,.0f} events/s ({said})", flush=True)
+                changed = changed or " 0 rows differed" not in said
+                print(f"rebuild-projections {name}: {seconds:.1f} s for the command: {said}", flush=True)
+        failed = sum(r["bad"] for rounds in results.values() for r in rounds)
+        if args.smoke and (failed or changed):
+            raise SystemExit(f"{failed} requests failed; a rebuild changed rows: {changed}")
+
+
+def _generate_and_import(work: Path, orders: int, url: str) -> None:
+    export = work / f"{orders}.ndjson"
+    with export.open("wb") as out:
+        count = generate(orders, 7, out)
+    said = subprocess.run([sys.executable, "-m", "gql", "import", str(export), "--database-url", url],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    print(f"generated {count:,} events of {orders} orders; ordergraph import: {said}", flush=True)
+
+
+def smoke(args: argparse.Namespace) -> None:
+    """generate, `ordergraph import` and compare, on two tiny databases."""
+    with tempfile.TemporaryDirectory(prefix="ordergraph-growth-") as tmp, postgres() as server:
+        async def run() -> None:
+            async with empty_database(server) as small, empty_database(server) as large:
+                for url, orders in ((small, 100), (large, 300)):
+                    await asyncio.to_thread(_generate_and_import, Path(tmp), orders, url)
+                args.small, args.large = small, large
+                await asyncio.to_thread(compare, args)
+
+        asyncio.run(run())
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--smoke", action="store_true",
+                        help="generate, import and compare 100 and 300 orders: checks, measures nothing")
+    sub = parser.add_subparsers(dest="command")
     gen = sub.add_parser("generate")
     gen.add_argument("--orders", type=int, default=20_000)
     gen.add_argument("--seed", type=int, default=7)
@@ -178,17 +231,27 @@ def main(argv: list[str] | None = None) -> None:
     cmp.add_argument("--rounds", type=int, default=2)
     cmp.add_argument("--concurrency", type=int, default=32)
     cmp.add_argument("--pool", type=int, default=10)
-    cmp.add_argument("--port", type=int, default=18300)
+    cmp.add_argument("--port", type=int, default=18300, help="the small one's; the large one's is next")
     cmp.add_argument("--server-cpu", type=int, default=0)
     cmp.add_argument("--loadgen-cpu", type=int, default=1)
     cmp.add_argument("--no-rebuild", dest="rebuild", action="store_false")
     args = parser.parse_args(argv)
-    if args.command == "generate":
+    if args.smoke:
+        if args.command is not None:
+            parser.error("--smoke runs generate, import and compare itself: give no command")
+        args = cmp.parse_args(["--small", "", "--large", "", "--seconds", "1", "--warmup", "0",
+                               "--rounds", "1", "--concurrency", "8", "--pool", "4"])
+        args.port, args.smoke = None, True
+        smoke(args)
+    elif args.command is None:
+        parser.error("give a command: generate or compare (or --smoke)")
+    elif args.command == "generate":
         started = time.perf_counter()
         with args.output.open("wb") as out:
             count = generate(args.orders, args.seed, out)
         print(f"{count:,} events of {args.orders:,} orders in {time.perf_counter() - started:.0f} s")
     else:
+        args.smoke = False
         compare(args)
 
 

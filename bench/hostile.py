@@ -3,11 +3,16 @@ clients send the nested 10-alias query in a loop; the server's RSS before and af
 
     python -m bench.hostile                 # 5,000 orders, 20 s per phase, 2 rounds (~3 min)
     python -m bench.hostile --seconds 5     # a quick look
+    python -m bench.hostile --smoke         # 200 orders, 1 s phases, 1 round: checks, measures nothing
+    python -m bench.hostile --micro [--smoke]
 
 One PostgreSQL (embedded, or DATABASE_URL's server) gets a fresh database with the data of
 bench/data.py. `ordergraph serve` runs as the server's role (ordergraph_app), pinned to one
 core; wrk (Q1, ids varying per request, bench/wrk.lua) and the attackers are pinned to the
-other. Phases alternate: quiet, attacked, quiet, attacked.
+other. Phases alternate: quiet, attacked, quiet, attacked. Every attack must be refused by the
+cost limit (QUERY_TOO_COMPLEX), else the run fails. `--smoke` runs one round of 1 s phases on 200
+orders on a free port, and also fails if a Q1 request failed; `--micro --smoke` times the check
+1,000 times instead of 100,000. Smoke runs show that the bench works; they measure nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import httpx
 import psutil
 
 from bench import data, peers
-from bench.common import fresh_database, machine, percentile, postgres, server_version
+from bench.common import SMOKE, free_ports, fresh_database, machine, percentile, postgres, server_version
 from bench.compare import BENCH, _git, _ids, ensure_wrk, wrk
 from bench.workloads import request_bodies
 from gql.store.connection import APP_ROLE, as_role
@@ -88,7 +93,7 @@ def rss_mb(pid: int | None) -> float:
     return psutil.Process(pid).memory_info().rss / 2**20 if pid else float("nan")
 
 
-def run(args: argparse.Namespace, url: str, work: Path) -> str:
+def run(args: argparse.Namespace, url: str, work: Path) -> tuple[str, dict[str, list[dict[str, Any]]]]:
     server = peers.ours(as_role(url, APP_ROLE), args.port, args.pool, args.server_cpu,
                         work / "hostile-ours.log")
     server.start()
@@ -129,24 +134,32 @@ def run(args: argparse.Namespace, url: str, work: Path) -> str:
         "| round | Q1 alone req/s | p99 ms | Q1 attacked req/s | p99 ms | req/s ratio (goal ≥ 0.9) "
         "| p99 ratio (goal ≤ 1.5) | attack requests (answers), their p99 | failed Q1 |",
         "|---|---|---|---|---|---|---|---|---|", *rows, "",
-        f"Server RSS: {rss_before:.0f} MB after warm-up, {rss_after:.0f} MB after every phase."])
+        f"Server RSS: {rss_before:.0f} MB after warm-up, {rss_after:.0f} MB after every phase."]), results
 
 
 async def prepare(server: str, args: argparse.Namespace, work: Path) -> None:
     dataset = data.generate(args.orders, args.seed)
     async with fresh_database(server) as url:
         await data.load(url, dataset)
-        orders, customers = await _ids(url)
+        orders, customers, _ = await _ids(url)
         (work / "ours-Q1.txt").write_text("\n".join(request_bodies("ours", "Q1", orders, customers)) + "\n")
         version = await server_version(url)
-        table = await asyncio.to_thread(run, args, url, work)
+        table, results = await asyncio.to_thread(run, args, url, work)
     header = (f"# cost limit under attack, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
               f"{args.orders:,} orders; PostgreSQL {version}; {machine()}\n"
               f"# ordergraph {_git()}; {args.seconds:g}s per phase after {args.warmup:g}s warm-up, "
               f"{args.rounds} rounds; server on cpu {args.server_cpu}, wrk and the 4 attackers on "
-              f"cpu {args.loadgen_cpu}")
+              f"cpu {args.loadgen_cpu}" + (f"\n# {SMOKE}" if args.smoke else ""))
     print(f"\n{header}\n\n{table}")
     _write(Path(args.out), f"{header}\n\n{table}\n")
+    answered = Counter[str]()
+    for attacked in results["attacked"]:
+        answered.update(attacked["attack"]["codes"])
+    if not answered or any(not code.endswith(" QUERY_TOO_COMPLEX") for code in answered):
+        raise SystemExit(f"the cost limit did not refuse every attack: {dict(answered)}")
+    failed = sum(r["bad"] for phase in results.values() for r in phase)
+    if args.smoke and failed:
+        raise SystemExit(f"{failed} Q1 requests failed")
 
 
 def _write(out: Path, text: str) -> None:
@@ -157,23 +170,34 @@ def _write(out: Path, text: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orders", type=int, default=5_000)
+    parser.add_argument("--orders", type=int)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--warmup", type=float)
+    parser.add_argument("--rounds", type=int)
     parser.add_argument("--pool", type=int, default=10)
-    parser.add_argument("--port", type=int, default=8850)
-    parser.add_argument("--out", default=str(BENCH / "out"))
+    parser.add_argument("--port", type=int, help="default 8850, a free one with --smoke")
+    parser.add_argument("--out", help="default bench/out, bench/out/smoke with --smoke")
+    parser.add_argument("--smoke", action="store_true",
+                        help="200 orders, 1 s phases, 1 round: checks, measures nothing")
     parser.add_argument("--attack", metavar="URL", help=argparse.SUPPRESS)  # the attackers' process
     parser.add_argument("--micro", action="store_true", help="only time the cost check itself")
     args = parser.parse_args()
     if args.micro:
-        print(micro())
+        if args.smoke:
+            print(f"# {SMOKE}")
+        print(micro(1_000 if args.smoke else 100_000))
         return
     if args.attack:
         print(json.dumps(asyncio.run(_attack(args.attack, 4, args.seconds))))
         return
+    smoke = args.smoke
+    args.orders = args.orders or (200 if smoke else 5_000)
+    args.seconds = args.seconds or (1.0 if smoke else 20.0)
+    args.warmup = args.warmup if args.warmup is not None else (1.0 if smoke else 3.0)
+    args.rounds = args.rounds or (1 if smoke else 2)
+    args.port = args.port or (free_ports(1)[0] if smoke else 8850)
+    args.out = args.out or str(BENCH / "out" / ("smoke" if smoke else ""))
     two = (psutil.cpu_count() or 1) >= 2
     args.server_cpu, args.loadgen_cpu = (0, 1) if two else (None, None)
     ensure_wrk()

@@ -2,6 +2,7 @@
 
     python -m bench.live [--subscribers 1,100,1000] [--rate 200] [--seconds 10] [--rounds 1]
                          [--json results.json]
+    python -m bench.live --smoke      # 1 and 100 subscribers, 50 events/s for 1 s: checks, measures nothing
 
 Starts `ordergraph serve` (the real CLI, one process) on a fresh database, then for each
 subscriber count N: a paced writer appends `rate` events/s round-robin over 100 orders while N
@@ -17,6 +18,10 @@ share of one core while writing, and its CPU time per delivered event (CPU secon
 deliveries, in microseconds); `load` is the machine's 1-minute load average after the row
 (other work on the machine inflates both latencies). The server and this process are pinned to
 different cores.
+
+`--smoke` runs one round of 1 and 100 subscribers (both kinds of subscription) at 50 events/s
+for 1 s, and fails when an event was lost or delivered twice: it shows that the bench works, its
+figures measure nothing.
 """
 
 from __future__ import annotations
@@ -40,7 +45,15 @@ import httpx
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.common import fresh_database, machine, percentile, place_orders, postgres, server_version
+from bench.common import (
+    SMOKE,
+    fresh_database,
+    machine,
+    percentile,
+    place_orders,
+    postgres,
+    server_version,
+)
 from gql.events import EventType, NewEvent
 from gql.identity import SYSTEM
 from gql.listener import CHANNEL
@@ -241,6 +254,8 @@ async def main(server_url: str, args: argparse.Namespace) -> list[dict[str, floa
             server = psutil.Process(proc.pid)
             print(f"# live delivery, {args.rate:g} events/s for {args.seconds:g} s per row, "
                   f"PostgreSQL {await server_version(url)}, {machine()}, {datetime.now(UTC):%Y-%m-%d}")
+            if args.smoke:
+                print(f"# {SMOKE}")
             print("| subscribers | deliveries | lost | dup | p50 ms | p99 ms | max ms | floor p50 ms "
                   "| floor p99 ms | p99/floor p99 | server CPU % | server CPU µs/delivery "
                   "| RSS/subscriber KiB | load |")
@@ -262,15 +277,20 @@ async def main(server_url: str, args: argparse.Namespace) -> list[dict[str, floa
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--subscribers", default="1,100,1000",
-                        type=lambda v: [int(n) for n in v.split(",")])
-    parser.add_argument("--rate", type=float, default=200.0, help="events appended per second")
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured writing per row")
+    parser.add_argument("--subscribers", type=lambda v: [int(n) for n in v.split(",")],
+                        help="subscriber counts, one row each (default 1,100,1000)")
+    parser.add_argument("--rate", type=float, help="events appended per second (default 200)")
+    parser.add_argument("--seconds", type=float, help="measured writing per row (default 10)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every subscriber count")
     parser.add_argument("--json", help="also write each row's figures to this JSON file")
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="do not pin the server and this process to different cores")
+    parser.add_argument("--smoke", action="store_true",
+                        help="1 and 100 subscribers, 50 events/s for 1 s: checks, measures nothing")
     args = parser.parse_args()
+    args.subscribers = args.subscribers or ([1, BOARD] if args.smoke else [1, 100, 1000])
+    args.rate = args.rate or (50.0 if args.smoke else 200.0)
+    args.seconds = args.seconds or (1.0 if args.smoke else 10.0)
     if args.pin and (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {1})
     else:
@@ -284,3 +304,5 @@ if __name__ == "__main__":
     if args.json:
         with open(args.json, "w") as out:
             json.dump(results, out, indent=2)
+    if args.smoke and any(r["lost"] or r["duplicates"] for r in results):
+        raise SystemExit("events were lost or delivered twice")

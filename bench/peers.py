@@ -70,13 +70,18 @@ class Server:
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
 
-    def start(self, timeout: float = 90) -> None:
+    def spawn(self) -> None:
+        """Start the process unless it runs; `start` waits until it answers."""
         if self.process is not None:
             return
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(self.command, env={**os.environ, **self.env},
                                             stdout=out, stderr=subprocess.STDOUT,
                                             start_new_session=True)
+
+    def start(self, timeout: float = 90) -> None:
+        self.spawn()
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -2,13 +2,16 @@
 
     python -m bench.profile [--workloads Q1,Q2] [--seconds 15] [--orders 20000] [--native]
     python -m bench.profile --summarize bench/out/profile-Q1.txt     # re-read a saved profile
+    python -m bench.profile --smoke       # 200 orders, 1 s per workload: checks, measures nothing
 
 Loads the same data as bench/compare.py, starts ours pinned to one core, drives it with wrk
 from the other (same bodies, same concurrency) and samples it with py-spy (installed with pip
 into bench/.peers/pyspy the first time). Each sample is charged to the innermost frame that
 belongs to a known layer (HTTP, GraphQL parse/validate/execute, strawberry, DataLoader,
 asyncpg, orjson, our code, the garbage collector with --native, …), so the shares add to 100%.
-The collapsed stacks are kept next to the summary for flame graphs.
+The collapsed stacks are kept next to the summary for flame graphs. `--smoke` profiles Q1 and
+Q2 for 1 s each after a 1 s warm-up on 200 orders, on a free port, and fails when py-spy took no
+sample or a request failed: it shows that the bench works, its figures measure nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench import auth, compare, data, peers
-from bench.common import fresh_database, postgres
+from bench.common import SMOKE, free_ports, fresh_database, postgres
 
 PYSPY = peers.PEERS / "pyspy" / "bin" / "py-spy"
 
@@ -97,7 +100,8 @@ def profile(args: argparse.Namespace, url: str, work: Path) -> None:
     try:
         for workload in args.workloads:
             bodies = work / f"ours-{workload}.txt"
-            compare.wrk(server.url, bodies, concurrency=args.concurrency, seconds=3, cpu=args.loadgen_cpu)
+            compare.wrk(server.url, bodies, concurrency=args.concurrency, seconds=args.warmup,
+                        cpu=args.loadgen_cpu)
             target = out / f"profile-{workload}.txt"
             target.unlink(missing_ok=True)
             # --native samples C frames (it has to pause the process); else sample without pausing
@@ -114,7 +118,10 @@ def profile(args: argparse.Namespace, url: str, work: Path) -> None:
                 raise RuntimeError(f"py-spy wrote no profile; see {work / 'py-spy.log'}")
             print(f"\n## {workload}: {result['rps']:,.0f} req/s under the profiler, "
                   f"p50 {result['p50_ms']:.1f} ms, bad {result['bad']}\n")
-            print(summarize(target), flush=True)
+            summary = summarize(target)
+            print(summary, flush=True)
+            if summary.endswith(": no samples") or (args.smoke and result["bad"]):
+                raise SystemExit(f"{workload}: no samples, or {result['bad']} failed requests")
     finally:
         server.stop()
 
@@ -132,20 +139,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workloads", default="Q1,Q2")
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--orders", type=int, default=20_000)
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--warmup", type=float, help="seconds of load before sampling (default 3)")
+    parser.add_argument("--orders", type=int)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--pool", type=int, default=10)
-    parser.add_argument("--port", type=int, default=8840)
+    parser.add_argument("--port", type=int, help="default 8840, a free one with --smoke")
     parser.add_argument("--native", action="store_true", help="sample C frames too (GC, decoders)")
-    parser.add_argument("--out", default=str(compare.BENCH / "out"))
+    parser.add_argument("--out", help="default bench/out, bench/out/smoke with --smoke")
+    parser.add_argument("--smoke", action="store_true",
+                        help="200 orders, 1 s per workload: checks, measures nothing")
     parser.add_argument("--summarize", type=Path, help="only summarize a saved profile")
     args = parser.parse_args()
     if args.summarize:
         print(summarize(args.summarize))
         return
     args.workloads = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
+    smoke = args.smoke
+    args.seconds = args.seconds or (1.0 if smoke else 15.0)
+    args.warmup = args.warmup or (1.0 if smoke else 3.0)
+    args.orders = args.orders or (200 if smoke else 20_000)
+    args.port = args.port or (free_ports(1)[0] if smoke else 8840)
+    args.out = args.out or str(compare.BENCH / "out" / ("smoke" if smoke else ""))
+    if smoke:
+        print(f"# {SMOKE}", flush=True)
     args.server_cpu, args.loadgen_cpu = compare.parse([]).server_cpu, compare.parse([]).loadgen_cpu
     compare.ensure_wrk()
     ensure_pyspy()

@@ -23,7 +23,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.common import percentile
-from bench.workloads import ADDED_ITEM, BY_ORDER_ID, PLACED_ITEMS, RAW_JSON_SQL, RAW_SQL
+from bench.workloads import ADDED_ITEM, BY_ORDER_ID, PLACED_ITEMS, RAW_JSON_SQL, RAW_SQL, READS
 from gql.identity import SYSTEM
 from gql.store.append import APPEND
 from gql.store.connection import create_pool
@@ -88,7 +88,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True)
-    parser.add_argument("--workload", required=True, choices=["Q1", "Q2", "Q3", "Q4", "W1"])
+    parser.add_argument("--workload", required=True, choices=[*READS, "W1"])
     parser.add_argument("--params", help="file: order ids (Q1), statuses (Q3) or customer ids (W1)")
     parser.add_argument("--form", choices=["rows", "json"], default="rows",
                         help="rows decoded by asyncpg, or the response document built by PostgreSQL")

@@ -1,11 +1,13 @@
 """Import rate: `ordergraph import` of an export vs COPY of the same rows into a bare table.
 
-    python -m bench.transfer [--orders 20000] [--seed 7] [--batch-size 1000]
+    python -m bench.transfer [--orders 20000] [--seed 7] [--batch-size 1000] [--smoke]
 
 Loads the bench data set (bench/data.py) into one fresh database, exports it with
 `ordergraph export`, then in the same run times (a) `ordergraph import` of that file into a
 second fresh database, through every rule of the append path, and (b) COPY of the same lines'
-columns into an unconstrained, unindexed table there. Prints events/s of both and the ratio.
+columns into an unconstrained, unindexed table there. Prints events/s of both and the ratio,
+and checks that the imported log is the exported one. `--smoke` does it with 200 orders: it
+checks that the bench works, its figures measure nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from bench.common import fresh_database, postgres
+from bench.common import SMOKE, fresh_database, machine, postgres, server_version
 from bench.data import generate, load
 
 BARE = """
@@ -83,12 +85,13 @@ async def checksum(url: str) -> str:
         await conn.close()
 
 
-async def _main(server: str, orders: int, seed: int, batch_size: int) -> None:
+async def _main(server: str, orders: int, seed: int, batch_size: int, smoke: bool) -> None:
     data = generate(orders, seed)
     with tempfile.TemporaryDirectory(prefix="ordergraph-transfer-") as tmp:
         path = Path(tmp) / "log.ndjson"
         async with fresh_database(server) as source:
             await load(source, data)
+            version = await server_version(source)
             started = time.perf_counter()
             cli("export", "--database-url", source, "--output", str(path))
             exported = time.perf_counter() - started
@@ -101,12 +104,19 @@ async def _main(server: str, orders: int, seed: int, batch_size: int) -> None:
             copied = await copy_bare(target, path)
         size = path.stat().st_size
     events = data.events
-    print(f"{orders} orders, {events} events, export {size / 1e6:.1f} MB")
-    print(f"export: {exported:.1f} s ({events / exported:,.0f} events/s)")
-    print(f"import: {imported:.1f} s ({events / imported:,.0f} events/s): {result.stdout.strip()}; "
-          f"same log: {same}")
-    print(f"COPY into a bare table: {copied:.1f} s ({events / copied:,.0f} events/s)")
-    print(f"import / COPY: {copied / imported:.2f}")
+    print(f"# {orders:,} orders, {events:,} events, export {size / 1e6:.1f} MB; PostgreSQL {version}; "
+          f"{machine()}")
+    if smoke:
+        print(f"# {SMOKE}")
+    print("| step | seconds | events/s | outcome |")
+    print("|---|---:|---:|---|")
+    print(f"| ordergraph export | {exported:.2f} | {events / exported:,.0f} | {size:,} bytes |")
+    print(f"| ordergraph import | {imported:.2f} | {events / imported:,.0f} | "
+          f"{result.stdout.strip()}; same log: {same} |")
+    print(f"| COPY into a bare table | {copied:.2f} | {events / copied:,.0f} | |")
+    print(f"\nimport / COPY: {copied / imported:.2f}")
+    if not same:
+        raise SystemExit("the imported log differs from the exported one")
 
 
 if __name__ == "__main__":
@@ -115,6 +125,9 @@ if __name__ == "__main__":
     parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--smoke", action="store_true",
+                        help="200 orders: checks that the bench works, measures nothing")
     args = parser.parse_args()
     with postgres() as server:
-        asyncio.run(_main(server, args.orders, args.seed, args.batch_size))
+        asyncio.run(_main(server, 200 if args.smoke else args.orders, args.seed, args.batch_size,
+                          args.smoke))

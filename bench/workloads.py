@@ -7,6 +7,9 @@ Each contender asks for the same rows and columns:
   Q4  Q1 as Apollo Client sends it: `__typename` in every selection set, an operationName,
       typed fragments on the event interface and `stateAt(version: 2)` (PostGraphile: the
       nearest equivalent, without stateAt and typed events);
+  Q5  the board's first screen as the web app sends it (web/src/app/queries.ts, boardScreen):
+      the first 20 orders of each of the five statuses with the count of each (PostGraphile:
+      its `totalCount` on the same five pages);
   W1  placeOrder then addItemToOrder on the new order (two appends per request).
 """
 
@@ -20,7 +23,7 @@ from typing import Any
 import orjson
 
 STATUSES = ("PLACED", "PAYMENT_AUTHORIZED", "PAID", "SHIPPED", "CANCELLED")
-READS = ("Q1", "Q2", "Q3", "Q4")
+READS = ("Q1", "Q2", "Q3", "Q4", "Q5")
 BY_ORDER_ID = ("Q1", "Q4")  # reads of one order, by an id that varies per request
 WRITES = ("W1",)
 DESCRIPTIONS = {
@@ -28,6 +31,7 @@ DESCRIPTIONS = {
     "Q2": "orders(first: 50) with customer and every event",
     "Q3": "status-filtered page of 50 (status varies) with customer names",
     "Q4": "Q1 as Apollo Client sends it (__typename everywhere, typed fragments, stateAt)",
+    "Q5": "the board's first screen: five status columns of 20 orders, each with its count",
     "W1": "placeOrder + addItemToOrder (2 appends per request)",
 }
 
@@ -40,6 +44,10 @@ _PGL_ORDER = """orderId status currency totalAmount version placedAt lastEventAt
     events(orderBy: STREAM_VERSION_ASC) {
       nodes { eventId streamVersion eventType occurredAt recordedAt actorType actorId payload } }"""
 _PGL_RECENT = "orderBy: [LAST_EVENT_AT_DESC, ORDER_ID_DESC]"
+
+_CARD = "id status currency totalAmount refundedAmount lastEventAt customer { id name } items { quantity }"
+_PGL_CARD = ("orderId status currency totalAmount refundedAmount lastEventAt "
+             "customerByCustomerId { customerId name } items")
 
 OURS = {
     "Q1": "query Q1($id: UUID!) { order(id: $id) { %s } }" % _OURS_ORDER,
@@ -62,6 +70,10 @@ OURS = {
                                unitPrice: "8.90"}) {
             event { id streamVersion } order { version totalAmount } } }""",
 }
+
+OURS["Q5"] = "query Board($first: Int!, $customerId: UUID) { logPosition %s }" % " ".join(
+    f"{s}: orders(first: $first, status: [{s}], customerId: $customerId) "
+    f"{{ nodes {{ {_CARD} }} pageInfo {{ hasNextPage endCursor }} totalCount }}" for s in STATUSES)
 
 POSTGRAPHILE = {
     "Q1": "query Q1($id: UUID!) { ordersCurrentByOrderId(orderId: $id) { %s } }" % _PGL_ORDER,
@@ -86,6 +98,10 @@ POSTGRAPHILE = {
             result { deduplicated }
             query { ordersCurrentByOrderId(orderId: $order) { version totalAmount } } } }""",
 }
+
+POSTGRAPHILE["Q5"] = "query Board($first: Int!) { %s }" % " ".join(
+    f"{s}: allOrdersCurrents(first: $first, condition: {{status: \"{s}\"}}, {_PGL_RECENT}) "
+    f"{{ nodes {{ {_PGL_CARD} }} pageInfo {{ hasNextPage endCursor }} totalCount }}" for s in STATUSES)
 
 PLACED_ITEMS = [{"sku": "MUG-STONEWARE", "quantity": 1, "unitPrice": "14.00"}]
 ADDED_ITEM = {"sku": "TEA-SENCHA-100G", "quantity": 2, "unitPrice": "8.90"}
@@ -120,6 +136,16 @@ limit 50""",
 }
 
 RAW_SQL["Q4"] = RAW_SQL["Q1"]  # the same rows; the extra fields are computed from them
+# each status's count and first page (the count of one status: its index, read whole)
+RAW_SQL["Q5"] = """
+select s.status, (select count(*) from orders_current c where c.status = s.status) as total,
+       o.order_id, o.currency, o.total_amount, o.refunded_amount, o.last_event_at, o.items,
+       cu.customer_id, cu.name
+from unnest(array['%s']) with ordinality s(status, n)
+cross join lateral (select * from orders_current x where x.status = s.status
+                    order by x.last_event_at desc, x.order_id desc limit 21) o
+join customers cu on cu.customer_id = o.customer_id
+order by s.n, o.last_event_at desc, o.order_id desc""" % "', '".join(STATUSES)
 
 # The same documents built by PostgreSQL and fetched as one text value, not parsed: what a
 # server that compiles GraphQL to SQL forwards. Same rows, same order, same fields as ours.
@@ -155,6 +181,21 @@ join customers c on c.customer_id = o.customer_id""",
 }
 
 RAW_JSON_SQL["Q4"] = RAW_JSON_SQL["Q1"]
+RAW_JSON_SQL["Q5"] = """
+select json_build_object('data', json_build_object(%s))::text""" % ", ".join(f"""
+    '{s}', (select json_build_object(
+        'nodes', coalesce(json_agg(json_build_object('id', p.order_id, 'status', p.status,
+            'currency', p.currency, 'totalAmount', p.total_amount::text,
+            'refundedAmount', p.refunded_amount::text, 'lastEventAt', p.last_event_at,
+            'customer', json_build_object('id', cu.customer_id, 'name', cu.name),
+            'items', p.items) order by p.last_event_at desc, p.order_id desc)
+            filter (where p.n <= 20), '[]'),
+        'pageInfo', json_build_object('hasNextPage', count(*) > 20),
+        'totalCount', (select count(*) from orders_current c where c.status = '{s}'))
+      from (select x.*, row_number() over (order by x.last_event_at desc, x.order_id desc) n
+            from (select * from orders_current where status = '{s}'
+                  order by last_event_at desc, order_id desc limit 21) x) p
+      join customers cu on cu.customer_id = p.customer_id)""" for s in STATUSES)
 
 # Placeholders the load generator replaces with a fresh UUID per request (see wrk.lua).
 _ORDER, _E1, _E2 = "__UUID_order__", "__UUID_e1__", "__UUID_e2__"
@@ -176,6 +217,9 @@ def request_bodies(contender: str, workload: str, order_ids: Sequence[uuid.UUID]
                               **named}).decode() for _ in range(count)]
     if workload == "Q2":
         return [_body(query, {})]
+    if workload == "Q5":
+        return [_body(query, {"first": 20, "customerId": None} if contender == "ours"
+                      else {"first": 20})]
     if workload == "Q3":
         return [_body(query, {"status": rng.choice(STATUSES)}) for _ in range(count)]
     customers = [str(rng.choice(customer_ids)) for _ in range(min(count, 500))]

@@ -26,6 +26,7 @@ from rich.progress import (
 from gql.database import database_url, default_data_dir
 from gql.errors import ConfigurationError, DatabaseUnavailable, DomainError
 from gql.identity import ROLES, SCOPES
+from gql.store.connection import target
 
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False)
@@ -41,6 +42,8 @@ database_option = click.option(
 def _with_database(url: str | None, job: Callable[[str, bool], Awaitable[T]]) -> T:
     """Run `job(url, embedded)` against the database, starting (and stopping) the embedded one
     if needed."""
+    if url:
+        target(url)  # one clear line for a URL that names no database
     with database_url(url, default_data_dir()) as resolved:
         return asyncio.run(job(resolved, url is None))
 
@@ -74,7 +77,12 @@ def cli() -> None:
               type=click.IntRange(0, 65535), help="Port [env ORDERGRAPH_PORT].")
 @database_option
 @click.option("--demo/--no-demo", envvar="ORDERGRAPH_DEMO", default=False,
-              help="Seed demo data once if the database is empty [env ORDERGRAPH_DEMO].")
+              help="Seed demo data once if the database is empty, and keep a simulated shop "
+                   "running [env ORDERGRAPH_DEMO].")
+@click.option("--demo-rate", envvar="ORDERGRAPH_DEMO_RATE", default=1.0, show_default=True,
+              type=click.FloatRange(0, 100),
+              help="New orders a second the demo shop places; 0 seeds only "
+                   "[env ORDERGRAPH_DEMO_RATE].")
 @click.option("--workers", envvar="ORDERGRAPH_WORKERS", default=1, show_default=True,
               type=click.IntRange(1, 64), help="Worker processes [env ORDERGRAPH_WORKERS].")
 @click.option("--trust-dev-key", is_flag=True, envvar="ORDERGRAPH_TRUST_DEV_KEY",
@@ -82,11 +90,12 @@ def cli() -> None:
 @click.option("--insecure-open", is_flag=True, envvar="ORDERGRAPH_INSECURE_OPEN",
               help="Without keys, serve everyone as admin also beyond loopback "
                    "[env ORDERGRAPH_INSECURE_OPEN].")
-def serve(host: str, port: int, database_url: str | None, demo: bool, workers: int,
-          trust_dev_key: bool, insecure_open: bool) -> None:
+def serve(host: str, port: int, database_url: str | None, demo: bool, demo_rate: float,
+          workers: int, trust_dev_key: bool, insecure_open: bool) -> None:
     """Apply schema.sql, then serve GraphQL over HTTP and WebSocket."""
     from gql.serve import serve as run_server
 
+    os.environ["ORDERGRAPH_DEMO_RATE"] = str(demo_rate if demo else 0)
     if trust_dev_key:
         os.environ["ORDERGRAPH_TRUST_DEV_KEY"] = "1"
     if insecure_open:
@@ -98,25 +107,34 @@ def serve(host: str, port: int, database_url: str | None, demo: bool, workers: i
 @database_option
 def migrate(database_url: str | None) -> None:
     """Bring the database to this release's schema (running it twice changes nothing)."""
-    from gql.store.connection import connect
+    from gql.store.connection import connect, describe_target
     from gql.store.migrations import Migrated
     from gql.store.migrations import migrate as run_migrate
 
-    async def job(url: str, embedded: bool) -> Migrated:
-        conn = await connect(url)
+    async def job(url: str, embedded: bool) -> tuple[str, Migrated]:
+        where = describe_target(url)
         try:
-            return await run_migrate(conn)
-        finally:
-            await conn.close()
+            conn = await connect(url)
+            try:
+                return where, await run_migrate(conn)
+            finally:
+                await conn.close()
+        except (DatabaseUnavailable, ConfigurationError) as exc:  # say where, whatever failed
+            raise type(exc)(f"{where}: {exc}") from None
 
-    result = _with_database(database_url, job)
+    where, result = _with_database(database_url, job)
     if result.created:
-        out.print(f"created the schema (migration {result.current:04d})")
+        out.print(f"created the schema in {where} (migration {result.current:04d})")
     elif result.applied:
-        out.print(f"applied {', '.join(m.label for m in result.applied)} "
+        out.print(f"applied {', '.join(m.label for m in result.applied)} to {where} "
                   f"(now at migration {result.current:04d})")
+    elif result.redefined:
+        out.print(f"applied this release's functions and rules to {where} "
+                  f"(migration {result.current:04d})")
     else:
-        out.print(f"already up to date (migration {result.current:04d})")
+        out.print(f"{where} is already up to date (migration {result.current:04d})")
+    if result.refolded is not None:
+        out.print(f"the fold changed: folded {result.refolded} orders again from the log")
 
 
 @cli.command()
@@ -179,7 +197,7 @@ def rebuild_projections(database_url: str | None) -> None:
 def export(after: str | None, types: str | None, output: str, database_url: str | None) -> None:
     """Write the log as NDJSON in log order, one event per line (resumable with --after)."""
     from gql.events import ORIGIN, EventType, Position
-    from gql.transfer import export_to
+    from gql.transfer import export_to, output_file
 
     try:
         start = Position.decode(after, "after") if after else ORIGIN
@@ -190,7 +208,7 @@ def export(after: str | None, types: str | None, output: str, database_url: str 
     except KeyError as exc:
         raise click.BadParameter(f"unknown event type {exc.args[0]}", param_hint="--types") from None
 
-    with click.open_file(output, "wb") as sink:
+    with output_file(output) as sink:
         async def job(url: str, embedded: bool) -> int:
             pool = await _pool(url, embedded, min_size=1, max_size=1, command_timeout=None)
             try:
@@ -210,23 +228,24 @@ def export(after: str | None, types: str | None, output: str, database_url: str 
 @database_option
 def import_(file: str, batch_size: int, database_url: str | None) -> None:
     """Load NDJSON events through the same rules as every append (idempotent by event id)."""
-    from gql.transfer import import_lines
+    from gql.transfer import import_lines, read_lines
 
     with open(file, "rb") as source, _import_progress(os.path.getsize(file)) as (read, sent):
         async def job(url: str, embedded: bool) -> Any:
             pool = await _pool(url, embedded, min_size=1, max_size=1, command_timeout=None)
             try:
                 async with pool.acquire() as conn:
-                    return await import_lines(conn, source, batch_size=batch_size,
+                    return await import_lines(conn, read_lines(source), batch_size=batch_size,
                                               progress=read, appended=sent)
             finally:
                 await pool.close()
 
         result = _with_database(database_url, job)
+    # one line each, never wrapped: scripts grep them
     for refused in result.refused[:_SHOWN_REFUSALS]:
-        err.print(f"line {refused.line}: {refused.code}: {refused.message}", markup=False)
+        click.echo(f"line {refused.line}: {refused.code}: {_one_line(refused.message)}", err=True)
     if len(result.refused) > _SHOWN_REFUSALS:
-        err.print(f"… and {len(result.refused) - _SHOWN_REFUSALS} more refused lines")
+        click.echo(f"… and {len(result.refused) - _SHOWN_REFUSALS} more refused lines", err=True)
     out.print(f"appended {result.appended}, deduplicated {result.deduplicated}, "
               f"refused {len(result.refused)}")
     if result.refused:
@@ -234,6 +253,10 @@ def import_(file: str, batch_size: int, database_url: str | None) -> None:
 
 
 _SHOWN_REFUSALS = 50
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
 
 
 @contextlib.contextmanager
@@ -273,13 +296,19 @@ _TTL = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_ttl(text: str) -> int:
-    """Seconds of a duration such as 90s, 15m, 8h or 1d."""
+    """Seconds of a duration such as 90s, 15m, 8h or 1d, at most a year."""
+    from gql.tokens import MAX_TTL
+
     unit = text[-1:].lower()
     number = text[:-1] if unit in _TTL else text
-    if not number.isdigit() or int(number) == 0:
+    if not (number.isascii() and number.isdigit()) or int(number) == 0:
         raise click.BadParameter(f"{text!r} is not a duration such as 15m, 8h or 90s",
                                  param_hint="--ttl")
-    return int(number) * _TTL.get(unit, 1)
+    seconds = int(number) * _TTL.get(unit, 1)
+    if seconds > MAX_TTL:
+        raise click.BadParameter(f"{text!r} is longer than a year ({MAX_TTL // 86_400}d); "
+                                 "development tokens are meant to expire", param_hint="--ttl")
+    return seconds
 
 
 @cli.command()
@@ -306,11 +335,30 @@ def token(role: str, customer_id: Any, scope: str | None, subject: str | None, t
 
 
 @cli.command()
-def schema() -> None:
-    """Print the GraphQL SDL."""
+@click.option("--sql", is_flag=True,
+              help="Print the database schema instead: schema.sql with the declarations' SQL.")
+@click.option("--events", is_flag=True, help="Print the declared event types as a Markdown table.")
+def schema(sql: bool, events: bool) -> None:
+    """Print the GraphQL SDL (or, with --sql, the database schema)."""
+    if events:
+        from gql.catalogue import CATALOGUE
+
+        click.echo(CATALOGUE.table(), nl=False)
+        return
+    if sql:
+        from gql.store.migrations import schema as database_schema
+
+        click.echo(database_schema(), nl=False)
+        return
     from gql.schema import sdl
 
     click.echo(sdl())
+
+
+from gql.outbound.commands import consumers, relay  # noqa: E402 (streaming out)
+
+cli.add_command(relay)
+cli.add_command(consumers)
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

@@ -3,12 +3,12 @@
 Each expected failure is a `DomainError` subclass here; the code travels to the client in
 `errors[].extensions.code`, with the exception's other extensions. The codes and what HTTP
 answers them (for a GraphQL error the status follows GraphQL over HTTP: 200 with `errors`,
-or 422/400 for a request refused before it runs when the client asks for
+or 400 for a request refused before it runs when the client asks for
 `application/graphql-response+json`):
 
 | code | class | meaning | HTTP |
 |---|---|---|---|
-| `BAD_USER_INPUT` | BadUserInput | an invalid value; `extensions.field` names it | 200 / 422 |
+| `BAD_USER_INPUT` | BadUserInput | an invalid value; `extensions.field` names it | 200 / 400 |
 | `WRONG_EXPECTED_VERSION` | WrongExpectedVersion | `expectedVersion` ≠ the stream's version | 200 |
 | `INVALID_TRANSITION` | InvalidTransition | the state machine forbids the event | 200 |
 | `ORDER_NOT_FOUND` | OrderNotFound | an unknown (or another customer's) order | 200 |
@@ -19,16 +19,17 @@ or 422/400 for a request refused before it runs when the client asks for
 | `FORBIDDEN` | (the Host/Origin guard) | a browser origin outside the allow-list | 403 |
 | `UNAUTHENTICATED` | Unauthenticated | a missing, bad or expired token | 401 |
 | `MISDIRECTED_REQUEST` | MisdirectedRequest | a `Host` outside the allow-list | 421 |
-| `QUERY_TOO_COMPLEX` | QueryTooComplex | estimated cost above the ceiling | 200 / 422 |
+| `QUERY_TOO_COMPLEX` | QueryTooComplex | estimated cost above the ceiling | 200 / 400 |
 | `BAD_REQUEST` | OperationNotFound, OperationRefused | which operation, or one not run here | 200 / 400 |
 | `BAD_REQUEST` | BadRequest | not a GraphQL request (type, size, JSON, params) | 400 405 413 415 |
 | `REQUEST_TIMEOUT` | RequestTimeout | a statement, or the request, outran its budget | 200 / 503 |
 | `SUBSCRIPTION_OVERFLOW` | SubscriptionOverflow | a subscriber too slow for its queue | (WebSocket) |
 | `TOO_MANY_SUBSCRIPTIONS` | TooManySubscriptions | the per-connection cap | (WebSocket) |
+| `SERVICE_UNAVAILABLE` | ServiceUnavailable | the database is unreachable, or busy beyond retries | 503 |
 | `SERVICE_UNAVAILABLE` | LiveUnavailable | the live hub is not running | (WebSocket) |
 
 Codes without a class, given by gql/schema/errors.py to graphql-core's own errors:
-`GRAPHQL_PARSE_FAILED` (400 / 200), `GRAPHQL_VALIDATION_FAILED` (422 / 200) and
+`GRAPHQL_PARSE_FAILED` (400 / 200), `GRAPHQL_VALIDATION_FAILED` (400 / 200) and
 `INTERNAL_SERVER_ERROR` (masked, logged with the `errorId` the client sees). The database's
 rule names map to these classes in gql/store/errors.py.
 """
@@ -138,6 +139,13 @@ class RequestTimeout(DomainError):
     code = "REQUEST_TIMEOUT"
 
 
+class ServiceUnavailable(DomainError):
+    """The database cannot answer now (unreachable, or a transient conflict that outlasted
+    the retries); the same request may succeed later (HTTP 503 with Retry-After)."""
+
+    code = "SERVICE_UNAVAILABLE"
+
+
 # Live delivery
 
 class SubscriptionOverflow(DomainError):
@@ -160,3 +168,7 @@ class DatabaseUnavailable(Exception):
 
 class ConfigurationError(Exception):
     """A setting (flag or environment variable) has an unusable value."""
+
+
+class ConsumerRefused(Exception):
+    """A durable consumer cannot do what was asked (unknown, running, another filter)."""

@@ -1,7 +1,8 @@
 """The order domain's vocabulary: event types, statuses, new events and log positions.
 
-The rules themselves (state machine, amounts, projection) live in schema.sql, once, where the
-database enforces them for every writer; this module only names things.
+Event types and statuses are those of the declarations (gql/catalogue.py); the rules
+themselves are generated from them into the database, where they hold for every writer.
+This module only names things.
 """
 
 from __future__ import annotations
@@ -13,41 +14,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from gql.catalogue import CATALOGUE
+from gql.declaration import CODE
 from gql.errors import BadUserInput
 
-
-class EventType(enum.Enum):
-    """Member names are the GraphQL enum values; values are the names stored in the log."""
-
-    ORDER_PLACED = "OrderPlaced"
-    ITEM_ADDED_TO_ORDER = "ItemAddedToOrder"
-    ITEM_REMOVED_FROM_ORDER = "ItemRemovedFromOrder"
-    PAYMENT_AUTHORIZED = "PaymentAuthorized"
-    PAYMENT_CAPTURED = "PaymentCaptured"
-    PAYMENT_CAPTURE_REVERSED = "PaymentCaptureReversed"
-    ORDER_SHIPPED = "OrderShipped"
-    ORDER_CANCELLED = "OrderCancelled"
-
-    @classmethod
-    def from_stored(cls, name: str) -> EventType:
-        return cls(name)
-
-
-class OrderStatus(enum.Enum):
-    PLACED = "PLACED"
-    PAYMENT_AUTHORIZED = "PAYMENT_AUTHORIZED"
-    PAID = "PAID"
-    SHIPPED = "SHIPPED"
-    CANCELLED = "CANCELLED"
-
-
-class CancellationReason(enum.Enum):
-    """OrderCancelled's `reasonCode` (required since its schema_version 2)."""
-
-    CUSTOMER_REQUEST = "CUSTOMER_REQUEST"
-    PAYMENT_FAILED = "PAYMENT_FAILED"
-    OUT_OF_STOCK = "OUT_OF_STOCK"
-    OTHER = "OTHER"
+# Member names are the GraphQL enum values; values are the names stored in the log.
+EventType = enum.Enum(  # type: ignore[misc]
+    "EventType", [(e.constant, e.name) for e in CATALOGUE.events], module=__name__)
+OrderStatus = enum.Enum(  # type: ignore[misc]
+    "OrderStatus", [(s.name, s.name) for s in CATALOGUE.statuses], module=__name__)
+# The enums of coded event data (e.g. OrderCancelled's `reasonCode`), by name.
+CODES: dict[str, type[enum.Enum]] = {
+    d.enum: enum.Enum(d.enum, [(c, c) for c in d.codes], module=__name__)  # type: ignore[misc]
+    for e in CATALOGUE.events for d in e.data if d.kind == CODE
+}
+CancellationReason = CODES["CancellationReason"]
 
 
 class EventOrder(enum.Enum):

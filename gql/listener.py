@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Callable
 
 import asyncpg
@@ -44,6 +45,8 @@ class Listener:
         self.connected = False
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
+        self._lost_at: float | None = None  # when the connection was lost, until it is back
+        self._retry = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="ordergraph-listener")
@@ -62,10 +65,15 @@ class Listener:
                 await self._listen()
                 backoff = self.min_backoff  # the connection worked before it was lost
             except _DB_ERRORS as exc:
-                log.warning("listener connection failed: %s", exc)
+                # one line when the connection is lost, one when it is back: not one per try
+                if self._lost_at is None:
+                    log.warning("listener connection failed: %s; reconnecting", exc)
+                    self._lost_at = time.monotonic()
             finally:
                 self._set_connected(False)
-            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            with contextlib.suppress(TimeoutError):  # the backoff, or until told to try now
+                await asyncio.wait_for(self._retry.wait(), backoff * random.uniform(0.5, 1.0))
+            self._retry.clear()
             backoff = min(backoff * 2, self.max_backoff)
 
     async def _listen(self) -> None:
@@ -80,6 +88,10 @@ class Listener:
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(CHANNEL, self._on_notification)
             self._set_connected(True)
+            if self._lost_at is not None:
+                log.warning("listener connected again after %.1f s",
+                            time.monotonic() - self._lost_at)
+                self._lost_at = None
             # events committed while no LISTEN was active are read by this catch-up
             self.ring()
             while not lost.is_set():
@@ -88,9 +100,14 @@ class Listener:
                 if not lost.is_set():  # a half-open TCP connection never terminates by itself
                     await conn.fetchval("select 1", timeout=self.check_interval)
             log.warning("listener connection lost; reconnecting")
+            self._lost_at = time.monotonic()
         finally:
             self._conn = None
             conn.terminate()
+
+    def reconnect_now(self) -> None:
+        """Skip the rest of the backoff (the database was found back)."""
+        self._retry.set()
 
     def _on_notification(self, conn: object, pid: int, channel: str, payload: str) -> None:
         self.ring()

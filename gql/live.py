@@ -21,7 +21,7 @@ import gc
 import logging
 import uuid
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Hashable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -31,6 +31,7 @@ from gql.events import EventType, OrderStatus, Position
 from gql.listener import Listener
 from gql.metrics import RENDERED, SUBSCRIPTIONS
 from gql.store import DATABASE_ERRORS, Pool, Row, reads
+from gql.store.outage import DatabaseHealth, is_outage
 
 log = logging.getLogger("ordergraph.live")
 
@@ -150,16 +151,21 @@ class Subscriber:
 class LiveHub:
     """Fan-out for one process: a listener, one reader task, and every subscriber."""
 
-    def __init__(self, pool: Pool, settings: Settings) -> None:
+    def __init__(self, pool: Pool, settings: Settings, health: DatabaseHealth | None = None) -> None:
         self.pool = pool
         self.settings = settings
+        self.health = health or DatabaseHealth(pool)  # told of outages; logs them once
+        self._own_health = health is None
         self.head = Position(0, 0)  # every event up to here has been offered to subscriptions
         self._stale = False  # doorbells were skipped while nobody subscribed: the head lags
         self.listener = Listener(settings.database_url, self.wake)
+        self.health.on_back(self.listener.reconnect_now)  # and it rings for the catch-up
         self._wake = asyncio.Event()
         self._subscribers: dict[uuid.UUID | None, set[Subscriber]] = defaultdict(set)
         self._per_connection: dict[Hashable, int] = defaultdict(int)
         self._reader: asyncio.Task[None] | None = None
+        # others in the process that read the log on the same doorbell (relays beside the server)
+        self.doorbells: list[Callable[[], None]] = []
 
     @property
     def connected(self) -> bool:
@@ -172,6 +178,8 @@ class LiveHub:
 
     async def stop(self) -> None:
         await self.listener.stop()
+        if self._own_health:
+            await self.health.stop()
         if self._reader is not None:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -182,6 +190,8 @@ class LiveHub:
 
     def wake(self) -> None:
         self._wake.set()
+        for ring in self.doorbells:
+            ring()
 
     async def _read_forever(self) -> None:
         """Read on every doorbell, retry soon while events are held back, else poll for safety."""
@@ -196,11 +206,13 @@ class LiveHub:
                 continue
             try:
                 held = await self._read()
-            except DATABASE_ERRORS as exc:
-                log.warning("reading the log failed: %s", exc)
-                held = False
-            except Exception:  # a bug must not stop every subscription of the process
-                log.exception("live fan-out failed")
+            except Exception as exc:  # a failure must not stop every subscription of the process
+                if is_outage(exc):  # the next doorbell or poll reads again from the head
+                    self.health.failed(exc)
+                elif isinstance(exc, DATABASE_ERRORS):
+                    log.warning("reading the log failed: %s", exc)
+                else:
+                    log.exception("live fan-out failed")
                 held = False
             retry = min(retry * 2 or HELD_RETRY[0], HELD_RETRY[1]) if held else 0.0
 
@@ -250,7 +262,10 @@ class LiveHub:
         """The rows with their payloads; without them (the resolvers answer) if it fails."""
         try:
             texts = await selection.render(self.pool, rows)
-        except Exception:  # a failing render must not stop the fan-out of every subscriber
+        except Exception as exc:  # a failing render must not stop the fan-out of every subscriber
+            if is_outage(exc):
+                raise  # the resolvers would fail too: this read fails and is done again
+
             log.exception("rendering subscription payloads failed; the resolvers answer them")
             return [Delivery(row) for row in rows]
         RENDERED.labels(source).inc()
@@ -332,13 +347,34 @@ class LiveHub:
 
     async def _replay(self, event_filter: EventFilter, after: Position,
                       selection: Selection | None) -> AsyncIterator[Delivery]:
+        if event_filter.status_changes:
+            async for delivery in self._replay_status_changes(event_filter, after, selection):
+                yield delivery
+            return
         types = sorted(event_filter.types, key=lambda t: t.value) if event_filter.types else None
+        read = reads.list_status_events if event_filter.status_changes else reads.list_events
         while True:
-            rows = await reads.list_events(self.pool, limit=REPLAY_PAGE, after=after, types=types,
-                                           order_id=event_filter.order_id,
-                                           viewer=event_filter.viewer)
-            page = ([Delivery(row) for row in rows] if selection is None or not rows
-                    else await self._render(selection, rows, "replay"))
+            rows = await read(self.pool, limit=REPLAY_PAGE, after=after, types=types,
+                              order_id=event_filter.order_id, viewer=event_filter.viewer)
+            wanted = [row for row in rows if event_filter.matches(row)]
+            page = ([Delivery(row) for row in wanted] if selection is None or not wanted
+                    else await self._render(selection, wanted, "replay"))
+            for delivery in page:
+                yield delivery
+            if len(rows) < REPLAY_PAGE:
+                return
+            after = position_of(rows[-1])
+
+    async def _replay_status_changes(self, event_filter: EventFilter, after: Position,
+                                     selection: Selection | None) -> AsyncIterator[Delivery]:
+        """Status changes after a position (an SSE client's Last-Event-ID): the log read
+        that gives each event the status before it, filtered as the live fan-out filters."""
+        while True:
+            rows, _ = await reads.read_log(self.pool, after=after, limit=REPLAY_PAGE)
+            taken = [row for row in rows if event_filter.matches(row)
+                     and event_filter.order_id in (None, row["order_id"])]
+            page = ([Delivery(row) for row in taken] if selection is None or not taken
+                    else await self._render(selection, taken, "replay"))
             for delivery in page:
                 yield delivery
             if len(rows) < REPLAY_PAGE:

@@ -28,3 +28,26 @@ RENDERED = Counter(
     ["source"],
 )
 LISTENER_UP = Gauge("ordergraph_listener_connected", "1 while the LISTEN connection is up")
+DATABASE_UP = Gauge("ordergraph_database_up",
+                    "0 from the first request that found the database unavailable until a probe "
+                    "finds it back, else 1")
+HTTP_REFUSED = Counter(
+    "ordergraph_http_refused_total",
+    "Connections refused or closed before their request was read: too many connections, "
+    "headers or body too slow, headers too large",
+    ["reason"],
+)
+RELAYED = Counter(
+    "ordergraph_relay_events_total",
+    "Events a durable consumer handed out: delivered (confirmed by its sink), parked, replayed",
+    ["consumer", "outcome"],
+)
+CONSUMER_LAG_EVENTS = Gauge(
+    "ordergraph_consumer_lag_events", "Events after a durable consumer's position that it takes",
+    ["consumer"],
+)
+CONSUMER_LAG_SECONDS = Gauge(
+    "ordergraph_consumer_lag_seconds",
+    "Age of the oldest event a durable consumer has yet to deliver (0 when caught up)",
+    ["consumer"],
+)

@@ -65,8 +65,8 @@ class _Stream:
         self.items: dict[str, tuple[int, Decimal]] = {}
 
     def add(self, type: EventType, payload: dict[str, object], actor: Actor, *,
-            late: bool = False) -> None:
-        self.clock += timedelta(minutes=self.rng.randint(2, 600))
+            late: bool = False, minutes: int | None = None) -> None:
+        self.clock += timedelta(minutes=self.rng.randint(2, 600) if minutes is None else minutes)
         occurred = self.clock
         if late and len(self.events) >= 2:
             # reported late: it happened between the placement and the previous event
@@ -149,6 +149,9 @@ def plan_order(rng: random.Random, customer: uuid.UUID) -> list[NewEvent]:
     stream.add(EventType.ORDER_SHIPPED, {"carrier": rng.choice(CARRIERS),
                "trackingNumber": f"TRK{rng.randint(10**9, 10**10 - 1)}"},
                Actor("user", f"warehouse-{rng.randint(1, 4)}"))
+    if fate > 0.93:  # a return, a week later (no draw of its own: every other order stays as it was)
+        stream.add(EventType.REFUND_ISSUED, {"amount": amount, "reason": "returned unopened"},
+                   payments, minutes=7 * 24 * 60)
     return stream.events
 
 

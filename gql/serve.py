@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 from typing import Any
 
 import uvicorn
@@ -12,12 +13,14 @@ from rich.console import Console
 
 from gql.config import Settings, settings_from_env
 from gql.database import database_url as resolve_database
-from gql.database import default_data_dir
+from gql.database import default_data_dir, ensure_data_dir
 from gql.errors import ConfigurationError
 from gql.http.access import is_loopback
 from gql.http.guard import LOOPBACK_HOSTS
-from gql.store.connection import APP_ROLE, as_role, create_pool
+from gql.http.server import LimitedHttpProtocol, protocol_for
+from gql.store.connection import APP_ROLE, as_role, create_pool, target
 from gql.store.migrations import prepare
+from gql.tokens import dev_private_key
 
 DEMO_ORDERS = 600
 console = Console(highlight=False)
@@ -40,11 +43,29 @@ async def _prepare(url: str, demo: bool, upgrade: bool) -> None:
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """How uvicorn runs the app (also in tests and benchmarks): WebSocket messages are capped
-    like HTTP bodies; compressing ~150-byte WebSocket messages buys nothing and costs a zlib
-    state each."""
+    """How uvicorn runs the app (also in tests and benchmarks): requests have read deadlines
+    and open connections a cap (gql/http/server.py); WebSocket messages are capped like HTTP
+    bodies; compressing ~150-byte WebSocket messages buys nothing and costs a zlib state each."""
     return {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 10,
-            "ws_per_message_deflate": False, "ws_max_size": settings.max_body_bytes}
+            "ws_per_message_deflate": False, "ws_max_size": settings.max_body_bytes,
+            "http": protocol_for(settings)}
+
+
+def ensure_descriptors(settings: Settings) -> None:
+    """Raise the process's open-file limit to what the connection cap needs (its soft limit
+    is often 1024), or refuse a cap the hard limit cannot give."""
+    needed = settings.max_connections + settings.pool_max_size + _SPARE_DESCRIPTORS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise ConfigurationError(
+            f"ORDERGRAPH_MAX_CONNECTIONS={settings.max_connections} needs {needed} open files "
+            f"per process but the limit is {hard} (ulimit -Hn): lower it or raise the limit")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
+_SPARE_DESCRIPTORS = 64  # the listener, the listening socket, log files, the embedded server
 
 
 def access_mode(settings: Settings, host: str) -> str:
@@ -66,8 +87,13 @@ def access_mode(settings: Settings, host: str) -> str:
 def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers: int) -> None:
     if host not in (*LOOPBACK_HOSTS, "0.0.0.0", "::", ""):  # the name it serves is its own
         os.environ.setdefault("ORDERGRAPH_ALLOWED_HOSTS", ",".join((*LOOPBACK_HOSTS, host)))
+    if database_url:
+        target(database_url)  # one clear line for a URL that names no database
     settings = settings_from_env("")  # a bad ORDERGRAPH_* value fails before anything starts
     mode = access_mode(settings, host)
+    ensure_descriptors(settings)
+    if settings.trust_dev_key:  # a key the server must not trust fails here, in one line
+        dev_private_key(ensure_data_dir(default_data_dir()))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     with resolve_database(database_url, default_data_dir()) as url:
         # as the given (or the embedded superuser) role; the embedded database is ordergraph's
@@ -82,9 +108,12 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
                       f"  live order board    {base}/\n"
                       f"  health, metrics     {base}/healthz {base}/readyz {base}/metrics\n"
                       f"  access              {mode}")
+        if settings.demo_rate > 0:
+            console.print(f"  demo shop           {settings.demo_rate:g} new orders a second")
         options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options(settings)}
-        if workers > 1:
+        if workers > 1:  # each worker reads its settings (and its limits) from the environment
             os.environ["ORDERGRAPH_WORKER_DATABASE_URL"] = url
+            options["http"] = f"{LimitedHttpProtocol.__module__}:{LimitedHttpProtocol.__name__}"
             uvicorn.run("gql.http.app:app_from_env", factory=True, workers=workers, **options)
         else:
             from gql.http.app import create_app

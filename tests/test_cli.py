@@ -9,11 +9,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
 import psutil
 import pytest
+
+from gql.store.migrations import available
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,7 +53,9 @@ def test_cli_unreachable_database_is_one_line() -> None:
         port = sock.getsockname()[1]
     result = run("migrate", "--database-url", f"postgresql://postgres@127.0.0.1:{port}/x")
     assert result.returncode == 1
-    assert "cannot connect to the database" in _one_clean_line(result.stderr)
+    line = _one_clean_line(result.stderr)
+    assert "cannot connect to the database" in line
+    assert f'database "x" on 127.0.0.1:{port}' in line  # migrate says where, also when it fails
 
 
 def test_cli_database_url_from_environment(database_url: str) -> None:
@@ -89,6 +94,30 @@ async def test_migrate_twice_changes_nothing(database_url: str) -> None:
     result = run("migrate", "--database-url", database_url)
     assert result.returncode == 0, result.stderr
     assert await _catalog(database_url) == before
+
+
+@pytest.mark.parametrize("url", ["postgresql://", "postgresql://postgres@127.0.0.1:5432",
+                                 "postgresql://127.0.0.1/?sslmode=disable"])
+def test_migrate_refuses_a_url_without_a_database(url: str) -> None:
+    result = run("migrate", "--database-url", url, env={"PGDATABASE": ""})
+    assert result.returncode == 1 and result.stdout == ""
+    assert "names no database" in _one_clean_line(result.stderr)
+
+
+async def test_migrate_names_the_host_and_database_it_changed(
+        empty_database_url: str, database_url: str) -> None:
+    def where(url: str) -> str:
+        parts = urlsplit(url)
+        host = parts.netloc.rpartition("@")[2] or parse_qs(parts.query)["host"][0]
+        return f'database "{parts.path.lstrip("/")}" on {host}'
+
+    latest = f"migration {len(available()):04d}"
+    created = run("migrate", "--database-url", empty_database_url)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout == f"created the schema in {where(empty_database_url)} ({latest})\n"
+    current = run("migrate", "--database-url", database_url)
+    assert current.returncode == 0, current.stderr
+    assert current.stdout == f"{where(database_url)} is already up to date ({latest})\n"
 
 
 def _postgres_processes(data_dir: Path) -> list[psutil.Process]:
@@ -141,6 +170,48 @@ def test_serve_stops_the_embedded_database_on_sigterm(tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert f"http://127.0.0.1:{port}/graphql" in out
     assert _postgres_processes(tmp_path / "pg") == []
+
+
+def _serve_embedded(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
+    """`ordergraph serve` on the embedded database in `data_dir`, once it answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "ORDERGRAPH_DATA_DIR": str(data_dir), "DATABASE_URL": ""}
+    server = subprocess.Popen([sys.executable, "-m", "gql", "serve", "--port", str(port)],
+                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server, port
+        except httpx.TransportError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.kill()
+            raise AssertionError(f"serve did not come up: {server.communicate()[1]}")
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_a_killed_serve_does_not_keep_the_embedded_database_from_stopping(tmp_path: Path) -> None:
+    try:
+        server, _ = _serve_embedded(tmp_path / "pg")
+        server.kill()  # kill -9: it never leaves the embedded server's list of users
+        server.communicate(timeout=30)
+        assert _postgres_processes(tmp_path / "pg")  # nobody stopped it: still running
+        env = {"ORDERGRAPH_DATA_DIR": str(tmp_path / "pg"), "DATABASE_URL": ""}
+        again = run("seed", "--orders", "2", env=env)  # joins it, and stops it when done
+        assert again.returncode == 0, again.stderr
+        assert _postgres_processes(tmp_path / "pg") == []
+        server, _ = _serve_embedded(tmp_path / "pg")  # a later graceful stop stops it too
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=30)
+        assert _postgres_processes(tmp_path / "pg") == []
+    finally:
+        for leftover in _postgres_processes(tmp_path / "pg"):  # this test's, if it failed
+            leftover.kill()
 
 
 def test_schema_command_prints_the_committed_sdl() -> None:

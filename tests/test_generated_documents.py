@@ -6,6 +6,7 @@ A fixed seed in CI; ORDERGRAPH_GENERATED_EXAMPLES=10000 runs more on demand.
 from __future__ import annotations
 
 import os
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -17,6 +18,7 @@ from hypothesis_graphql import nodes, queries
 
 from gql.config import Settings
 from gql.schema import build_schema
+from gql.schema.node import node_id
 from gql.seed import seed
 from tests.equivalence import answer_both
 
@@ -33,6 +35,9 @@ def generate(sdl: str, ids: list[str], count: int) -> list[str]:
                                              "2030-01-01T00:00:00Z"]).map(nodes.String),
         "Decimal": strategies.just("1.00").map(nodes.String),
         "JSON": strategies.just(nodes.Null),
+        # Relay's ids, of the objects behind the ids above
+        "ID": strategies.sampled_from([node_id(kind, uuid.UUID(id)) for id in ids
+                                       for kind in ("Order", "Customer")]).map(nodes.String),
     }
 
     @settings(max_examples=count, derandomize=True, database=None, deadline=None,

@@ -60,20 +60,19 @@ async def placed_order(server: LiveServer) -> dict[str, str]:
     return {"customer": customer_id, "order": placed.json()["data"]["placeOrder"]["order"]["id"]}
 
 
-async def test_cost_refuses_the_nested_alias_query_in_milliseconds(live_server: LiveServer) -> None:
+async def test_cost_refuses_the_nested_alias_query_before_it_runs(live_server: LiveServer) -> None:
+    """Refused by its estimated cost, before any SQL (how long the check takes is measured by
+    `python -m bench.hostile --micro`, not asserted by a clock here)."""
     before = await db_state(live_server)
-    started = time.perf_counter()
     response = await post(live_server, ATTACK)
-    elapsed = time.perf_counter() - started
     assert response.status_code == 200
     (error,) = response.json()["errors"]
     assert error["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert error["extensions"]["maxCost"] == Settings(database_url="").max_cost
     assert error["extensions"]["cost"] > error["extensions"]["maxCost"]
     assert "data" not in response.json()
-    assert elapsed < 0.5, elapsed  # refused before anything runs
     strict = await post(live_server, ATTACK, headers={"accept": GRAPHQL_RESPONSE})
-    assert strict.status_code == 422 and codes(strict) == ["QUERY_TOO_COMPLEX"]
+    assert strict.status_code == 400 and codes(strict) == ["QUERY_TOO_COMPLEX"]
     assert await db_state(live_server) == before
 
 

@@ -163,9 +163,10 @@ async def test_connections_get_keepalives(database_url: str, protocol: str, ping
                 pass
 
 
-async def test_connection_without_init_is_closed(database_url: str) -> None:
+@pytest.mark.parametrize("protocol", [TRANSPORT, LEGACY])
+async def test_connection_without_init_is_closed(database_url: str, protocol: str) -> None:
     async with (serving(database_url, connection_init_timeout=0.2) as server,
-                connect(server.ws_url, subprotocols=[TRANSPORT]) as ws):  # type: ignore[list-item]
+                connect(server.ws_url, subprotocols=[protocol]) as ws):  # type: ignore[list-item]
         with pytest.raises(ConnectionClosed) as closed:
             async with asyncio.timeout(5):
                 await ws.recv()

@@ -20,14 +20,14 @@ import httpx
 import psutil
 import pytest
 
-from gql.events import EventType, Position
+from gql.events import EventType, OrderStatus, Position
 from gql.identity import OPEN
 from gql.live import Delivery
 from gql.store import reads
 from gql.store.access import load_grants
 from gql.store.connection import create_pool
 from tests.conftest import LiveServer, seeded_server
-from tests.factories import append, customer, payload_for, settled_end
+from tests.factories import append, customer, order_in, payload_for, settled_end
 from tests.graphql import data
 from tests.ws import (
     LEGACY,
@@ -264,6 +264,31 @@ async def test_order_events_with_filters_replays_then_goes_live(live_server: Liv
     assert {e["orderEvents"]["orderId"] for e in replayed} == {str(order_id)}
     assert replayed[0]["orderEvents"]["type"] == "ORDER_PLACED"
     assert live["id"] == str(added.event["event_id"])
+
+
+async def test_order_status_changed_replays_changes_after_a_position_then_goes_live(
+        live_server: LiveServer) -> None:
+    """The changes recorded after `after`, each once, then live ones: what a board resuming
+    after a reconnect sees."""
+    pool = await create_pool(live_server.database_url, min_size=1, max_size=2)
+    try:
+        start = await end_of_log(pool)
+        order_id = await order_in(pool, OrderStatus.PAID)  # three changes, one item event less
+        expected = await pool.fetch(
+            "select event_id from order_events where order_id = $1 order by stream_version", order_id)
+        async with client(live_server.ws_url) as ws:
+            await ws.subscribe(STATUS_CHANGED, after=start)
+            replayed = [c["orderStatusChanged"] for c in await ws.collect(3)]
+            shipped = await append(pool, order_id, EventType.ORDER_SHIPPED,
+                                   payload_for(EventType.ORDER_SHIPPED))
+            live = (await ws.data())["orderStatusChanged"]
+    finally:
+        await pool.close()
+    assert [(c["previousStatus"], c["status"]) for c in replayed] == [
+        (None, "PLACED"), ("PLACED", "PAYMENT_AUTHORIZED"), ("PAYMENT_AUTHORIZED", "PAID")]
+    assert [c["event"]["id"] for c in replayed] == [str(r["event_id"]) for r in expected]
+    assert (live["previousStatus"], live["status"], live["event"]["id"]) == (
+        "PAID", "SHIPPED", str(shipped.event["event_id"]))
 
 
 async def test_legacy_graphql_ws_protocol_delivers_events(live_server: LiveServer) -> None:

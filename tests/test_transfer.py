@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import orjson
+import pytest
 
 from gql.seed import seed
 from gql.store.connection import create_pool
-from tests.test_cli import _one_clean_line, run
+from tests.factories import settled_end
+from tests.test_cli import ROOT, _one_clean_line, run
 
 # The log as the rules define it: what each event says, and the status it led to, in log
 # order. Positions, transaction ids and recording times are the receiving database's own.
@@ -37,6 +44,9 @@ async def _seeded(url: str) -> None:
         await pool.execute("insert into order_events (event_id, order_id, event_type, payload) "
                            "values ($1, $2, 'OrderCancelled', '{\"reason\": \"out of stock\"}')",
                            uuid.uuid4(), order_id)  # an event of schema_version 1
+        # an export shows the log's safe prefix: on a shared server another database's open
+        # transaction can hold its tail back for a moment
+        await settled_end(pool)
     finally:
         await pool.close()
 
@@ -177,3 +187,110 @@ def test_transfer_bad_arguments_are_one_line(tmp_path: Path) -> None:
     assert bad_type.returncode == 2 and "ORDER_LOST" in _one_clean_line(bad_type.stderr)
     missing = run("import", str(tmp_path / "nothing.ndjson"), "--database-url", url)
     assert missing.returncode == 2 and "nothing.ndjson" in _one_clean_line(missing.stderr)
+
+
+async def test_transfer_failed_export_keeps_the_last_good_file(
+        database_url: str, tmp_path: Path) -> None:
+    await _seeded(database_url)
+    good = tmp_path / "log.ndjson"
+    lines = _export(database_url, good)
+    kept = good.read_bytes()
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        nowhere = f"postgresql://postgres@127.0.0.1:{sock.getsockname()[1]}/x"
+    failed = run("export", "--database-url", nowhere, "--output", str(good))
+    assert failed.returncode == 1
+    assert "cannot connect to the database" in _one_clean_line(failed.stderr)
+    assert good.read_bytes() == kept and len(lines) > 30
+    assert os.listdir(tmp_path) == ["log.ndjson"]  # no temporary file left behind
+
+
+def _bad_lines(lines: list[dict[str, Any]]) -> tuple[list[bytes], dict[int, str]]:
+    """The export with bad lines put in, and the code each bad line (by number) must get."""
+    placed = next(e for e in lines if e["event_type"] == "OrderPlaced")
+    rest = [e for e in lines if e["order_id"] != placed["order_id"]]
+    nul_payload = {**placed, "payload": {**placed["payload"], "currency": "EU\u0000R"}}
+    nul_actor = {**placed, "actor_id": "ann\u0000"}
+    nul_customer = {**placed, "customer": {**placed["customer"], "name": "Ann\u0000 Lee"}}
+    repeated = {**rest[0], "payload": {**rest[0]["payload"], "note": "x" * 100}}
+    rows = [nul_payload, nul_actor, nul_customer, *rest[:1], repeated, *rest[1:]]
+    expected = {1: "BAD_USER_INPUT", 2: "BAD_USER_INPUT", 3: "BAD_USER_INPUT",
+                5: "IDEMPOTENCY_CONFLICT"}
+    return [orjson.dumps(r) + b"\n" for r in rows], expected
+
+
+def _refusals(stderr: str) -> dict[int, str]:
+    found = {}
+    for line in stderr.splitlines():
+        if line.startswith("line "):
+            number, code, message = line.split(": ", 2)
+            assert message.strip(), line
+            found[int(number.removeprefix("line "))] = code
+    return found
+
+
+@pytest.mark.parametrize("batch_size", ["1", "1000"])
+async def test_transfer_import_refuses_bad_lines_one_by_one_at_any_batch_size(
+        database_url: str, second_database_url: str, tmp_path: Path, batch_size: str) -> None:
+    await _seeded(database_url)
+    lines = _export(database_url, tmp_path / "log.ndjson")
+    rows, expected = _bad_lines(lines)
+    (tmp_path / "bad.ndjson").write_bytes(b"".join(rows))
+    result = run("import", str(tmp_path / "bad.ndjson"), "--batch-size", batch_size,
+                 "--database-url", second_database_url)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    assert _refusals(result.stderr) == expected
+    conflict = f"line 5: IDEMPOTENCY_CONFLICT: event {orjson.loads(rows[4])['event_id']} was "
+    assert any(line.startswith(conflict) and line.endswith(" with different content")
+               for line in result.stderr.splitlines()), result.stderr  # one line, unwrapped
+    good = len(rows) - len(expected)
+    assert f"appended {good}, deduplicated 0, refused {len(expected)}" in result.stdout
+    conn = await asyncpg.connect(second_database_url)
+    try:
+        stored = {str(r[0]) for r in await conn.fetch("select event_id from order_events")}
+    finally:
+        await conn.close()
+    placed = orjson.loads(rows[0])["order_id"]
+    assert stored == {e["event_id"] for e in lines if e["order_id"] != placed}
+
+
+async def test_transfer_import_reads_a_file_that_starts_with_a_byte_order_mark(
+        database_url: str, second_database_url: str, tmp_path: Path) -> None:
+    await _seeded(database_url)
+    _export(database_url, tmp_path / "log.ndjson")
+    (tmp_path / "bom.ndjson").write_bytes(b"\xef\xbb\xbf" + (tmp_path / "log.ndjson").read_bytes())
+    result = run("import", str(tmp_path / "bom.ndjson"), "--database-url", second_database_url)
+    assert result.returncode == 0, result.stderr
+    assert await _state(second_database_url) == await _state(database_url)
+
+
+def _import_peak_rss(path: Path, url: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """`ordergraph import` of `path`, and the largest resident size (KB) it reached."""
+    wrapper = ("import atexit, resource, sys\n"
+               "atexit.register(lambda: print('peak', resource.getrusage(resource.RUSAGE_SELF)"
+               ".ru_maxrss, file=sys.stderr))\n"
+               "from gql.cli import main\nmain(sys.argv[1:])\n")
+    result = subprocess.run([sys.executable, "-c", wrapper, "import", str(path), "--database-url", url],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    peak = next(int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("peak "))
+    return result, peak
+
+
+async def test_transfer_import_refuses_an_overlong_line_without_reading_it_into_memory(
+        database_url: str, second_database_url: str, tmp_path: Path) -> None:
+    await _seeded(database_url)
+    lines = _export(database_url, tmp_path / "log.ndjson")
+    huge = orjson.dumps({**lines[0], "payload": {"blob": "x" * (96 * 1024 * 1024)}}) + b"\n"
+    (tmp_path / "huge.ndjson").write_bytes(huge + (tmp_path / "log.ndjson").read_bytes())
+    del huge
+    small, small_peak = await asyncio.to_thread(_import_peak_rss, tmp_path / "log.ndjson",
+                                                second_database_url)
+    assert small.returncode == 0, small.stderr
+    result, peak = await asyncio.to_thread(_import_peak_rss, tmp_path / "huge.ndjson",
+                                           second_database_url)
+    assert result.returncode == 1
+    assert _refusals(result.stderr) == {1: "BAD_USER_INPUT"}
+    assert "line 1: BAD_USER_INPUT: the line is longer than" in result.stderr
+    assert f"appended 0, deduplicated {len(lines)}, refused 1" in result.stdout
+    assert peak < small_peak + 24 * 1024, (peak, small_peak)  # KB: far below the 96 MB line

@@ -22,8 +22,8 @@ ORDER_EVENTS = """subscription($orderId: UUID, $types: [EventType!], $after: Str
   }
 }"""
 
-STATUS_CHANGED = """subscription($orderId: UUID, $statuses: [OrderStatus!]) {
-  orderStatusChanged(orderId: $orderId, statuses: $statuses) {
+STATUS_CHANGED = """subscription($orderId: UUID, $statuses: [OrderStatus!], $after: String) {
+  orderStatusChanged(orderId: $orderId, statuses: $statuses, after: $after) {
     previousStatus status event { id type globalPosition } order { id status version }
   }
 }"""

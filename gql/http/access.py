@@ -14,6 +14,7 @@ import ipaddress
 from typing import Any
 
 import orjson
+from starlette.datastructures import QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gql.config import Settings
@@ -111,7 +112,9 @@ class Authenticate:
                 await refuse(send, "/metrics needs its token: Authorization: Bearer <token>")
                 return
         elif path == self.path and not (scope["method"] in ("GET", "HEAD")
-                                        and b"query=" not in scope.get("query_string", b"")):
+                                        and "query" not in QueryParams(scope["query_string"])):
+            # read as the endpoint reads it (`?%71uery=` is `?query=`): only a GET without a
+            # query (GraphiQL's page, or a refusal) goes on without an identity
             client = scope.get("client")
             try:
                 scope[IDENTITY] = await self.access.identify(

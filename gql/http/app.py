@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 from collections.abc import AsyncIterator
 
@@ -13,20 +15,38 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
 from gql.config import Settings, settings_from_env
+from gql.demo import run_demo
 from gql.http import health, pages
 from gql.http.access import IDENTITY, NOBODY, Access, Authenticate
 from gql.http.disconnect import CancelOnDisconnect
 from gql.http.graphql import CompiledFront, graphql_endpoint
 from gql.http.guard import SiteGuard
+from gql.http.sse import EventStreams
 from gql.http.websocket import WebSocketEndpoint
 from gql.live import LiveHub, quiet_gc
+from gql.outbound.beside import Relays, configured
 from gql.schema import build_schema
 from gql.schema.context import Context
 from gql.schema.fastpath import FastPath
 from gql.store import Pool
 from gql.store.connection import create_pool, warn_if_superuser
 from gql.store.lane import ReadLane
+from gql.store.outage import DatabaseHealth
+from gql.store.tallies import compact_tallies
 from gql.tokens import Verifier
+
+log = logging.getLogger("ordergraph")
+
+
+async def _keep_tallies(pool: Pool, interval: float) -> None:
+    """Folds the changes appends leave in the tallies behind counts, now and then (one
+    process of a fleet at a time); a failure is logged and tried again next time."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await compact_tallies(pool)
+        except Exception as exc:  # the database away: counts stay right, only slower to read
+            log.warning("could not fold the tallies: %s", exc)
 
 
 def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
@@ -42,13 +62,23 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
         await warn_if_superuser(app.state.pool)
         await access.load()
         app.state.reads = ReadLane(app.state.pool, settings.pool_max_size)
-        app.state.live = LiveHub(app.state.pool, settings)
+        app.state.health = DatabaseHealth(app.state.pool)
+        app.state.live = LiveHub(app.state.pool, settings, app.state.health)
         await app.state.live.start()
+        tasks = [asyncio.create_task(_keep_tallies(app.state.pool, settings.tally_interval))]
+        if settings.demo_rate > 0:
+            tasks.append(asyncio.create_task(run_demo(app.state.pool, settings.demo_rate)))
+        relays.start(app.state.live)  # consumers the settings name, woken by the hub
         quiet_gc()
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await relays.stop()
             await app.state.live.stop()
+            await app.state.health.stop()
             if owned:
                 await app.state.pool.close()
 
@@ -57,11 +87,13 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
                        request.scope.get(IDENTITY, NOBODY), getattr(request.app.state, "live", None),
                        request)
 
+    relays = Relays(configured(settings))  # a bad relay setting fails here, before serving
     app = Starlette(lifespan=lifespan, middleware=[Middleware(health.MetricsMiddleware)])
     access = Access(settings, verifier(settings), app.state)
     app.state.access = access
     if pool is not None:  # usable without running the lifespan (ASGI test clients)
         app.state.pool, app.state.reads = pool, ReadLane(pool, settings.pool_max_size)
+        app.state.health = DatabaseHealth(pool)
     schema = build_schema(settings)
     fast = FastPath(schema, settings) if settings.compiled_reads else None
     ide = pages.graphiql_response if settings.ide else None
@@ -78,6 +110,8 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
     served: ASGIApp = app  # starlette: request timer, then the routes above
     if fast is not None:  # compiled POSTs are answered before starlette sees them
         served = CompiledFront(served, fast=fast, settings=settings, state=app.state)
+    # requests that accept text/event-stream: GraphQL over SSE, through the live hub
+    served = EventStreams(served, schema=schema, settings=settings, state=app.state)
     served = CancelOnDisconnect(served)  # a client that leaves cancels the work
     served = Authenticate(served, access)  # the caller's identity, or 401
     return SiteGuard(served, settings)  # allowed Host and browser Origin, or 421 / 403

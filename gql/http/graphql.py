@@ -10,8 +10,9 @@ everything else together (bench/RESULTS.md, "Q1"); the starlette endpoint
 compiled yet, and failed reads, which the resolvers answer and report with their codes.
 
 Status codes follow the GraphQL-over-HTTP spec: with `Accept: application/graphql-response+json`
-a request that cannot run gets a 4xx (400 unparsable, 422 invalid); legacy `application/json`
-clients get 200 with `errors`.
+a request that cannot run (unparsable, invalid, its variables not coercible, too costly) gets
+400, as the spec's audit (graphql-http, run by tests/test_conformance.py) expects; legacy
+`application/json` clients get 200 with `errors`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from gql.config import Settings
-from gql.errors import BadRequest, RequestTimeout
+from gql.errors import BadRequest, RequestTimeout, ServiceUnavailable
 from gql.http.access import IDENTITY, NOBODY
 from gql.identity import Identity
 from gql.metrics import COMPILED, REQUESTS
@@ -43,6 +44,7 @@ from gql.schema.context import Context
 from gql.schema.errors import client_error
 from gql.schema.fastpath import FastPath, Refused
 from gql.store import DATABASE_ERRORS
+from gql.store.outage import RETRY_AFTER, is_outage
 from gql.store.reads import fetch_document
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
@@ -134,7 +136,9 @@ async def answer_compiled(fast: FastPath | None, state: State, params: Params,
         return await appends.run(compiled, state.pool)
     try:
         data = await fetch_document(state.reads, *compiled)
-    except DATABASE_ERRORS:
+    except DATABASE_ERRORS as exc:
+        if is_outage(exc):
+            raise  # answered 503 by the caller: the resolvers would only fail again
         # the resolvers answer instead, and report what is still wrong with its error code
         log.exception("compiled query failed; answering through the resolvers")
         _FAILED.inc()
@@ -143,9 +147,25 @@ async def answer_compiled(fast: FastPath | None, state: State, params: Params,
     return b'{"data":' + data + b"}"
 
 
+def unavailable(exc: BaseException, state: State) -> dict[str, Any] | None:
+    """The body of a 503 when `exc` means the database cannot answer now (an outage, which
+    the app's DatabaseHealth hears of, or a conflict that outlasted its retries); else None."""
+    if is_outage(exc):
+        state.health.failed(exc)
+        message = "the database is unavailable; try again shortly"
+    elif isinstance(exc, ServiceUnavailable):
+        message = exc.message
+    else:
+        return None
+    return _error_body(message, ServiceUnavailable.code)
+
+
+UNAVAILABLE_HEADERS = {"Retry-After": str(RETRY_AFTER)}
+
+
 def refused_status(media_type: str) -> int:
-    """A request refused before execution: 422 for GraphQL-over-HTTP clients, else 200."""
-    return 422 if media_type == GRAPHQL_RESPONSE else 200
+    """A request refused before execution: 400 for GraphQL-over-HTTP clients, else 200."""
+    return 400 if media_type == GRAPHQL_RESPONSE else 200
 
 
 # -- compiled POSTs, straight from the ASGI messages ---------------------------------------
@@ -184,19 +204,23 @@ class CompiledFront:
         body = await read_body(receive)
         if body is None:  # the client went away
             return
-        answer = await self._answer(body, scope)
+        media_type = negotiate(accept.decode("latin-1") if accept else "")
+        try:
+            answer = await self._answer(body, scope)
+        except Exception as exc:
+            refusal = unavailable(exc, self.state)
+            if refusal is None:
+                raise
+            await _send_json(send, 503, media_type, orjson.dumps(refusal), UNAVAILABLE_HEADERS)
+            return
         if answer is None:
             scope[COMPILED_TRIED] = True
             await self.app(scope, _replay(body, receive), send)
             return
-        media_type = negotiate(accept.decode("latin-1") if accept else "")
         status = 200
         if isinstance(answer, Refused):
             answer, status = answer.body, refused_status(media_type)
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", f"{media_type}; charset=utf-8".encode()),
-            (b"content-length", str(len(answer)).encode())]})
-        await send({"type": "http.response.body", "body": answer})
+        await _send_json(send, status, media_type, answer)
         timer = self._timer if status == 200 else REQUESTS.labels("POST", self.path, str(status))
         timer.observe(time.perf_counter() - started)
 
@@ -207,6 +231,15 @@ class CompiledFront:
             return None
         return await answer_compiled(self.fast, self.state, params, mutations=True,
                                      identity=scope.get(IDENTITY, NOBODY))
+
+
+async def _send_json(send: Send, status: int, media_type: str, body: bytes,
+                     headers: dict[str, str] | None = None) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", f"{media_type}; charset=utf-8".encode()),
+        (b"content-length", str(len(body)).encode()),
+        *((name.lower().encode(), value.encode()) for name, value in (headers or {}).items())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def read_body(receive: Receive) -> bytes | None:
@@ -278,9 +311,16 @@ def graphql_endpoint(
                                          "less", RequestTimeout.code), 503, media_type)
 
     async def run(request: Request, params: Params, media_type: str, reading: bool) -> Response:
-        body_bytes = (None if request.scope.get(COMPILED_TRIED) else
-                      await answer_compiled(fast, request.app.state, params, mutations=not reading,
-                                            identity=request.scope.get(IDENTITY, NOBODY)))
+        try:
+            body_bytes = (None if request.scope.get(COMPILED_TRIED) else
+                          await answer_compiled(fast, request.app.state, params,
+                                                mutations=not reading,
+                                                identity=request.scope.get(IDENTITY, NOBODY)))
+        except Exception as exc:
+            refusal = unavailable(exc, request.app.state)
+            if refusal is None:
+                raise
+            return _response(refusal, 503, media_type, UNAVAILABLE_HEADERS)
         if isinstance(body_bytes, Refused):
             return Response(body_bytes.body, refused_status(media_type),
                             media_type=f"{media_type}; charset=utf-8")
@@ -306,6 +346,10 @@ def graphql_endpoint(
         except MissingQueryError:
             return _response(_error_body("no GraphQL query"), 400, media_type)
         body: dict[str, Any] = {}
+        for error in result.errors or []:
+            if is_outage(error.original_error):  # logged once per outage, not per request
+                request.app.state.health.failed(error.original_error)
+                break
         errors = [client_error(e) for e in result.errors or []]  # coded ones pass unchanged
         # errors before execution (parse, validation, variables) have no path and no data
         refused = bool(errors) and result.data is None and all(e.path is None for e in errors)
@@ -313,11 +357,11 @@ def graphql_endpoint(
             body["errors"] = [e.formatted for e in errors]
         if not refused:
             body["data"] = result.data
-        status = 200
-        if refused and media_type == GRAPHQL_RESPONSE:
-            status = 400 if "GRAPHQL_PARSE_FAILED" in codes_of(errors) else 422
+        status = refused_status(media_type) if refused else 200
         if result.extensions:
             body["extensions"] = result.extensions
+        if ServiceUnavailable.code in codes_of(errors):  # the database, not the request
+            return _response(body, 503, media_type, UNAVAILABLE_HEADERS)
         if fast is not None and not errors:
             fast.remember(query, operation)
         elif fast is not None and refused and codes_of(errors) == {"QUERY_TOO_COMPLEX"}:

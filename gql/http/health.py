@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql.metrics import REQUESTS
+from gql.outbound.beside import consumer_lag
 from gql.store import DATABASE_ERRORS
 
 
@@ -33,11 +34,22 @@ async def readyz(request: Request) -> Response:
     if live is not None:
         checks["listener"] = "connected" if live.connected else "reconnecting"
     ready = all(v in ("ok", "connected") for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "not ready", **checks},
-                        200 if ready else 503)
+    body: dict[str, Any] = {"status": "ready" if ready else "not ready", **checks}
+    if checks["database"] == "ok":  # the consumers' lag tells, it does not decide readiness
+        body["consumers"] = await _consumers(request)
+    return JSONResponse(body, 200 if ready else 503)
+
+
+async def _consumers(request: Request) -> dict[str, Any]:
+    """Each durable consumer's lag (events, seconds), also set on the /metrics gauges."""
+    try:
+        return await consumer_lag(request.app.state.pool)
+    except DATABASE_ERRORS:
+        return {}
 
 
 async def metrics(request: Request) -> Response:
+    await _consumers(request)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

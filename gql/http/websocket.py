@@ -40,6 +40,7 @@ from gql.schema.subscriptions import Rendered
 
 MALFORMED = 4400
 FORBIDDEN = 4403
+INIT_TIMEOUT = 4408  # no connection_init within ORDERGRAPH_CONNECTION_INIT_TIMEOUT (both protocols)
 # message types that name an operation, per protocol, and those that carry a GraphQL request
 _WITH_ID = {"subscribe", "complete", "start", "stop"}
 _WITH_REQUEST = {"subscribe", "start"}
@@ -173,6 +174,8 @@ class _LegacyWS(_Admission, BaseGraphQLWSHandler):  # type: ignore[type-arg]
     admitted = False
 
     async def handle(self) -> None:
+        waiting = asyncio.create_task(self._close_unless_admitted(
+            self.view.settings.connection_init_timeout))
         try:
             try:
                 async for message in self.websocket.iter_json():
@@ -182,12 +185,21 @@ class _LegacyWS(_Admission, BaseGraphQLWSHandler):  # type: ignore[type-arg]
         except WebSocketDisconnected:
             pass
         finally:
+            waiting.cancel()
             self.end_expiry()
             if self.keep_alive_task:
                 self.keep_alive_task.cancel()
                 with contextlib.suppress(BaseException):
                     await self.keep_alive_task
             await self.cleanup()
+
+    async def _close_unless_admitted(self, seconds: float) -> None:
+        """A socket that sends no `connection_init` in time is closed, as graphql-transport-ws
+        does (strawberry's legacy handler waits forever)."""
+        await asyncio.sleep(seconds)
+        if not self.admitted:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=INIT_TIMEOUT, reason="Connection initialisation timeout")
 
     async def handle_message(self, message: Any) -> None:
         reason = malformed(message)

@@ -23,6 +23,7 @@ from gql.config import Settings
 from gql.schema.cost import CostModel, select_operation
 from gql.schema.errors import ErrorCodes
 from gql.schema.mutations import Mutation
+from gql.schema.plans import verify_plans
 from gql.schema.queries import Query
 from gql.schema.scalars import SCALARS
 from gql.schema.subscriptions import EventExecutor, Subscription
@@ -74,6 +75,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )
     cost.append(CostModel(schema._schema, settings.max_cost, settings.max_page_size))
+    verify_plans(schema._schema, settings)
     return schema
 
 

@@ -27,6 +27,7 @@ from graphql.execution.values import get_argument_values
 from strawberry.types.arguments import convert_argument
 
 from gql.config import Settings
+from gql.errors import ServiceUnavailable
 from gql.events import EventType, NewEvent
 from gql.identity import Grants, Identity
 from gql.schema.compiled import Compiler, Read, Unsupported, guards_hold
@@ -36,6 +37,7 @@ from gql.schema.mutations import APPEND_MUTATIONS
 from gql.schema.plans import compile_append
 from gql.store import Pool
 from gql.store.append import Claims, append_rendered
+from gql.store.outage import is_outage
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ async def run(appends: Appends, pool: Pool) -> bytes:
         try:
             rendered = await append_rendered(pool, field.sql, event, appends.claims)
         except Exception as exc:  # reported (and unexpected ones masked and logged) as usual
+            if is_outage(exc) or isinstance(exc, ServiceUnavailable):
+                raise  # the whole request is answered 503: send it again (same eventIds)
             error = client_error(located_error(exc, field.nodes, [field.key]))
             return orjson.dumps({"errors": [error.formatted], "data": None})
         parts.append(orjson.dumps(field.key) + b":" + rendered)

@@ -38,6 +38,11 @@ from gql.config import Settings
 from gql.errors import DomainError
 
 
+class PlanError(Exception):
+    """A plan that reads an argument it does not declare, or declares one it never reads:
+    a bug, found when the schema is built (gql/schema/plans.py, `verify_plans`)."""
+
+
 class Unsupported(Exception):
     """The document needs the resolvers. `lasting` when that holds for every request of the
     document (its shape), not only for these variables (e.g. a malformed cursor)."""
@@ -96,23 +101,51 @@ def guards_hold(guards: tuple[tuple[Read, Any], ...], variables: dict[str, Any])
     return True
 
 
-class Args:
-    """One field's arguments, read again from each request's variables."""
+class Strict(Mapping[str, Any]):
+    """A field's argument values as its plan may read them: only the arguments it declares
+    (an absent one reads as None); each read is recorded."""
 
-    def __init__(self, compiler: Compiler, definition: GraphQLField, node: FieldNode) -> None:
+    def __init__(self, values: dict[str, Any], declared: frozenset[str], read: set[str]) -> None:
+        self._values, self._declared, self._read = values, declared, read
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._declared:
+            raise PlanError(f"the plan reads argument {name!r}, which it does not declare")
+        self._read.add(name)
+        return self._values.get(name)
+
+    def __iter__(self) -> Any:
+        return iter(self._declared)
+
+    def __len__(self) -> int:
+        return len(self._declared)
+
+
+class Args:
+    """One field's arguments, read again from each request's variables, strictly: only those
+    its plan declares, and every read is recorded (`read`)."""
+
+    def __init__(self, compiler: Compiler, definition: GraphQLField, node: FieldNode,
+                 declared: frozenset[str] = frozenset()) -> None:
         self.compiler = compiler
         self.definition = definition
         self.node = node
-        self._memo: tuple[dict[str, Any], dict[str, Any]] | None = None
+        self.declared = declared
+        self.read: set[str] = set()
+        self._memo: tuple[dict[str, Any], Strict] | None = None
         # arguments written as literals (or left out) are the same for every request
         self.fixed = (None if _uses_variables(node.arguments)
-                      else get_argument_values(definition, node, {}))
+                      else self._strict(get_argument_values(definition, node, {})))
 
-    def of(self, variables: dict[str, Any]) -> dict[str, Any]:
+    def _strict(self, values: dict[str, Any]) -> Strict:
+        return Strict(values, self.declared, self.read)
+
+    def of(self, variables: dict[str, Any]) -> Strict:
         if self.fixed is not None:
             return self.fixed
         if self._memo is None or self._memo[0] is not variables:
-            self._memo = (variables, get_argument_values(self.definition, self.node, variables))
+            self._memo = (variables, self._strict(
+                get_argument_values(self.definition, self.node, variables)))
         return self._memo[1]
 
     def shape(self, read: Callable[[dict[str, Any]], Any]) -> Any:
@@ -140,14 +173,18 @@ class FieldPlan:
 
     render: Callable[[list[FieldNode], Args], str]
     args: frozenset[str] = frozenset()
+    # arguments another layer applies (a subscription's filter, applied by the live hub):
+    # declared, so the field is not declined, but not read by the rendering
+    elsewhere: frozenset[str] = frozenset()
 
 
 Plans = Mapping[str, FieldPlan]
 Fields = dict[str, list[FieldNode]]
 
 
-def plan(render: Callable[[list[FieldNode], Args], str], *args: str) -> FieldPlan:
-    return FieldPlan(render, frozenset(args))
+def plan(render: Callable[[list[FieldNode], Args], str], *args: str,
+         elsewhere: tuple[str, ...] = ()) -> FieldPlan:
+    return FieldPlan(render, frozenset(args) | frozenset(elsewhere), frozenset(elsewhere))
 
 
 def value(sql: str) -> FieldPlan:
@@ -170,6 +207,8 @@ class Compiler:
         self.guards: list[tuple[Read, Any]] = []
         self.binders: list[Read] = []
         self._aliases = itertools.count()
+        # every field rendered with arguments: (Type.field, its Args), to check the reads
+        self.rendered: list[tuple[str, Args]] = []
         # rendering from the row an append returned: the statement's snapshot predates the
         # append, so nothing that reads the tables again may be rendered
         self.row_local = False
@@ -257,19 +296,26 @@ class Compiler:
             definition = definitions[name]
             if set(definition.args) != field_plan.args:
                 raise Unsupported(f"{type_name}.{name} has arguments its plan does not read")
-            parts.append(f"'{key}', {field_plan.render(field_nodes, Args(self, definition, field_nodes[0]))}")
+            args = Args(self, definition, field_nodes[0], field_plan.args - field_plan.elsewhere)
+            if args.declared:
+                self.rendered.append((f"{type_name}.{name}", args))
+            parts.append(f"'{key}', {field_plan.render(field_nodes, args)}")
         return f"json_build_object({', '.join(parts)})"
 
     def connection(self, type_name: str, nodes: list[FieldNode], source: Callable[[int], str],
                    keys: tuple[str, ...], size: int, after: bool, node: NodeRenderer,
-                   cursor: Callable[[str], str]) -> str:
-        """A Relay connection over the rows of `source(limit)`, whose order is `keys`."""
+                   cursor: Callable[[str], str], count: str) -> str:
+        """A Relay connection over the rows of `source(limit)`, whose order is `keys`;
+        `count` is the SQL of its totalCount."""
         r = self.alias()
         order = ", ".join(f"{r}.{key}" for key in keys)
         fields = self.selected(type_name, nodes)
-        if {f[0].name.value for f in fields.values()} <= {"nodes", "__typename"}:
+        total = {"totalCount": value(count)}
+        if {f[0].name.value for f in fields.values()} <= {"totalCount", "__typename"}:
+            return self.obj(type_name, None, total, fields)  # no page to read
+        if {f[0].name.value for f in fields.values()} <= {"nodes", "totalCount", "__typename"}:
             # no page info and no cursors: the page itself, without a look-ahead row
-            plain = {"nodes": plan(lambda field_nodes, _: (
+            plain = {**total, "nodes": plan(lambda field_nodes, _: (
                 f"coalesce(json_agg({node(r, field_nodes)} order by {order}), '[]'::json)"))}
             # one row also when nothing aggregates (`{ __typename }`): group by ()
             return (f"(select {self.obj(type_name, None, plain, fields)} from {source(size)} {r} "
@@ -277,14 +323,20 @@ class Compiler:
         within = f"filter (where {r}.og_n <= {size})"
         edge = {"cursor": value(cursor(r)),
                 "node": plan(lambda edge_nodes, _: node(r, edge_nodes))}
+
+        def end(direction: str) -> str:  # the cursor of one row, the first or the last
+            row = f"(array_agg({r}.og_row order by {r}.og_n{direction}) {within})[1]"
+            return f"case when count(*) > 0 then {cursor(f'({row})')} end"
+
         page_info = {
             "hasNextPage": value(f"count(*) > {size}"),
             "hasPreviousPage": value("true" if after else "false"),
-            "startCursor": value(f"(array_agg({cursor(r)} order by {r}.og_n) {within})[1]"),
-            "endCursor": value(f"(array_agg({cursor(r)} order by {r}.og_n desc) {within})[1]"),
+            "startCursor": value(end("")),
+            "endCursor": value(end(" desc")),
         }
         edge_type = type_name.replace("Connection", "Edge")
         plans = {
+            **total,
             "nodes": plan(lambda field_nodes, _: (
                 f"coalesce(json_agg({node(r, field_nodes)} order by {r}.og_n) {within}, '[]'::json)")),
             "edges": plan(lambda field_nodes, _: (
@@ -293,8 +345,8 @@ class Compiler:
             "pageInfo": plan(lambda field_nodes, _: self.obj("PageInfo", field_nodes, page_info)),
         }
         built = self.obj(type_name, None, plans, fields)
-        return (f"(select {built} from (select {r}.*, row_number() over (order by {order}) as og_n "
-                f"from {source(size + 1)} {r}) {r} group by ())")
+        return (f"(select {built} from (select {r}.*, row_number() over (order by {order}) as og_n, "
+                f"{r} as og_row from {source(size + 1)} {r}) {r} group by ())")
 
 
 NodeRenderer = Callable[[str, list[FieldNode]], str]

@@ -10,7 +10,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.types import Info as StrawberryInfo
 
 from gql.config import Settings
-from gql.events import EventOrder, EventType
+from gql.events import EventOrder, EventType, Position
 from gql.identity import Grants, Identity
 from gql.store import Pool, Row, reads
 
@@ -67,6 +67,11 @@ class Context:
     connection_params: Any = None
     # the connection sends payloads the live hub rendered as they are (gql/http/websocket.py)
     sends_rendered: bool = False
+    # GraphQL over SSE (gql/http/sse.py): the position a reconnecting client saw last
+    # (Last-Event-ID), where its subscription resumes; and the position of the event the
+    # subscription yielded last, which becomes that event's SSE id
+    resume_after: Position | None = None
+    last_position: Position | None = None
     _loaders: Loaders | None = None
 
     @property

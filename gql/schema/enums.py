@@ -2,12 +2,13 @@
 
 import strawberry
 
-from gql.events import CancellationReason, EventOrder, EventType, OrderStatus, TimeAxis
+from gql.events import CODES, EventOrder, EventType, OrderStatus, TimeAxis
 
 strawberry.enum(EventType, description="The past-tense facts an order's stream records.")
 strawberry.enum(OrderStatus, description="Where an order stands; SHIPPED and CANCELLED are final.")
 strawberry.enum(EventOrder, description="How to order an order's timeline.")
-strawberry.enum(CancellationReason, description="Why an order was cancelled, as a code.")
 strawberry.enum(TimeAxis, description="OCCURRED: business time; RECORDED: when the log saw it.")
+for _codes in CODES.values():
+    strawberry.enum(_codes)
 
-__all__ = ["CancellationReason", "EventOrder", "EventType", "OrderStatus", "TimeAxis"]
+__all__ = ["CODES", "EventOrder", "EventType", "OrderStatus", "TimeAxis"]

@@ -10,8 +10,9 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
-from gql.errors import DomainError, OperationRefused, RequestTimeout
+from gql.errors import DomainError, OperationRefused, RequestTimeout, ServiceUnavailable
 from gql.schema.scalars import InvalidScalar
+from gql.store.outage import is_outage
 
 log = logging.getLogger("ordergraph.errors")
 
@@ -54,6 +55,8 @@ def client_error(error: GraphQLError, *, hide_suggestions: bool = False) -> Grap
         original = OperationRefused("the document has no operation of that name")
     if getattr(original, "sqlstate", None) == _TIMED_OUT:
         original = RequestTimeout("the request took longer than its time budget; ask for less")
+    elif is_outage(original):  # logged once per outage (gql/store/outage.py), not per error
+        original = ServiceUnavailable("the database is unavailable; try again shortly")
     if isinstance(original, DomainError):
         extensions = {"code": original.code, **original.extensions}
         return GraphQLError(original.message, error.nodes, error.source, error.positions,

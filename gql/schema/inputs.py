@@ -10,11 +10,15 @@ from typing import Any
 
 import strawberry
 
+from gql import declaration as kinds
+from gql.catalogue import CATALOGUE
+from gql.declaration import EventDeclaration
 from gql.errors import BadUserInput
 from gql.events import Actor, EventType, NewEvent
 from gql.identity import Grants, Identity
-from gql.schema.enums import CancellationReason
-from gql.schema.scalars import UUID, DateTime, Decimal, money
+from gql.schema.enums import CODES
+from gql.schema.fields import attribute
+from gql.schema.scalars import UUID, DateTime, Decimal
 
 
 @strawberry.input(description="Who causes the event, e.g. { type: \"user\", id: \"u-42\" }.")
@@ -36,9 +40,6 @@ class EventMetadata:
     actor: ActorInput | None = None
 
 
-_METADATA = {f.name for f in dataclasses.fields(EventMetadata)} | {"order_id"}
-
-
 @strawberry.input
 class OrderItemInput:
     sku: str
@@ -52,65 +53,50 @@ class ShippedItemInput:
     quantity: int
 
 
-@strawberry.input
-class PlaceOrderInput(EventMetadata):
-    customer_id: UUID
-    currency: str
-    order_id: UUID | None = strawberry.field(default=None, description="Generated when absent.")
-    items: list[OrderItemInput] = strawberry.field(default_factory=list)
+# The GraphQL input type of each kind of event data.
+_INPUT_TYPES: dict[str, Any] = {
+    kinds.TEXT: str, kinds.MONEY: Decimal, kinds.QUANTITY: int, kinds.CURRENCY: str,
+    kinds.CUSTOMER: UUID, kinds.ITEMS: list[OrderItemInput],
+    kinds.SHIPPED_ITEMS: list[ShippedItemInput],
+}
 
 
-@strawberry.input
-class AddItemToOrderInput(EventMetadata):
-    order_id: UUID
-    sku: str
-    quantity: int
-    unit_price: Decimal
+def _input_field(datum: kinds.Data) -> tuple[Any, Any]:
+    """The annotation and the strawberry field of one datum in its mutation's input."""
+    kind = CODES[datum.enum] if datum.kind == kinds.CODE else _INPUT_TYPES[datum.kind]
+    description = datum.description or None
+    if datum.input_default is not kinds.NO_DEFAULT:
+        default = datum.input_default
+        if isinstance(default, list):
+            return kind, strawberry.field(default_factory=list, description=description)
+        if datum.kind == kinds.CODE:
+            default = CODES[datum.enum][default]
+        return kind, strawberry.field(default=default, description=description)
+    if datum.optional:
+        return kind | None, strawberry.field(default=None, description=description)
+    return kind, strawberry.field(description=description)
 
 
-@strawberry.input
-class RemoveItemFromOrderInput(EventMetadata):
-    order_id: UUID
-    sku: str
-    quantity: int
+def _input_class(event: EventDeclaration) -> type[EventMetadata]:
+    """`<Mutation>Input`: the event's data, the order it goes to, and the metadata."""
+    fields: dict[str, tuple[Any, Any]] = {}
+    if not event.starts_stream:
+        fields["order_id"] = (UUID, strawberry.field(description="The order's id."))
+    for datum in event.data:
+        fields[attribute(datum.key)] = _input_field(datum)
+    if event.starts_stream:
+        fields["order_id"] = (UUID | None, strawberry.field(
+            default=None, description="Generated when absent."))
+    namespace: dict[str, Any] = {"__module__": __name__,
+                                 "__annotations__": {k: a for k, (a, _) in fields.items()},
+                                 **{k: f for k, (_, f) in fields.items()}}
+    name = event.mutation[0].upper() + event.mutation[1:] + "Input"
+    return strawberry.input(type(name, (EventMetadata,), namespace),  # type: ignore[return-value]
+                            description=f"What {event.mutation} records as {event.name}.")
 
 
-@strawberry.input
-class AuthorizePaymentInput(EventMetadata):
-    order_id: UUID
-    amount: Decimal
-    payment_provider: str
-    authorization_id: str
-
-
-@strawberry.input
-class CapturePaymentInput(EventMetadata):
-    order_id: UUID
-    amount: Decimal
-
-
-@strawberry.input
-class ReversePaymentCaptureInput(EventMetadata):
-    order_id: UUID
-    amount: Decimal
-    reason: str
-
-
-@strawberry.input
-class ShipOrderInput(EventMetadata):
-    order_id: UUID
-    carrier: str
-    tracking_number: str
-    shipped_items: list[ShippedItemInput] | None = strawberry.field(
-        default=None, description="Default: every item of the order.")
-
-
-@strawberry.input
-class CancelOrderInput(EventMetadata):
-    order_id: UUID
-    reason: str
-    reason_code: CancellationReason = strawberry.field(
-        default=CancellationReason.OTHER, description="The reason as a code (default OTHER).")
+# Each append mutation's input type, by event type (as stored).
+INPUTS: dict[str, type[EventMetadata]] = {e.name: _input_class(e) for e in CATALOGUE.events}
 
 
 @strawberry.input
@@ -129,9 +115,10 @@ def _camel(name: str) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Input values as they are stored in the payload: money as normalised strings."""
+    """Input values as a payload holds them: money as the digits the client sent (the
+    database writes them out with the currency's minor units)."""
     if isinstance(value, decimal.Decimal):
-        return money(value)
+        return str(value)
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, enum.Enum):
@@ -163,10 +150,11 @@ def new_event(event_type: EventType, data: EventMetadata, grants: Grants,
     grants.check_append(identity, event_type)
     supplied = Actor(data.actor.type, data.actor.id) if data.actor else None
     actor = grants.actor(identity, supplied)
+    declared = CATALOGUE.event(event_type.value)
     payload = {
-        _camel(f.name): _plain(getattr(data, f.name))
-        for f in dataclasses.fields(data)
-        if f.name not in _METADATA and getattr(data, f.name) is not None
+        datum.key: _plain(getattr(data, attribute(datum.key)))
+        for datum in declared.data
+        if getattr(data, attribute(datum.key)) is not None
     }
     no_nul(payload)
     if data.actor is not None:

@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import strawberry
 
+from gql.catalogue import CATALOGUE
+from gql.declaration import EventDeclaration
 from gql.events import EventType
 from gql.schema.context import Info
-from gql.schema.inputs import (
-    AddItemToOrderInput,
-    AuthorizePaymentInput,
-    CancelOrderInput,
-    CapturePaymentInput,
-    EventMetadata,
-    PlaceOrderInput,
-    RegisterCustomerInput,
-    RemoveItemFromOrderInput,
-    ReversePaymentCaptureInput,
-    ShipOrderInput,
-    new_event,
-    no_nul,
-)
+from gql.schema.inputs import INPUTS, EventMetadata, RegisterCustomerInput, new_event, no_nul
 from gql.schema.types import Customer, Order, OrderEvent, event_from_row
 from gql.store.append import append_event, register_customer
 
@@ -31,22 +21,13 @@ class AppendResult:
     event: OrderEvent
     order: Order
     deduplicated: bool = strawberry.field(
-        description="True when this eventId (or authorizationId) was already recorded: "
-        "nothing new was appended and `event` is the original.")
+        description="True when this eventId (or a natural key such as authorizationId) was "
+        "already recorded: nothing new was appended and `event` is the original.")
 
 
 # The append mutations, by GraphQL field name: the resolvers below and the compiled path
 # (gql/schema/appends.py) both take the event type from here.
-APPEND_MUTATIONS: dict[str, EventType] = {
-    "placeOrder": EventType.ORDER_PLACED,
-    "addItemToOrder": EventType.ITEM_ADDED_TO_ORDER,
-    "removeItemFromOrder": EventType.ITEM_REMOVED_FROM_ORDER,
-    "authorizePayment": EventType.PAYMENT_AUTHORIZED,
-    "capturePayment": EventType.PAYMENT_CAPTURED,
-    "reversePaymentCapture": EventType.PAYMENT_CAPTURE_REVERSED,
-    "shipOrder": EventType.ORDER_SHIPPED,
-    "cancelOrder": EventType.ORDER_CANCELLED,
-}
+APPEND_MUTATIONS: dict[str, EventType] = {e.mutation: EventType(e.name) for e in CATALOGUE.events}
 
 
 async def _append(info: Info, data: EventMetadata) -> AppendResult:
@@ -59,51 +40,35 @@ async def _append(info: Info, data: EventMetadata) -> AppendResult:
                         deduplicated=appended.deduplicated)
 
 
-@strawberry.type
-class Mutation:
-    @strawberry.mutation(description="Create a customer; the same details again return it.")
-    async def register_customer(self, info: Info, input: RegisterCustomerInput) -> Customer:
-        info.context.grants.check_register(info.context.identity)
-        no_nul({"name": input.name, "email": input.email})
-        registered = await register_customer(
-            info.context.pool, input.customer_id or uuid.uuid4(), input.name, input.email,
-            info.context.identity.claims())
-        return Customer.from_row(registered.customer)
+async def _register_customer(self: Mutation, info: Info, input: RegisterCustomerInput) -> Customer:
+    info.context.grants.check_register(info.context.identity)
+    no_nul({"name": input.name, "email": input.email})
+    registered = await register_customer(
+        info.context.pool, input.customer_id or uuid.uuid4(), input.name, input.email,
+        info.context.identity.claims())
+    return Customer.from_row(registered.customer)
 
-    @strawberry.mutation(description="Records OrderPlaced: starts a new order stream.")
-    async def place_order(self, info: Info, input: PlaceOrderInput) -> AppendResult:
+
+def _append_mutation(event: EventDeclaration) -> Any:
+    """The mutation appending one event type: `name(input: NameInput!): AppendResult!`."""
+    async def resolve(self: Mutation, info: Info, input: EventMetadata) -> AppendResult:
         return await _append(info, input)
 
-    @strawberry.mutation(description="Records ItemAddedToOrder.")
-    async def add_item_to_order(self, info: Info, input: AddItemToOrderInput) -> AppendResult:
-        return await _append(info, input)
+    resolve.__annotations__.update({"info": Info, "input": INPUTS[event.name],
+                                    "return": AppendResult})
+    return strawberry.mutation(resolver=resolve, name=event.mutation,
+                               description=f"Records {event.name}. {event.description}")
 
-    @strawberry.mutation(description="Records ItemRemovedFromOrder.")
-    async def remove_item_from_order(
-        self, info: Info, input: RemoveItemFromOrderInput
-    ) -> AppendResult:
-        return await _append(info, input)
 
-    @strawberry.mutation(description="Records PaymentAuthorized for the order total.")
-    async def authorize_payment(self, info: Info, input: AuthorizePaymentInput) -> AppendResult:
-        return await _append(info, input)
+def _mutation_class() -> type:
+    namespace: dict[str, Any] = {
+        "__module__": __name__,
+        "register_customer": strawberry.mutation(
+            resolver=_register_customer,
+            description="Create a customer; the same details again return it."),
+        **{e.mutation: _append_mutation(e) for e in CATALOGUE.events},
+    }
+    return strawberry.type(type("Mutation", (), namespace))
 
-    @strawberry.mutation(description="Records PaymentCaptured for the authorized amount.")
-    async def capture_payment(self, info: Info, input: CapturePaymentInput) -> AppendResult:
-        return await _append(info, input)
 
-    @strawberry.mutation(
-        description="Records PaymentCaptureReversed, compensating a capture."
-    )
-    async def reverse_payment_capture(
-        self, info: Info, input: ReversePaymentCaptureInput
-    ) -> AppendResult:
-        return await _append(info, input)
-
-    @strawberry.mutation(description="Records OrderShipped.")
-    async def ship_order(self, info: Info, input: ShipOrderInput) -> AppendResult:
-        return await _append(info, input)
-
-    @strawberry.mutation(description="Records OrderCancelled.")
-    async def cancel_order(self, info: Info, input: CancelOrderInput) -> AppendResult:
-        return await _append(info, input)
+Mutation = _mutation_class()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -32,14 +32,27 @@ class Edge(Generic[T]):
     node: T
 
 
+Counter = Callable[[], Awaitable[int]]
+
+
+async def _nothing() -> int:
+    return 0
+
+
 @strawberry.type
 class Connection(Generic[T]):
     edges: list[Edge[T]]
     page_info: PageInfo
+    counter: strawberry.Private[Counter] = _nothing
 
     @strawberry.field
     def nodes(self) -> list[T]:
         return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="How many items the connection's filters select, all pages "
+                      "together (its cursor aside).")
+    async def total_count(self) -> int:
+        return await self.counter()
 
 
 # Default page sizes of the API; `first` above the configured cap is an error.
@@ -63,8 +76,10 @@ def connection(
     cursor: Callable[[R], str],
     *,
     after: str | None,
+    count: Counter = _nothing,
 ) -> Connection[T]:
-    """A page from `size + 1` fetched rows: the extra row only says there is a next page."""
+    """A page from `size + 1` fetched rows: the extra row only says there is a next page;
+    `count` answers totalCount when it is asked for."""
     edges = [Edge(cursor=cursor(row), node=node(row)) for row in rows[:size]]
     return Connection(
         edges=edges,
@@ -74,6 +89,7 @@ def connection(
             start_cursor=edges[0].cursor if edges else None,
             end_cursor=edges[-1].cursor if edges else None,
         ),
+        counter=count,
     )
 
 

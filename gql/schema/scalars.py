@@ -73,11 +73,9 @@ def iso(value: datetime) -> str:
 
 
 def money(value: decimal.Decimal | str) -> str:
-    """Amounts with at least two decimals: "12" → "12.00", "0.125" stays."""
-    amount = decimal.Decimal(value)
-    if amount.as_tuple().exponent > -2:  # type: ignore[operator]
-        amount = amount.quantize(decimal.Decimal("0.01"))
-    return str(amount)
+    """An amount as stored: the database writes every amount with exactly its currency's
+    minor units ("300" JPY, "4.50" EUR), so its digits are shown as they are."""
+    return str(decimal.Decimal(value))
 
 
 UUID = NewType("UUID", uuid.UUID)

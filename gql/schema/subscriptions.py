@@ -13,9 +13,9 @@ import strawberry
 from graphql import ExecutionResult
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from gql.errors import DomainError, LiveUnavailable, OrderNotFound
+from gql.errors import DomainError, LiveUnavailable, OrderNotFound, ServiceUnavailable
 from gql.events import Position
-from gql.live import Delivery, EventFilter
+from gql.live import Delivery, EventFilter, position_of
 from gql.metrics import DELIVERED
 from gql.schema.context import Info
 from gql.schema.enums import EventType, OrderStatus
@@ -24,6 +24,7 @@ from gql.schema.livepath import CompiledSelection, LivePath, frozen
 from gql.schema.scalars import UUID
 from gql.schema.types import Order, OrderEvent, event_from_row
 from gql.store import Row
+from gql.store.outage import is_outage
 
 SHARE_SECONDS = 1.0  # how long one event's result may serve other identical subscriptions
 SHARE_ENTRIES = 4096
@@ -162,10 +163,15 @@ async def _follow(info: Info, event_filter: EventFilter, after: Position | None,
         async for delivery in live.follow(event_filter, after=after, connection=_connection(info),
                                           selection=selection):
             DELIVERED.inc()
+            info.context.last_position = position_of(delivery.row)
             yield delivery
     except DomainError:
         raise
     except Exception as exc:
+        if is_outage(exc):  # logged once per outage by the hub's DatabaseHealth
+            live.health.failed(exc)
+            raise ServiceUnavailable("the database is unavailable; subscribe again shortly "
+                                     "with `after:` the last position you saw") from None
         # errors from a subscription's source stream carry no path; make sure the error
         # mask treats them as internal, whatever their type
         raise RuntimeError("subscription failed") from exc
@@ -234,20 +240,26 @@ class Subscription:
         after: str | None = None,
     ) -> AsyncGenerator[OrderEvent, None]:
         start = Position.decode(after) if after is not None else None
+        start = info.context.resume_after or start  # a reconnecting SSE client's Last-Event-ID
         event_filter = EventFilter(order_id=order_id, types=frozenset(types) if types else None,
                                    viewer=info.context.viewer)
         async for payload in _payloads(info, event_filter, start, _event):
             yield payload
 
-    @strawberry.subscription(description="Fires when an order's status changes (not for item events).")
+    @strawberry.subscription(description=(
+        "Fires when an order's status changes (not for item events). With `after` (a "
+        "globalPosition), every change recorded after it first, then live ones."))
     async def order_status_changed(
         self,
         info: Info,
         order_id: UUID | None = None,
         statuses: list[OrderStatus] | None = None,
+        after: str | None = None,
     ) -> AsyncGenerator[OrderStatusChange, None]:
+        start = Position.decode(after) if after is not None else None
         event_filter = EventFilter(order_id=order_id, status_changes=True,
                                    statuses=frozenset(statuses) if statuses else None,
                                    viewer=info.context.viewer)
-        async for payload in _payloads(info, event_filter, None, _status_change):
+        start = info.context.resume_after or start  # a reconnecting SSE client's Last-Event-ID
+        async for payload in _payloads(info, event_filter, start, _status_change):
             yield payload

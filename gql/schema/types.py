@@ -13,11 +13,13 @@ from typing import Any
 
 import strawberry
 
+from gql.catalogue import CATALOGUE
 from gql.errors import CustomerNotFound, OrderNotFound
 from gql.schema.context import Info
-from gql.schema.enums import CancellationReason, EventOrder, EventType, OrderStatus, TimeAxis
+from gql.schema.enums import CODES, EventOrder, EventType, TimeAxis
 from gql.schema.fields import (
     ACTOR,
+    CODE_FORMS,
     CUSTOMER,
     EVENT,
     ID,
@@ -29,13 +31,13 @@ from gql.schema.fields import (
     PAYLOAD,
     PLAIN,
     POSITION,
-    REASON_CODE,
     SHIPPED_ITEMS,
     TIMELINE_CURSOR,
     Field,
     Form,
     values,
 )
+from gql.schema.node import Node, node_id
 from gql.schema.pagination import (
     ORDERS_PAGE,
     Connection,
@@ -43,72 +45,94 @@ from gql.schema.pagination import (
     decode_cursor,
     page_size,
 )
-from gql.schema.parts import Actor, OrderItem, OrderState, ShippedItem, items
+from gql.schema.parts import Actor, OrderItem, OrderState, ShippedItem, items, read_model_type
 from gql.schema.scalars import JSON, UUID, DateTime, Decimal
 from gql.store import reads
 
 
-@strawberry.type(description="An order as its read model holds it now.")
-class Order:
-    id: UUID
-    status: OrderStatus
-    currency: str
-    total_amount: Decimal
-    authorized_amount: Decimal
-    captured_amount: Decimal
-    items: list[OrderItem]
-    version: int
-    placed_at: DateTime
-    last_event_at: DateTime
-    customer_id: strawberry.Private[uuid.UUID]
+async def _customer(self: Order, info: Info) -> Customer:
+    row = await info.context.loaders.customers.load(self.customer_id)
+    if row is None:
+        raise CustomerNotFound(f"customer {self.customer_id} does not exist")
+    return Customer.from_row(row)
 
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Order:
-        order = values(ORDER, row)
-        return cls(**{**order, "items": items(order["items"])}, customer_id=row["customer_id"])
 
-    @strawberry.field
-    async def customer(self, info: Info) -> Customer:
-        row = await info.context.loaders.customers.load(self.customer_id)
-        if row is None:
-            raise CustomerNotFound(f"customer {self.customer_id} does not exist")
-        return Customer.from_row(row)
+async def _events(
+    self: Order,
+    info: Info,
+    first: int | None = None,
+    after: str | None = None,
+    types: list[EventType] | None = None,
+    order_by: EventOrder = EventOrder.STREAM_VERSION,
+) -> Connection[OrderEvent]:
+    cap = info.context.settings.max_page_size
+    size = page_size(first, cap, cap)
+    after_version = decode_cursor(after, "v", int)[0] if after else None
+    key = (self.id, size + 1, after_version, tuple(types) if types else None, order_by)
+    rows = await info.context.loaders.order_events.load(key)
+    return connection(rows, size, event_from_row, TIMELINE_CURSOR.value, after=after,
+                      count=lambda: reads.count_timeline(info.context.pool, self.id, types))
 
-    @strawberry.field(description="The order's timeline: its events, in stream order by default.")
-    async def events(
-        self,
-        info: Info,
-        first: int | None = None,
-        after: str | None = None,
-        types: list[EventType] | None = None,
-        order_by: EventOrder = EventOrder.STREAM_VERSION,
-    ) -> Connection[OrderEvent]:
-        cap = info.context.settings.max_page_size
-        size = page_size(first, cap, cap)
-        after_version = decode_cursor(after, "v", int)[0] if after else None
-        key = (self.id, size + 1, after_version, tuple(types) if types else None, order_by)
-        rows = await info.context.loaders.order_events.load(key)
-        return connection(rows, size, event_from_row,
-                          TIMELINE_CURSOR.value, after=after)
 
-    @strawberry.field(description="The order's state after the events up to a version and/or a time.")
-    async def state_at(
-        self,
-        info: Info,
-        as_of: DateTime | None = None,
-        version: int | None = None,
-        axis: TimeAxis = TimeAxis.OCCURRED,
-    ) -> OrderState:
-        row = await reads.state_at(info.context.pool, self.id, version=version, as_of=as_of,
-                                   axis=axis)
-        return OrderState.from_row(row)
+async def _state_at(
+    self: Order,
+    info: Info,
+    as_of: DateTime | None = None,
+    version: int | None = None,
+    axis: TimeAxis = TimeAxis.OCCURRED,
+) -> OrderState:
+    row = await reads.state_at(info.context.pool, self.id, version=version, as_of=as_of, axis=axis)
+    return OrderState.from_row(row)
+
+
+def _order_node_id(self: Order) -> strawberry.ID:
+    return node_id("Order", self.id)
+
+
+def _from_row(cls: type[Order], row: Mapping[str, Any]) -> Order:
+    order = values(ORDER, row)
+    return cls(**{**order, "items": items(order["items"])}, customer_id=row["customer_id"])
+
+
+def _order_class() -> type:
+    """`Order`: a field per read-model column the declarations show (gql/catalogue.py), and
+    the edges that read more than its row."""
+    shown = [f for f in CATALOGUE.read_model if f.graphql]
+    namespace: dict[str, Any] = {
+        "__module__": __name__,
+        "__annotations__": {
+            **{field.attribute: read_model_type(f) for f, field in zip(shown, ORDER, strict=True)},
+            "customer_id": strawberry.Private[uuid.UUID],
+        },
+        **{field.attribute: strawberry.field(description=f.description or None)
+           for f, field in zip(shown, ORDER, strict=True)},
+        "from_row": classmethod(_from_row),
+        "node_id": strawberry.field(resolver=_order_node_id,
+                                    description="The order's global id (see Node)."),
+        "customer": strawberry.field(resolver=_customer),
+        "events": strawberry.field(
+            resolver=_events,
+            description="The order's timeline: its events, in stream order by default."),
+        "state_at": strawberry.field(
+            resolver=_state_at,
+            description="The order's state after the events up to a version and/or a time."),
+    }
+    return strawberry.type(type("Order", (Node,), namespace),
+                           description="An order as its read model holds it now.")
+
+
+Order = _order_class()
 
 
 @strawberry.type(description="Someone who places orders.")
-class Customer:
+class Customer(Node):
     id: UUID
     name: str
     email: str
+
+    @strawberry.field(description="The customer's global id (see Node).")
+    def node_id(self) -> strawberry.ID:
+        return node_id("Customer", self.id)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Customer:
@@ -128,11 +152,13 @@ async def list_orders(info: Info, *, first: int | None, after: str | None,
     key = decode_cursor(after, "o", datetime, uuid.UUID) if after else None
     rows = await reads.list_orders(info.context.pool, limit=size + 1, after=key,
                                    viewer=info.context.viewer, **filters)
-    return connection(rows, size, Order.from_row, ORDER_CURSOR.value, after=after)
+    return connection(rows, size, Order.from_row, ORDER_CURSOR.value, after=after,
+                      count=lambda: reads.count_orders(info.context.pool,
+                                                       viewer=info.context.viewer, **filters))
 
 
 @strawberry.interface(description="A fact recorded in an order's stream; never changed.")
-class OrderEvent:
+class OrderEvent(Node):
     id: UUID
     order_id: UUID
     stream_version: int
@@ -148,6 +174,10 @@ class OrderEvent:
     schema_version: int
     payload: JSON
 
+    @strawberry.field(description="The event's global id (see Node), named after its type.")
+    def node_id(self) -> strawberry.ID:
+        return node_id(type(self).__name__, self.id)
+
     @strawberry.field
     async def order(self, info: Info) -> Order:
         row = await info.context.loaders.orders.load(self.order_id)
@@ -156,7 +186,7 @@ class OrderEvent:
         return Order.from_row(row)
 
 
-def _payload_field(field: Field) -> Any:
+def _payload_field(field: Field, description: str) -> Any:
     """A resolver reading the event's own data, as PAYLOAD describes it."""
     annotation, lines = _FORMS[field.form]
 
@@ -165,23 +195,26 @@ def _payload_field(field: Field) -> Any:
         return [lines(item) for item in value] if lines else value
 
     resolve.__annotations__["return"] = annotation
-    return strawberry.field(resolver=resolve)
+    return strawberry.field(resolver=resolve, description=description or None)
 
 
 # The GraphQL type of each form a payload key may take (and how its lines are built).
 _FORMS: dict[Form, tuple[Any, Any]] = {
     PLAIN: (str, None), ID: (UUID, None), NUMBER: (int, None), MONEY: (Decimal, None),
-    REASON_CODE: (CancellationReason, None),
     ITEMS: (list[OrderItem], OrderItem.from_json),
     SHIPPED_ITEMS: (list[ShippedItem], ShippedItem.from_json),
+    **{form: (CODES[name], None) for name, form in CODE_FORMS.items()},
 }
 
 
 def _event_class(event_type: EventType) -> type[OrderEvent]:
     """The object type of one event type: the interface plus its payload's fields."""
-    namespace = {f.attribute: _payload_field(f) for f in PAYLOAD[event_type]}
+    declared = CATALOGUE.event(event_type.value)
+    namespace: dict[str, Any] = {f.attribute: _payload_field(f, declared.datum(f.name).description)
+                                 for f in PAYLOAD[event_type]}
     namespace["__module__"] = __name__
-    return strawberry.type(type(event_type.value, (OrderEvent,), namespace))  # type: ignore[return-value]
+    return strawberry.type(type(event_type.value, (OrderEvent,), namespace),  # type: ignore[return-value]
+                           description=declared.description)
 
 
 EVENT_CLASSES: dict[str, type[OrderEvent]] = {t.value: _event_class(t) for t in EventType}

@@ -12,6 +12,7 @@ Pool = asyncpg.Pool
 Row = asyncpg.Record
 # what an unreachable or failing database raises, for callers that fall back or report it
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+    OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+    TimeoutError)
 
 __all__ = ["DATABASE_ERRORS", "Connection", "Pool", "Row"]

@@ -8,10 +8,10 @@ from typing import Any
 
 import asyncpg
 
-from gql.errors import IdempotencyConflict
+from gql.errors import IdempotencyConflict, ServiceUnavailable
 from gql.events import NewEvent
 from gql.metrics import APPENDS
-from gql.store.errors import RETRYABLE, domain_error
+from gql.store.errors import RETRYABLE, domain_error, is_transient
 from gql.store.reads import ORDER_COLUMNS
 
 _ORDER = [column.strip() for column in ORDER_COLUMNS.split(",")]
@@ -20,7 +20,11 @@ _ORDER = [column.strip() for column in ORDER_COLUMNS.split(",")]
 # their own result (gql/schema/plans.py) call it the same way.
 # The last four are the caller's claims (role, scope, customer, subject): og_append checks
 # them against the grants in schema.sql before it answers anything.
-APPEND_CALL = "og_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) a"
+APPEND_CALL = """og_append(
+    p_event_id => $1, p_order_id => $2, p_event_type => $3, p_payload => $4,
+    p_expected_version => $5, p_occurred_at => $6, p_correlation_id => $7, p_causation_id => $8,
+    p_actor_type => $9, p_actor_id => $10, p_schema_version => $11,
+    p_role => $12, p_scope => $13, p_customer => $14, p_subject => $15) a"""
 APPEND = f"""
 select (a.event).*, a.deduplicated, {", ".join(f"(a.current).{c} as current_{c}" for c in _ORDER)}
 from {APPEND_CALL}
@@ -29,11 +33,14 @@ from {APPEND_CALL}
 # og_register_customer (schema.sql) inserts unless the customer exists, and returns it
 REGISTER_CUSTOMER = """
 select customer_id, name, email, registered_at, existed
-from og_register_customer($1, $2, $3, $4, $5, $6, $7)
+from og_register_customer(p_customer_id => $1, p_name => $2, p_email => $3, p_role => $4,
+                          p_scope => $5, p_customer => $6, p_subject => $7)
 """
 
 # A concurrent writer may win a unique key (or create the stream) between our check and
 # our insert; the retry then sees its committed row and answers deduplicated or conflict.
+# A deadlock or serialization failure (e.g. beside a rebuild's swap) is sent again too,
+# unless the caller's own transaction is open (it is aborted: only the caller can retry).
 _ATTEMPTS = 3
 
 
@@ -80,13 +87,18 @@ async def _append(db: asyncpg.Pool | asyncpg.Connection, statement: str,
         event.schema_version,
         *claims,
     )
+    alone = isinstance(db, asyncpg.Pool) or not db.is_in_transaction()
     for attempt in range(_ATTEMPTS):
         try:
             row = await db.fetchrow(statement, *args)
         except asyncpg.PostgresError as exc:
-            if getattr(exc, "constraint_name", None) in RETRYABLE and attempt + 1 < _ATTEMPTS:
+            if attempt + 1 < _ATTEMPTS and (
+                    getattr(exc, "constraint_name", None) in RETRYABLE
+                    or (alone and is_transient(exc))):
                 continue
-            refused = domain_error(exc)
+            refused = domain_error(exc) or (ServiceUnavailable(
+                "the append met a transient conflict in the database; send it again "
+                "(with the same eventId)") if is_transient(exc) else None)
             APPENDS.labels(event.type.value, refused.code if refused else "FAILED").inc()
             raise refused or exc from None
         assert row is not None

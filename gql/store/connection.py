@@ -7,12 +7,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import asyncpg
 import orjson
 
-from gql.errors import DatabaseUnavailable
+from gql.errors import ConfigurationError, DatabaseUnavailable
+from gql.store import outage
 
 SCHEMA_SQL = "schema.sql"
 APP_ROLE = "ordergraph_app"  # the role schema.sql creates for the server (owns nothing)
@@ -68,6 +69,7 @@ async def create_pool(
     try:
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, init=init, reset=_keep_session,
+            connect=outage.connect,
             command_timeout=command_timeout, server_settings={"timezone": "UTC", **(
                 {"statement_timeout": f"{int(statement_timeout * 1000)}"} if statement_timeout else {}),
                 **({"plan_cache_mode": "force_generic_plan"} if generic_plans else {})},
@@ -84,6 +86,28 @@ async def warn_if_superuser(pool: asyncpg.Pool) -> None:
     if await pool.fetchval(IS_SUPERUSER):
         log.warning("the server connects to PostgreSQL as a superuser; connect as %s instead "
                     "(created by `ordergraph migrate`)", APP_ROLE)
+
+
+def target(url: str) -> tuple[str, str]:
+    """The (database, host) a PostgreSQL URL names; ConfigurationError when it names no
+    database, which libpq would quietly take to be the user's name."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"the database URL must start with postgresql://, not {url!r}")
+    query = parse_qs(parts.query)
+    database = unquote(parts.path.lstrip("/")) or next(
+        (query[key][0] for key in ("dbname", "database") if query.get(key)), "")
+    if not database:
+        raise ConfigurationError(
+            f"the database URL {url!r} names no database: add one, as in postgresql://host/name")
+    host = parts.netloc.rpartition("@")[2] or (query.get("host") or ["the local socket"])[0]
+    return database, host
+
+
+def describe_target(url: str) -> str:
+    """`database "name" on host:port`, for messages that say where something happened."""
+    database, host = target(url)
+    return f'database "{database}" on {host}'
 
 
 def as_role(url: str, role: str) -> str:

@@ -51,6 +51,15 @@ RETRYABLE = frozenset({
 })
 
 
+# Transient failures PostgreSQL asks the client to retry (deadlock_detected,
+# serialization_failure): a statement that runs alone in its transaction is simply sent again.
+TRANSIENT = frozenset({"40P01", "40001"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    return getattr(exc, "sqlstate", None) in TRANSIENT
+
+
 def domain_error(exc: asyncpg.PostgresError) -> errors.DomainError | None:
     """The domain error a database failure stands for, or None for an unexpected one."""
     name = getattr(exc, "constraint_name", None)
@@ -65,3 +74,14 @@ def domain_error(exc: asyncpg.PostgresError) -> errors.DomainError | None:
         extensions["eventType"] = EventType(extensions["eventType"]).name
     message = _MESSAGES.get(name) or getattr(exc, "message", None) or str(exc)
     return cls(message, **extensions)
+
+
+def line_error(exc: asyncpg.PostgresError) -> errors.DomainError | None:
+    """What an imported line that the database refused stands for: its rule's domain error,
+    or BAD_USER_INPUT for a value PostgreSQL cannot take (data exceptions, class 22) or a
+    constraint without a rule name (class 23); None for anything else (the import stops)."""
+    refused = domain_error(exc)
+    if refused is None and (exc.sqlstate or "")[:2] in ("22", "23"):
+        message = (getattr(exc, "message", None) or str(exc)).splitlines()[0]
+        refused = errors.BadUserInput(f"the database refused a value: {message}")
+    return refused

@@ -11,14 +11,14 @@ from typing import Any
 import asyncpg
 
 from gql.events import Position
-from gql.store.errors import domain_error
+from gql.store.errors import line_error
 
-# One NDJSON line per event, rendered by PostgreSQL: every column of the log as stored (not
+# One NDJSON line per event, rendered by PostgreSQL (EVENT_JSON, also the body of every event
+# streamed out, gql/store/consumers.py): every column of the log as stored (not
 # upcast), the position readers know, and for OrderPlaced the customer it names, so that a
 # fresh database can take the file alone. Only the safe prefix of the log (below the oldest
 # running transaction) is exported, so `--after` the last exported position misses nothing.
-EXPORT = """
-select json_build_object(
+EVENT_JSON = """json_build_object(
     'event_id', e.event_id, 'order_id', e.order_id, 'stream_version', e.stream_version,
     'position', og_position(e.log_xid, e.global_position), 'global_position', e.global_position,
     'log_xid', e.log_xid::text::bigint, 'event_type', e.event_type,
@@ -28,7 +28,9 @@ select json_build_object(
     'schema_version', e.schema_version, 'payload', e.payload,
     'customer', case when e.event_type = 'OrderPlaced' then (
         select json_build_object('name', c.name, 'email', c.email, 'registered_at', c.registered_at)
-        from customers c where c.customer_id = e.customer_id) end)::text
+        from customers c where c.customer_id = e.customer_id) end)"""
+EXPORT = f"""
+select {EVENT_JSON}::text
 from order_events e
 where (e.log_xid, e.global_position) > ($1::xid8, $2::bigint)
   and e.log_xid < pg_snapshot_xmin(pg_current_snapshot())
@@ -71,7 +73,10 @@ order by b.n
 # by authorizationId, the expected version): how refused or doubtful lines are replayed.
 IMPORT_ONE = """
 select a.deduplicated
-from og_append($1, $2, $3, $4, $5 - 1, $6, $7, $8, $9, $10, $11) a
+from og_append(p_event_id => $1, p_order_id => $2, p_event_type => $3, p_payload => $4,
+               p_expected_version => $5 - 1, p_occurred_at => $6, p_correlation_id => $7,
+               p_causation_id => $8, p_actor_type => $9, p_actor_id => $10,
+               p_schema_version => $11) a
 """
 
 
@@ -135,11 +140,14 @@ async def _customers(conn: asyncpg.Connection, events: Sequence[ImportedEvent]) 
 
 
 class _Doubtful(Exception):
-    """An event id the log has with other content: the batch is replayed line by line."""
+    """An event id the log has with other content, or one the batch holds twice: the batch
+    is replayed line by line."""
 
 
 async def _write_batch(conn: asyncpg.Connection, events: Sequence[ImportedEvent]) -> int:
     """Append the batch's new events; returns how many were already there."""
+    if len({e.event_id for e in events}) < len(events):
+        raise _Doubtful  # one id twice: the second is a duplicate or a conflict of the first
     await _customers(conn, events)
     columns = _columns(events)
     known = await conn.fetch(IMPORT_KNOWN, *columns)
@@ -166,7 +174,7 @@ async def import_batch(conn: asyncpg.Connection, events: Sequence[ImportedEvent]
     except _Doubtful:
         pass
     except asyncpg.PostgresError as exc:
-        if domain_error(exc) is None:
+        if line_error(exc) is None:
             raise
     result = BatchResult()
     async with conn.transaction():
@@ -175,7 +183,7 @@ async def import_batch(conn: asyncpg.Connection, events: Sequence[ImportedEvent]
                 async with conn.transaction():
                     deduplicated = await _write_one(conn, event)
             except asyncpg.PostgresError as exc:
-                refused = domain_error(exc)
+                refused = line_error(exc)
                 if refused is None:
                     raise
                 result.refused.append(Refused(event.line, refused.code, refused.message))

@@ -55,6 +55,8 @@ class ReadLane:
                     except Exception as exc:  # the caller's to handle, as with Pool.fetchval
                         if not future.done():
                             future.set_exception(exc)
+                        if isinstance(exc, asyncpg.InternalClientError):
+                            conn.terminate()  # its protocol state is broken: never reuse it
                         if conn.is_closed():
                             return  # the pool replaces it
                     else:

@@ -9,13 +9,15 @@ from datetime import datetime
 
 import asyncpg
 
+from gql.catalogue import CATALOGUE
 from gql.events import EventOrder, EventType, Position, TimeAxis
 from gql.store.lane import ReadLane
 
 Db = asyncpg.Pool | asyncpg.Connection
 
-ORDER_COLUMNS = """order_id, customer_id, status, currency, total_amount, authorized_amount,
-    captured_amount, items, version, placed_at, last_event_at"""
+# The read model's columns a reader sees (the declarations', less the log's bookkeeping).
+ORDER_COLUMNS = ", ".join(f.column for f in CATALOGUE.read_model
+                          if f.graphql or f.column == "customer_id")
 
 EVENT_COLUMNS = """event_id, order_id, stream_version, global_position, log_xid, event_type,
     occurred_at, recorded_at, correlation_id, causation_id, actor_type, actor_id, customer_id,
@@ -34,7 +36,11 @@ where customer_id = any($1::uuid[]) and og_sees($2::uuid, customer_id)
 """
 
 # The page functions live in schema.sql, shared with the compiled fast path.
-LIST_ORDERS = f"select {ORDER_COLUMNS} from og_orders_page($1, $2, $3, $4, $5, $6, $7, $8)"
+LIST_ORDERS = f"""
+select {ORDER_COLUMNS} from og_orders_page(
+    p_after_at => $1, p_after_id => $2, p_statuses => $3, p_customer => $4,
+    p_placed_after => $5, p_placed_before => $6, p_lim => $7, p_viewer => $8)
+"""
 
 def _of(alias: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in EVENT_COLUMNS.split(","))
@@ -42,9 +48,23 @@ def _of(alias: str) -> str:
 
 # Every read of the log goes through schema.sql's og_upcast (or a page function that does),
 # so readers see each event in its type's current schema_version.
-FIND_EVENT = f"select {EVENT_COLUMNS} from og_event($1) where og_sees($2, customer_id)"
+FIND_EVENT = f"select {EVENT_COLUMNS} from og_event(p_id => $1) where og_sees($2, customer_id)"
 
-LIST_EVENTS = f"select {EVENT_COLUMNS} from og_log_page($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+LIST_EVENTS = f"""
+select {EVENT_COLUMNS} from og_log_page(
+    p_after_xid => $1, p_after_seq => $2, p_types => $3, p_stream => $4, p_correlation => $5,
+    p_occurred_after => $6, p_occurred_before => $7, p_lim => $8, p_viewer => $9)
+"""
+# ...with the order's status after each event and before it (stored on the stream's previous
+# event), as the live hub's read has them: a replay of status changes
+LIST_STATUS_EVENTS = f"""
+select {_of("e")}, e.status,
+       (select p.status from order_events p
+        where p.order_id = e.order_id and p.stream_version = e.stream_version - 1) as previous_status
+from og_log_page(
+    p_after_xid => $1, p_after_seq => $2, p_types => $3, p_stream => $4, p_correlation => null,
+    p_occurred_after => null, p_occurred_before => null, p_lim => $5, p_viewer => $6) e
+"""
 
 # The listener's batched read, one per wake-up for every subscription of the process: the
 # next safe events of the whole log (below the oldest running transaction) with the order's
@@ -83,10 +103,28 @@ limit 1
 # One timeline page per requested order, in one statement.
 LIST_ORDER_EVENTS = f"""
 select e.* from unnest($1::uuid[]) as o(id)
-cross join lateral (select {EVENT_COLUMNS} from og_timeline_page(o.id, $2, $3, $4, $5)) e
+cross join lateral (select {EVENT_COLUMNS} from og_timeline_page(
+    p_stream => o.id, p_types => $2, p_after_version => $3, p_order_by => $4, p_lim => $5)) e
 """
 
-STATE_AT = "select * from og_state_at($1, $2, $3, $4)"
+# How many rows a connection's filters select, all pages (schema.sql's og_*_count).
+COUNT_ORDERS = """
+select og_orders_count(p_statuses => $1, p_customer => $2, p_placed_after => $3,
+                       p_placed_before => $4, p_viewer => $5)
+"""
+COUNT_EVENTS = """
+select og_log_count(p_types => $1, p_stream => $2, p_correlation => $3, p_occurred_after => $4,
+                    p_occurred_before => $5, p_viewer => $6)
+"""
+COUNT_TIMELINE = "select og_timeline_count(p_stream => $1, p_types => $2)"
+ORDER_STATISTICS = """
+select * from og_order_statistics(p_statuses => $1, p_customer => $2, p_placed_after => $3,
+                                  p_placed_before => $4, p_viewer => $5)
+"""
+
+STATE_AT = """
+select * from og_state_at(p_stream => $1, p_up_to_version => $2, p_as_of => $3, p_axis => $4)
+"""
 
 
 def _names(types: Sequence[EventType] | None) -> list[str] | None:
@@ -182,6 +220,36 @@ async def list_order_events(
     return pages
 
 
+async def count_orders(db: Db, *, statuses: Sequence[str] | None = None,
+                       customer_id: uuid.UUID | None = None, placed_after: datetime | None = None,
+                       placed_before: datetime | None = None, viewer: uuid.UUID | None) -> int:
+    return await db.fetchval(COUNT_ORDERS, list(statuses) if statuses else None, customer_id,
+                             placed_after, placed_before, viewer)
+
+
+async def count_events(db: Db, *, types: Sequence[EventType] | None = None,
+                       order_id: uuid.UUID | None = None, correlation_id: uuid.UUID | None = None,
+                       occurred_after: datetime | None = None,
+                       occurred_before: datetime | None = None, viewer: uuid.UUID | None) -> int:
+    return await db.fetchval(COUNT_EVENTS, _names(types), order_id, correlation_id,
+                             occurred_after, occurred_before, viewer)
+
+
+async def count_timeline(db: Db, order_id: uuid.UUID,
+                         types: Sequence[EventType] | None = None) -> int:
+    return await db.fetchval(COUNT_TIMELINE, order_id, _names(types))
+
+
+async def order_statistics(db: Db, *, statuses: Sequence[str] | None = None,
+                           customer_id: uuid.UUID | None = None,
+                           placed_after: datetime | None = None,
+                           placed_before: datetime | None = None,
+                           viewer: uuid.UUID | None) -> list[asyncpg.Record]:
+    """Orders by status and currency with the sums of their amounts."""
+    return await db.fetch(ORDER_STATISTICS, list(statuses) if statuses else None, customer_id,
+                          placed_after, placed_before, viewer)
+
+
 async def state_at(
     db: Db,
     order_id: uuid.UUID,
@@ -199,6 +267,15 @@ async def read_log(db: Db, *, after: Position, limit: int) -> tuple[list[asyncpg
     rows = await db.fetch(READ_LOG, after.xid, after.seq, limit)
     held = bool(rows) and not rows[-1]["safe"]
     return (rows[:-1] if held else rows), held
+
+
+async def list_status_events(db: Db, *, limit: int, after: Position,
+                             types: Sequence[EventType] | None = None,
+                             order_id: uuid.UUID | None = None,
+                             viewer: uuid.UUID | None) -> list[asyncpg.Record]:
+    """A page of the log (as list_events) with each event's status and previous status."""
+    return await db.fetch(LIST_STATUS_EVENTS, after.xid, after.seq, _names(types), order_id,
+                          limit, viewer)
 
 
 async def last_safe_position(db: Db) -> Position:

@@ -1,10 +1,14 @@
-// The live order board: one column per status, keyset-paginated, kept current by the
-// orderStatusChanged subscription (an order moves columns, a new order appears in PLACED)
-// and by item events (a card's total and item count change in place).
+// The live order board: one column per status, keyset-paginated, each with the count of its
+// orders, kept current by the orderStatusChanged subscription (an order moves columns, a new
+// order appears in PLACED) and by item events and refunds (a card changes in place). Both
+// subscriptions start after the log position the first screen was read at, and resume from
+// the last event they received after a reconnect: no change is missed or counted twice.
 import { request, subscribe } from "./api";
 import { h } from "./dom";
 import { humanize, money, relative, shortId } from "./format";
 import {
+  type BoardScreen,
+  boardScreen,
   CUSTOMER,
   type CustomerResult,
   ITEM_CHANGES,
@@ -24,6 +28,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 interface Column {
   status: OrderStatus;
+  total: number | null;
   cards: Map<string, HTMLElement>;
   cursor: string | null;
   hasNext: boolean;
@@ -58,6 +63,7 @@ function card(order: OrderCard, fresh: boolean): HTMLElement {
       "span",
       { class: "card-meta" },
       `${units} ${units === 1 ? "item" : "items"} · `,
+      Number(order.refundedAmount) > 0 ? `${money(order.refundedAmount, order.currency)} refunded · ` : "",
       h("time", { datetime: order.lastEventAt, "data-relative": "" }, relative(order.lastEventAt)),
     ),
   );
@@ -65,7 +71,7 @@ function card(order: OrderCard, fresh: boolean): HTMLElement {
 
 function updateCount(column: Column): void {
   const loaded = column.cards.size;
-  column.count.textContent = column.hasNext ? `${loaded}+` : String(loaded);
+  column.count.textContent = column.total === null ? "…" : String(column.total);
   column.more.hidden = !column.hasNext && !column.failed;
   column.more.textContent = column.failed ? "Could not load: retry" : "Load more";
   column.list.classList.toggle("is-empty", loaded === 0 && !column.loading);
@@ -82,14 +88,7 @@ async function loadPage(column: Column, filter: BoardFilter): Promise<void> {
       status: [column.status],
       customerId: filter.customerId ?? null,
     });
-    for (const order of orders.nodes) {
-      if (column.cards.has(order.id)) continue; // arrived live before its page did
-      const element = card(order, false);
-      column.cards.set(order.id, element);
-      column.list.append(element);
-    }
-    column.cursor = orders.pageInfo.endCursor;
-    column.hasNext = orders.pageInfo.hasNextPage;
+    addPage(column, orders);
     column.failed = false;
   } catch (error) {
     column.failed = true;
@@ -101,10 +100,38 @@ async function loadPage(column: Column, filter: BoardFilter): Promise<void> {
   }
 }
 
+function addPage(column: Column, orders: OrdersResult["orders"]): void {
+  for (const order of orders.nodes) {
+    if (column.cards.has(order.id)) continue; // arrived live before its page did
+    const element = card(order, false);
+    column.cards.set(order.id, element);
+    column.list.append(element);
+  }
+  column.cursor = orders.pageInfo.endCursor;
+  column.hasNext = orders.pageInfo.hasNextPage;
+}
+
+/** The first screen: every column's first page and count, then the live updates after it. */
+async function loadScreen(columns: Map<OrderStatus, Column>, filter: BoardFilter): Promise<string> {
+  const screen = await request<BoardScreen>(boardScreen([...columns.keys()]), {
+    first: PAGE_SIZE,
+    customerId: filter.customerId ?? null,
+  });
+  for (const column of columns.values()) {
+    const loaded = screen[column.status];
+    if (!loaded) continue;
+    addPage(column, loaded);
+    column.total = loaded.totalCount;
+    updateCount(column);
+  }
+  return screen.logPosition;
+}
+
 function columnView(status: OrderStatus, filter: BoardFilter): [Column, HTMLElement] {
   const list = h("ol", { class: "card-list", "aria-label": `${humanize(status)} orders` });
   const column: Column = {
     status,
+    total: null,
     cards: new Map(),
     cursor: null,
     hasNext: false,
@@ -225,8 +252,6 @@ export function renderBoard(root: HTMLElement, filter: BoardFilter): () => void 
     ),
   );
 
-  for (const column of columns.values()) void loadPage(column, filter);
-
   // Loads the next page when the bottom of a column scrolls into view.
   const observer = new IntersectionObserver((entries) => {
     for (const entry of entries) {
@@ -236,21 +261,31 @@ export function renderBoard(root: HTMLElement, filter: BoardFilter): () => void 
   });
   for (const column of columns.values()) observer.observe(column.more);
 
-  const unsubscribe = subscribe<StatusChange>(STATUS_CHANGES, {}, ({ orderStatusChanged: change }) => {
+  // The position of the last change applied to each order: a change seen twice (the first
+  // screen already counted it) moves nothing.
+  const applied = new Map<string, string>();
+  const onStatusChange = ({ orderStatusChanged: change }: StatusChange): void => {
     const { order } = change;
+    if (filter.customerId && order.customer.id !== filter.customerId) return;
+    const position = change.event.globalPosition;
+    if ((applied.get(order.id) ?? "") >= position) return;
+    applied.set(order.id, position);
+    const source = change.previousStatus ? columns.get(change.previousStatus) : undefined;
+    if (source?.total) source.total -= 1;
     for (const column of columns.values()) {
       column.cards.get(order.id)?.remove();
-      if (column.cards.delete(order.id)) updateCount(column);
+      column.cards.delete(order.id);
+      updateCount(column);
     }
     const target = columns.get(change.status);
-    if (!target || (filter.customerId && order.customer.id !== filter.customerId)) return;
+    if (!target) return;
+    if (target.total !== null) target.total += 1;
     const element = card(order, true);
     target.cards.set(order.id, element);
     target.list.prepend(element);
     updateCount(target);
-  });
-
-  const unsubscribeItems = subscribe<ItemChange>(ITEM_CHANGES, {}, ({ orderEvents: { order } }) => {
+  };
+  const onItemChange = ({ orderEvents: { order } }: ItemChange): void => {
     for (const column of columns.values()) {
       const shown = column.cards.get(order.id);
       if (!shown || order.status !== column.status) continue;
@@ -258,7 +293,35 @@ export function renderBoard(root: HTMLElement, filter: BoardFilter): () => void 
       shown.replaceWith(element);
       column.cards.set(order.id, element);
     }
-  });
+  };
+
+  let stopped = false;
+  let unsubscribe = (): void => undefined;
+  let unsubscribeItems = (): void => undefined;
+  void loadScreen(columns, filter).then(
+    (position) => {
+      if (stopped) return;
+      unsubscribe = subscribe<StatusChange>(
+        STATUS_CHANGES,
+        { after: position },
+        onStatusChange,
+        (data) => data.orderStatusChanged.event.globalPosition,
+      );
+      unsubscribeItems = subscribe<ItemChange>(
+        ITEM_CHANGES,
+        { after: position },
+        onItemChange,
+        (data) => data.orderEvents.globalPosition,
+      );
+    },
+    (error: unknown) => {
+      console.error("loading the board failed", error);
+      for (const column of columns.values()) {
+        column.failed = true;
+        updateCount(column);
+      }
+    },
+  );
 
   const clock = window.setInterval(() => {
     for (const time of root.querySelectorAll<HTMLTimeElement>("time[data-relative]")) {
@@ -267,6 +330,7 @@ export function renderBoard(root: HTMLElement, filter: BoardFilter): () => void 
   }, 15_000);
 
   return () => {
+    stopped = true;
     unsubscribe();
     unsubscribeItems();
     observer.disconnect();

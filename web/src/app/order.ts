@@ -20,7 +20,7 @@ import {
   type StateAtResult,
 } from "./queries";
 import { boardHref, orderHref } from "./routes";
-import { eventList, LATE_RECORDING_MS, lateness, timeAxes } from "./timeline";
+import { eventList, lateness, timeAxes } from "./timeline";
 
 async function loadEvents(orderId: string): Promise<OrderEvent[]> {
   const events: OrderEvent[] = [];
@@ -63,6 +63,7 @@ function summary(order: OrderDetail): HTMLElement {
       fact("Total", money(order.totalAmount, order.currency)),
       fact("Authorized", money(order.authorizedAmount, order.currency)),
       fact("Captured", money(order.capturedAmount, order.currency)),
+      fact("Refunded", money(order.refundedAmount, order.currency)),
       fact("Placed", h("time", { datetime: order.placedAt }, dateTime(order.placedAt))),
       fact(
         "Last event",
@@ -85,6 +86,7 @@ function stateView(state: OrderState, currency: string): HTMLElement {
       fact("Total", amount(state.totalAmount)),
       fact("Authorized", amount(state.authorizedAmount)),
       fact("Captured", amount(state.capturedAmount)),
+      fact("Refunded", amount(state.refundedAmount)),
     ),
     state.items.length
       ? h(
@@ -212,7 +214,7 @@ class OrderPage {
     const handlers = { select: (version: number) => this.show(version), openEvent: (id: string) => void openEvent(id) };
     const late = [...lateness(this.events).values()];
     const outOfOrder = late.filter((flags) => flags.outOfOrder).length;
-    const recordedLate = late.filter((flags) => flags.lagMs > LATE_RECORDING_MS).length;
+    const recordedLate = late.filter((flags) => flags.recordedLate).length;
     const counts = [`${this.events.length} events`];
     if (outOfOrder) counts.push(`${outOfOrder} out of order`);
     if (recordedLate) counts.push(`${recordedLate} recorded late`);

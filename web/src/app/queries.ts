@@ -15,19 +15,20 @@ export interface OrderCard {
   status: OrderStatus;
   currency: string;
   totalAmount: string;
+  refundedAmount: string;
   lastEventAt: string;
   customer: { id: string; name: string };
   items: { quantity: number }[];
 }
 
-const CARD_FIELDS = `id status currency totalAmount lastEventAt customer { id name } items { quantity }`;
+const CARD_FIELDS = `id status currency totalAmount refundedAmount lastEventAt customer { id name } items { quantity }`;
 
 interface Page<T> {
   nodes: T[];
   pageInfo: { hasNextPage: boolean; endCursor: string | null };
 }
 
-export const ORDERS = `query Board($first: Int!, $after: String, $status: [OrderStatus!], $customerId: UUID) {
+export const ORDERS = `query BoardColumn($first: Int!, $after: String, $status: [OrderStatus!], $customerId: UUID) {
   orders(first: $first, after: $after, status: $status, customerId: $customerId) {
     nodes { ${CARD_FIELDS} }
     pageInfo { hasNextPage endCursor }
@@ -35,21 +36,49 @@ export const ORDERS = `query Board($first: Int!, $after: String, $status: [Order
 }`;
 export type OrdersResult = { orders: Page<OrderCard> };
 
+export type Column = Page<OrderCard> & { totalCount: number };
+
+/**
+ * The board's first screen in one request: the first page and the count of each status shown,
+ * and the log's position, after which the live updates follow without a gap.
+ */
+export function boardScreen(statuses: readonly OrderStatus[]): string {
+  const columns = statuses.map(
+    (status) => `${status}: orders(first: $first, status: [${status}], customerId: $customerId) {
+    nodes { ${CARD_FIELDS} }
+    pageInfo { hasNextPage endCursor }
+    totalCount
+  }`,
+  );
+  return `query Board($first: Int!, $customerId: UUID) {
+  logPosition
+  ${columns.join("\n  ")}
+}`;
+}
+export type BoardScreen = { logPosition: string } & Partial<Record<OrderStatus, Column>>;
+
 export const CUSTOMER = `query Customer($id: UUID!) { customer(id: $id) { id name email } }`;
 export type CustomerResult = { customer: { id: string; name: string; email: string } | null };
 
-export const STATUS_CHANGES = `subscription Board {
-  orderStatusChanged { previousStatus status order { ${CARD_FIELDS} } }
+export const STATUS_CHANGES = `subscription Board($after: String) {
+  orderStatusChanged(after: $after) { previousStatus status event { globalPosition } order { ${CARD_FIELDS} } }
 }`;
 export type StatusChange = {
-  orderStatusChanged: { previousStatus: OrderStatus | null; status: OrderStatus; order: OrderCard };
+  orderStatusChanged: {
+    previousStatus: OrderStatus | null;
+    status: OrderStatus;
+    event: { globalPosition: string };
+    order: OrderCard;
+  };
 };
 
-/** Item events change a card's total and item count but not its column. */
-export const ITEM_CHANGES = `subscription BoardItems {
-  orderEvents(types: [ITEM_ADDED_TO_ORDER, ITEM_REMOVED_FROM_ORDER]) { order { ${CARD_FIELDS} } }
+/** Item events and refunds change a card's amounts and item count but not its column. */
+export const ITEM_CHANGES = `subscription BoardItems($after: String) {
+  orderEvents(types: [ITEM_ADDED_TO_ORDER, ITEM_REMOVED_FROM_ORDER, REFUND_ISSUED], after: $after) {
+    globalPosition order { ${CARD_FIELDS} }
+  }
 }`;
-export type ItemChange = { orderEvents: { order: OrderCard } };
+export type ItemChange = { orderEvents: { globalPosition: string; order: OrderCard } };
 
 /** Each event type's own data, asked for with one inline fragment per type. */
 const EVENT_DATA: Record<string, string> = {
@@ -61,6 +90,7 @@ const EVENT_DATA: Record<string, string> = {
   PaymentCaptureReversed: "amount reason",
   OrderShipped: "carrier trackingNumber shippedItems { sku quantity }",
   OrderCancelled: "reason",
+  RefundIssued: "amount reason",
 };
 
 const EVENT_FIELDS = `__typename id streamVersion globalPosition type occurredAt recordedAt correlationId causationId
@@ -108,7 +138,7 @@ export interface OrderDetail extends OrderCard {
 
 export const ORDER = `query Order($id: UUID!) {
   order(id: $id) {
-    id status currency totalAmount authorizedAmount capturedAmount version placedAt lastEventAt
+    id status currency totalAmount authorizedAmount capturedAmount refundedAmount version placedAt lastEventAt
     customer { id name email }
     items { quantity }
   }
@@ -137,13 +167,14 @@ export interface OrderState {
   totalAmount: string;
   authorizedAmount: string;
   capturedAmount: string;
+  refundedAmount: string;
   items: OrderItem[];
 }
 
 export const STATE_AT = `query StateAt($id: UUID!, $version: Int!) {
   order(id: $id) {
     stateAt(version: $version) {
-      status version totalAmount authorizedAmount capturedAmount
+      status version totalAmount authorizedAmount capturedAmount refundedAmount
       items { sku quantity unitPrice lineTotal }
     }
   }

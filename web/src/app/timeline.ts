@@ -4,7 +4,7 @@ import { h, svg } from "./dom";
 import { dateTime, duration, money, shortId, splitPascal } from "./format";
 import { COMMON_EVENT_FIELDS, type OrderEvent } from "./queries";
 
-/** Recorded more than this after it occurred: the producer sent it late. */
+/** Recorded this much later than the stream's events before it were: the producer sent it late. */
 export const LATE_RECORDING_MS = 5 * 60_000;
 
 interface Lateness {
@@ -12,15 +12,23 @@ interface Lateness {
   outOfOrder: boolean;
   /** recordedAt - occurredAt */
   lagMs: number;
+  /** its lag grew by more than LATE_RECORDING_MS over the event before it: history recorded
+   * in one go (an import, demo data) is not late, however long ago it occurred */
+  recordedLate: boolean;
 }
 
 export function lateness(events: OrderEvent[]): Map<string, Lateness> {
   const result = new Map<string, Lateness>();
   let latestOccurred = Number.NEGATIVE_INFINITY;
+  let previousLag: number | null = null;
   for (const event of events) {
     const occurred = Date.parse(event.occurredAt);
-    result.set(event.id, { outOfOrder: occurred < latestOccurred, lagMs: Date.parse(event.recordedAt) - occurred });
+    const lagMs = Date.parse(event.recordedAt) - occurred;
+    const outOfOrder = occurred < latestOccurred;
+    const recordedLate = previousLag !== null && lagMs > previousLag + LATE_RECORDING_MS;
+    result.set(event.id, { outOfOrder, lagMs, recordedLate });
     latestOccurred = Math.max(latestOccurred, occurred);
+    previousLag = lagMs;
   }
   return result;
 }
@@ -187,8 +195,7 @@ function focusEvent(eventId: string): void {
 }
 
 function times(event: OrderEvent, late: Lateness): HTMLElement {
-  const lag =
-    late.lagMs > LATE_RECORDING_MS ? h("span", { class: "flag" }, `${duration(late.lagMs)} after it occurred`) : null;
+  const lag = late.recordedLate ? h("span", { class: "flag" }, `${duration(late.lagMs)} after it occurred`) : null;
   return h(
     "dl",
     { class: "event-times" },
@@ -240,7 +247,7 @@ export function eventList(events: OrderEvent[], currency: string, handlers: Time
                   "Late · out of order",
                 )
               : null,
-            flags.lagMs > LATE_RECORDING_MS
+            flags.recordedLate
               ? h(
                   "span",
                   { class: "badge badge-lag", title: `Recorded ${duration(flags.lagMs)} after it occurred` },
