@@ -65,19 +65,21 @@ def test_bench_backfill_smoke() -> None:
 
 
 def test_bench_compare_smoke(tmp_path: Path) -> None:
-    """ours, ours+auth, PostGraphile, raw rows, raw json and bare HTTP on Q1-Q4; W1 without the floor."""
+    """ours, ours+auth, PostGraphile, raw rows, raw json and bare HTTP on Q1-Q5; W1 without the floor."""
     out = smoke("compare", "--out", str(tmp_path), timeout=600)
-    assert "same rows from every contender for Q1, Q2, Q3, Q4" in out
+    assert "same rows from every contender for Q1, Q2, Q3, Q4, Q5" in out
     rows = table(out, "| workload | contender | req/s | p50 ms | p99 ms | bad | ours / it |")
     reads = ("ours", "ours+auth", "PostGraphile", "raw rows", "raw json", "bare HTTP")
     writes = ("ours", "ours+auth", "PostGraphile", "raw")
-    expected = [[w, c] for w in ("Q1", "Q2", "Q3", "Q4") for c in reads] + [["W1", c] for c in writes]
+    expected = ([[w, c] for w in ("Q1", "Q2", "Q3", "Q4", "Q5") for c in reads]
+                + [["W1", c] for c in writes])
     assert [r[:2] for r in rows] == expected
     assert all(r[5] == "0" for r in rows), out  # no failed request in any cell
     ratios = table(out, "| workload | ours/raw limit | goal | ours/PostGraphile |")
-    assert [r[0] for r in ratios] == ["Q1", "Q2", "Q3", "Q4", "W1"]
+    workloads = ["Q1", "Q2", "Q3", "Q4", "Q5", "W1"]
+    assert [r[0] for r in ratios] == workloads
     assert "not judged (smoke)" in ratios[0][2] and "MISSED" not in out
-    assert [r[0] for r in table(out, "| workload | ours+auth / ours |")] == ["Q1", "Q2", "Q3", "Q4", "W1"]
+    assert [r[0] for r in table(out, "| workload | ours+auth / ours |")] == workloads
     assert len(list(tmp_path.glob("compare-*.md"))) == 1 and len(list(tmp_path.glob("compare-*.json"))) == 1
 
 
@@ -91,7 +93,7 @@ def test_bench_growth_smoke() -> None:
     out = smoke("growth", timeout=450)
     assert "refused 0" in out
     rows = table(out, "| workload | small req/s | large req/s | large/small |")
-    assert [r[0] for r in rows] == ["Q1", "Q3", "W1", "E1"] and all(len(r) == 7 for r in rows)
+    assert [r[0] for r in rows] == ["Q1", "Q3", "W1", "E1", "S1"] and all(len(r) == 7 for r in rows)
     assert out.count("0 rows differed from the live read model") == 2
 
 
