@@ -493,32 +493,31 @@ begin
     return p_items;
 end $$;
 
-create or replace function og_items_held(p_items jsonb, p_sku text) returns int
+-- The order's line for a sku (null: it holds none).
+create or replace function og_item(p_items jsonb, p_sku text) returns jsonb
 language plpgsql immutable as $$
 declare
     n int;
 begin
     for n in 0 .. jsonb_array_length(p_items) - 1 loop
         if p_items -> n ->> 'sku' = p_sku then
-            return (p_items -> n ->> 'quantity')::int;
-        end if;
-    end loop;
-    return 0;
-end $$;
-
--- The unit price the order holds a sku at (null: it holds none).
-create or replace function og_items_price(p_items jsonb, p_sku text) returns numeric
-language plpgsql immutable as $$
-declare
-    n int;
-begin
-    for n in 0 .. jsonb_array_length(p_items) - 1 loop
-        if p_items -> n ->> 'sku' = p_sku then
-            return (p_items -> n ->> 'unitPrice')::numeric;
+            return p_items -> n;
         end if;
     end loop;
     return null;
 end $$;
+
+-- How many of a sku the order holds (0: none).
+create or replace function og_items_held(p_items jsonb, p_sku text) returns int
+language sql immutable as $$
+    select coalesce((og_item(p_items, p_sku) ->> 'quantity')::int, 0)
+$$;
+
+-- The unit price the order holds a sku at (null: it holds none).
+create or replace function og_items_price(p_items jsonb, p_sku text) returns numeric
+language sql immutable as $$
+    select (og_item(p_items, p_sku) ->> 'unitPrice')::numeric
+$$;
 
 -- Every item of an order as shipped lines.
 create or replace function og_items_shipped(p_items jsonb) returns jsonb
