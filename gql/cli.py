@@ -90,11 +90,17 @@ def cli() -> None:
 @click.option("--insecure-open", is_flag=True, envvar="ORDERGRAPH_INSECURE_OPEN",
               help="Without keys, serve everyone as admin also beyond loopback "
                    "[env ORDERGRAPH_INSECURE_OPEN].")
+@click.option("--replica-url", "replica_urls", multiple=True, metavar="URL",
+              envvar="ORDERGRAPH_REPLICA_URLS",
+              help="A streaming replica of the database that answers reads; repeatable "
+                   "[env ORDERGRAPH_REPLICA_URLS, separated by spaces].")
 def serve(host: str, port: int, database_url: str | None, demo: bool, demo_rate: float,
-          workers: int, trust_dev_key: bool, insecure_open: bool) -> None:
+          workers: int, trust_dev_key: bool, insecure_open: bool,
+          replica_urls: tuple[str, ...]) -> None:
     """Apply schema.sql, then serve GraphQL over HTTP and WebSocket."""
     from gql.serve import serve as run_server
 
+    os.environ["ORDERGRAPH_REPLICA_URLS"] = " ".join(replica_urls)
     os.environ["ORDERGRAPH_DEMO_RATE"] = str(demo_rate if demo else 0)
     if trust_dev_key:
         os.environ["ORDERGRAPH_TRUST_DEV_KEY"] = "1"
