@@ -361,6 +361,37 @@ def schema(sql: bool, events: bool) -> None:
     click.echo(sdl())
 
 
+@cli.command()
+@click.option("--servers", default=2, show_default=True, type=click.IntRange(1, 16),
+              help="ordergraph servers behind HAProxy.")
+@click.option("--replica/--no-replica", default=True, show_default=True,
+              help="A streaming replica that answers the servers' reads.")
+def fleet(servers: int, replica: bool) -> None:
+    """Start a fleet on loopback: a primary, a streaming replica, servers, HAProxy; Ctrl-C
+    stops it all."""
+    from gql.fleet import fleet as start_fleet
+
+    with start_fleet(servers=servers, replica=replica, log=err.print) as running:
+        out.print(f"ordergraph fleet in {running.directory}\n"
+                  f"  GraphQL (HAProxy)   {running.url}/graphql\n"
+                  f"  subscriptions       ws://{running.url.removeprefix('http://')}/graphql")
+        for name in running.server_ports:
+            out.print(f"  server {name}            {running.server_url(name)}")
+        out.print(f"  primary             {running.primary_url}")
+        if replica:
+            out.print(f"  replica             {running.replica_url}")
+        out.print("Ctrl-C stops everything")
+        try:
+            while all(p.poll() is None for p in running.processes.values()):
+                time.sleep(0.5)
+        except KeyboardInterrupt:  # the way to stop it: not an error
+            err.print("stopping the fleet…")
+            return
+        gone = [name for name, p in running.processes.items() if p.poll() is not None]
+        raise click.ClickException(f"{', '.join(gone)} exited; stopping the fleet "
+                                   f"(logs in {running.directory})")
+
+
 from gql.outbound.commands import consumers, relay  # noqa: E402 (streaming out)
 
 cli.add_command(relay)
