@@ -51,6 +51,7 @@ class Fleet:
     haproxy_port: int
     primary_proxy_port: int | None = None  # HAProxy in front of server "p" alone, when there is one
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    server_env: dict[str, str] = field(default_factory=dict)  # ORDERGRAPH_* for every server
 
     @property
     def url(self) -> str:
@@ -100,6 +101,19 @@ class Fleet:
         self.processes["replica"] = _postgres(self.directory, "replica", self.replica_port)
         _wait_postgres(self.replica_port, self.processes["replica"], self.directory / "replica.log")
 
+    def start_server(self, name: str) -> None:
+        """Start server `name` (again), reading from the replica unless it is "p"; wait until
+        it is ready."""
+        replica = (self.database_url(self.replica_port, "ordergraph_app")
+                   if self.replica_port is not None and name != "p" else None)
+        self.processes[f"server-{name}"] = _server(
+            self.directory, name, self.server_ports[name],
+            self.database_url(self.primary_port, "ordergraph_app"), replica, self.server_env)
+
+    def wait_server(self, name: str) -> None:
+        _wait_http(f"{self.server_url(name)}/readyz", self.processes[f"server-{name}"],
+                   self.directory / f"server-{name}.log")
+
     def stop(self) -> None:
         for name in reversed(list(self.processes)):
             self.stop_process(name)
@@ -118,7 +132,7 @@ def fleet(*, servers: int = 2, replica: bool = True, primary_only_server: bool =
     names = [chr(ord("a") + n) for n in range(servers)] + (["p"] if primary_only_server else [])
     running = Fleet(directory, free_port(), free_port() if replica else None,
                     {name: free_port() for name in names}, free_port(),
-                    free_port() if primary_only_server else None)
+                    free_port() if primary_only_server else None, server_env=env or {})
     say = log or (lambda text: None)
     try:
         _own(directory)
@@ -134,16 +148,11 @@ def fleet(*, servers: int = 2, replica: bool = True, primary_only_server: bool =
             _pg_tool("pg_basebackup", "-h", HOST, "-p", str(running.primary_port), "-U", "postgres",
                      "-D", str(directory / "replica"), "-R", "-X", "stream", "-c", "fast")
             running.start_replica()
-        for name, port in running.server_ports.items():
+        for name in running.server_ports:
             say(f"starting ordergraph server {name}…")
-            replicas = (running.database_url(running.replica_port, "ordergraph_app")
-                        if replica and name != "p" and running.replica_port else None)
-            running.processes[f"server-{name}"] = _server(
-                directory, name, port, running.database_url(running.primary_port, "ordergraph_app"),
-                replicas, env or {})
-        for name, port in running.server_ports.items():
-            _wait_http(f"http://{HOST}:{port}/readyz", running.processes[f"server-{name}"],
-                       directory / f"server-{name}.log")
+            running.start_server(name)
+        for name in running.server_ports:
+            running.wait_server(name)
         say("starting HAProxy…")
         config = directory / "haproxy.cfg"
         config.write_text(haproxy_config(running))

@@ -6,6 +6,9 @@ replica costs no failed request; a subscription on one server hears appends thro
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,6 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 
 from gql.fleet import Fleet, fleet
 from tests.ws import ORDER_EVENTS, client, until_subscribed
@@ -205,3 +209,40 @@ def test_fleet_a_malformed_token_is_refused(running: Fleet) -> None:
     (error,) = response.json()["errors"]
     assert error["extensions"]["code"] == "BAD_REQUEST"
     assert "X-Ordergraph-Position" in error["message"]
+
+
+async def _resume_after_a_kill(running: Fleet, customer: str) -> None:
+    def add(http: httpx.Client, order: str, count: int) -> list[str]:
+        return [post(http, ADD, order=order, sku=f"SKU-{n}")[0]["data"]["addItemToOrder"]["event"]["id"]
+                for n in range(count)]
+
+    ws_a = running.server_url("a").replace("http://", "ws://") + "/graphql"
+    with httpx.Client(base_url=running.server_url("b")) as via_b:
+        order, _ = place(via_b, customer)
+        with contextlib.suppress(ConnectionClosed):  # the socket dies with its server
+            async with client(ws_a) as subscriber:
+                await subscriber.subscribe(ORDER_EVENTS, orderId=order)
+                await until_subscribed(running.server_url("a"), 1)
+                before = add(via_b, order, 5)
+                heard = [e["orderEvents"] for e in await subscriber.collect(5)]
+                os.kill(running.pid("server-a"), signal.SIGKILL)
+        assert [e["id"] for e in heard] == before
+        missed = add(via_b, order, 5)  # while the subscriber is away
+        async with client(running.url.replace("http://", "ws://") + "/graphql") as again:
+            await again.subscribe(ORDER_EVENTS, orderId=order, after=heard[-1]["globalPosition"])
+            await asyncio.sleep(0.5)
+            live = add(via_b, order, 5)
+            resumed = [e["orderEvents"] for e in await again.collect(10)]
+            assert [e["id"] for e in resumed] == missed + live  # no gap, no duplicate
+            with pytest.raises(TimeoutError):
+                await again.message(within=0.5)
+
+
+def test_fleet_a_subscriber_whose_server_is_killed_resumes_through_haproxy(
+        running: Fleet, customer: str) -> None:
+    try:
+        asyncio.run(_resume_after_a_kill(running, customer))
+    finally:
+        running.processes.pop("server-a").wait()
+        running.start_server("a")
+        running.wait_server("a")
