@@ -371,6 +371,7 @@ def fleet(servers: int, replica: bool) -> None:
     stops it all."""
     from gql.fleet import fleet as start_fleet
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
     with start_fleet(servers=servers, replica=replica, log=err.print) as running:
         out.print(f"ordergraph fleet in {running.directory}\n"
                   f"  GraphQL (HAProxy)   {running.url}/graphql\n"

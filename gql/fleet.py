@@ -102,8 +102,8 @@ class Fleet:
         _wait_postgres(self.replica_port, self.processes["replica"], self.directory / "replica.log")
 
     def start_server(self, name: str) -> None:
-        """Start server `name` (again), reading from the replica unless it is "p"; wait until
-        it is ready."""
+        """Start server `name` (again), reading from the replica unless it is "p" (then
+        `wait_server`: servers start side by side)."""
         replica = (self.database_url(self.replica_port, "ordergraph_app")
                    if self.replica_port is not None and name != "p" else None)
         self.processes[f"server-{name}"] = _server(
@@ -124,16 +124,17 @@ def fleet(*, servers: int = 2, replica: bool = True, primary_only_server: bool =
           env: dict[str, str] | None = None, log: Any = None) -> Iterator[Fleet]:
     """A started fleet: `servers` ordergraph servers behind HAProxy, reading from the replica
     when there is one; with `primary_only_server`, one more server without replica, behind
-    its own HAProxy port (`server_url("p")`), to compare against. Stops it all on exit."""
-    for tool in ("haproxy",):
-        if shutil.which(tool) is None:
-            raise ConfigurationError(f"{tool} is not installed (Debian: apt-get install {tool})")
+    its own HAProxy port (`server_url("p")`), to compare against. Stops it all on exit, and
+    removes its directory unless the block failed (the logs are there)."""
+    if shutil.which("haproxy") is None:
+        raise ConfigurationError("haproxy is not installed (Debian: apt-get install haproxy)")
     directory = Path(tempfile.mkdtemp(prefix="ordergraph-fleet-"))
     names = [chr(ord("a") + n) for n in range(servers)] + (["p"] if primary_only_server else [])
     running = Fleet(directory, free_port(), free_port() if replica else None,
                     {name: free_port() for name in names}, free_port(),
                     free_port() if primary_only_server else None, server_env=env or {})
     say = log or (lambda text: None)
+    failed = False
     try:
         _own(directory)
         say("initialising the primary…")
@@ -161,9 +162,14 @@ def fleet(*, servers: int = 2, replica: bool = True, primary_only_server: bool =
         time.sleep(1.2)  # HAProxy counts a server up until its first checks say otherwise
         _wait_http(f"{running.url}/readyz", running.processes["haproxy"], directory / "haproxy.log")
         yield running
+    except Exception:
+        failed = True
+        say(f"the fleet's logs stay in {directory}")  # to find out what went wrong
+        raise
     finally:
         running.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+        if not failed:  # a normal end, Ctrl-C or SIGTERM
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def haproxy_config(running: Fleet) -> str:
