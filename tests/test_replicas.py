@@ -8,6 +8,7 @@ import pytest
 from gql.config import settings_from_env
 from gql.errors import ConfigurationError
 from gql.store.replicas import format_position, parse_position
+from tests.test_cli import _one_clean_line, run
 
 
 @pytest.mark.parametrize("text", ["0/0", "0/16B3748", "1A/FF", "FFFFFFFF/FFFFFFFF"])
@@ -40,6 +41,14 @@ def test_replicas_settings_refuse_a_bad_value_naming_its_variable(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=f"^{variable}"):
         settings_from_env("postgresql://p/db")
+
+
+def test_replicas_serve_with_a_bad_replica_url_is_one_line_before_the_banner() -> None:
+    result = run("serve", "--database-url", "postgresql://127.0.0.1:1/x",
+                 "--replica-url", "postgresql://127.0.0.1:2")
+    assert result.returncode == 1 and result.stdout == ""
+    line = _one_clean_line(result.stderr)
+    assert "ORDERGRAPH_REPLICA_URLS" in line and "names no database" in line
 
 
 async def test_replicas_none_configured_the_primary_serves_and_writes_give_a_token(

@@ -40,6 +40,7 @@ from gql.http.access import IDENTITY, NOBODY
 from gql.http.positions import (
     POSITION_HEADER,
     POSITION_KEY,
+    primary_route,
     route_read,
     served,
     token_of,
@@ -183,7 +184,7 @@ def _off_replica(state: State, route: Route, exc: BaseException) -> Route:
         state.replicas.failed(route, exc)
     log.warning("a read failed on replica %s (%s); the primary answers it",
                 route.replica.name if route.replica else "?", type(exc).__name__)
-    return state.replicas.primary
+    return primary_route(state)
 
 
 def unavailable(exc: BaseException, state: State) -> dict[str, Any] | None:
@@ -374,7 +375,7 @@ def graphql_endpoint(
                       await answer_compiled(fast, state, params, mutations=not reading,
                                             identity=request.scope.get(IDENTITY, NOBODY),
                                             token=token))
-            route = await route_read(state, token) if answer is None else state.replicas.primary
+            route = await route_read(state, token) if answer is None else primary_route(state)
         except Exception as exc:
             refusal = unavailable(exc, state)
             if refusal is None:

@@ -12,7 +12,7 @@ from starlette.datastructures import State
 
 from gql.errors import BadRequest
 from gql.metrics import READS_SERVED
-from gql.store.replicas import PRIMARY, Route, parse_position
+from gql.store.replicas import PRIMARY, Replicas, Route, current_position, parse_position
 
 POSITION_HEADER = "X-Ordergraph-Position"
 SERVED_BY_HEADER = "X-Ordergraph-Served-By"
@@ -34,9 +34,20 @@ def token_of(value: str | bytes | None) -> int | None:
                          f"response, such as 0/16B3748, not {text[:40]!r}") from None
 
 
+def _replicas(state: State) -> Replicas | None:
+    """The app's read router; None in an app state built without one (the primary serves)."""
+    return getattr(state, "replicas", None)
+
+
+def primary_route(state: State) -> Route:
+    replicas = _replicas(state)
+    return replicas.primary if replicas is not None else Route(state.pool, state.reads, PRIMARY)
+
+
 async def route_read(state: State, token: int | None) -> Route:
     """Where a read runs (the primary when no replica is configured)."""
-    return await state.replicas.route(token)
+    replicas = _replicas(state)
+    return await replicas.route(token) if replicas is not None else primary_route(state)
 
 
 def served(route: Route) -> dict[str, str]:
@@ -47,7 +58,7 @@ def served(route: Route) -> dict[str, str]:
 
 async def written(state: State) -> tuple[str, dict[str, str]]:
     """The token of a write just committed, and the headers of its response."""
-    position = await state.replicas.position()
+    position = await current_position(primary_route(state).lane)
     return position, {POSITION_HEADER: position, SERVED_BY_HEADER: PRIMARY}
 
 

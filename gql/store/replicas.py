@@ -113,8 +113,7 @@ class Replicas:
                 await replica.pool.close()
 
     async def position(self) -> str:
-        """The token of every write committed so far: the primary's WAL insert position."""
-        return str(await self.primary.lane.fetchval(CURRENT_POSITION))
+        return await current_position(self.primary.lane)
 
     async def route(self, token: int | None) -> Route:
         """The pool for a read; with a token, one whose data includes that position."""
@@ -218,6 +217,11 @@ class Replicas:
             if position > replayed:
                 return now - seen
         return 0.0
+
+
+async def current_position(lane: ReadLane) -> str:
+    """The token of every write committed so far: the primary's WAL insert position."""
+    return str(await lane.fetchval(CURRENT_POSITION))
 
 
 def _number(text: str | None) -> int:
