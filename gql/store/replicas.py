@@ -72,6 +72,20 @@ class Replica:
         self.lag_seconds = 0.0
         self.error = "not checked yet"
         self.in_rotation = False
+        self._look: asyncio.Future[int] | None = None
+
+    async def look(self) -> int:
+        """How far it has replayed, now. Reads that wait together share one statement, so a
+        lagging replica is asked once per POLL however many reads wait for it."""
+        if self._look is None or self._look.done():
+            self._look = asyncio.ensure_future(self._replayed())
+            self._look.add_done_callback(_retrieved)
+        return await asyncio.shield(self._look)  # a cancelled reader leaves the look to the others
+
+    async def _replayed(self) -> int:
+        assert self.lane is not None
+        self.replayed = max(self.replayed, _number(await self.lane.fetchval(REPLAYED_POSITION)))
+        return self.replayed
 
     def status(self) -> dict[str, Any]:
         """What /readyz says of it."""
@@ -144,16 +158,14 @@ class Replicas:
 
     async def _wait(self, replica: Replica, token: int) -> Route:
         """The replica once it has replayed `token`, or the primary after the bound."""
-        assert replica.lane is not None
         deadline = time.monotonic() + self.settings.replica_wait
         while True:
             try:
-                replica.replayed = max(replica.replayed, _number(
-                    await replica.lane.fetchval(REPLAYED_POSITION)))
+                replayed = await replica.look()
             except DATABASE_ERRORS as exc:
                 replica.leave(f"a read failed: {describe(exc)}")
                 return self.primary
-            if replica.replayed >= token:
+            if replayed >= token:
                 return self._route(replica)
             left = deadline - time.monotonic()
             if left <= 0:
@@ -222,6 +234,12 @@ class Replicas:
 async def current_position(lane: ReadLane) -> str:
     """The token of every write committed so far: the primary's WAL insert position."""
     return str(await lane.fetchval(CURRENT_POSITION))
+
+
+def _retrieved(look: asyncio.Future[int]) -> None:
+    """Mark a look's failure as seen, also when every read waiting on it has gone."""
+    if not look.cancelled():
+        look.exception()
 
 
 def _number(text: str | None) -> int:
