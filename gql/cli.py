@@ -90,11 +90,17 @@ def cli() -> None:
 @click.option("--insecure-open", is_flag=True, envvar="ORDERGRAPH_INSECURE_OPEN",
               help="Without keys, serve everyone as admin also beyond loopback "
                    "[env ORDERGRAPH_INSECURE_OPEN].")
+@click.option("--replica-url", "replica_urls", multiple=True, metavar="URL",
+              envvar="ORDERGRAPH_REPLICA_URLS",
+              help="A streaming replica of the database that answers reads; repeatable "
+                   "[env ORDERGRAPH_REPLICA_URLS, separated by spaces].")
 def serve(host: str, port: int, database_url: str | None, demo: bool, demo_rate: float,
-          workers: int, trust_dev_key: bool, insecure_open: bool) -> None:
+          workers: int, trust_dev_key: bool, insecure_open: bool,
+          replica_urls: tuple[str, ...]) -> None:
     """Apply schema.sql, then serve GraphQL over HTTP and WebSocket."""
     from gql.serve import serve as run_server
 
+    os.environ["ORDERGRAPH_REPLICA_URLS"] = " ".join(replica_urls)
     os.environ["ORDERGRAPH_DEMO_RATE"] = str(demo_rate if demo else 0)
     if trust_dev_key:
         os.environ["ORDERGRAPH_TRUST_DEV_KEY"] = "1"
@@ -353,6 +359,38 @@ def schema(sql: bool, events: bool) -> None:
     from gql.schema import sdl
 
     click.echo(sdl())
+
+
+@cli.command()
+@click.option("--servers", default=2, show_default=True, type=click.IntRange(1, 16),
+              help="ordergraph servers behind HAProxy.")
+@click.option("--replica/--no-replica", default=True, show_default=True,
+              help="A streaming replica that answers the servers' reads.")
+def fleet(servers: int, replica: bool) -> None:
+    """Start a fleet on loopback: a primary, a streaming replica, servers, HAProxy; Ctrl-C
+    stops it all."""
+    from gql.fleet import fleet as start_fleet
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
+    with start_fleet(servers=servers, replica=replica, log=err.print) as running:
+        out.print(f"ordergraph fleet in {running.directory}\n"
+                  f"  GraphQL (HAProxy)   {running.url}/graphql\n"
+                  f"  subscriptions       ws://{running.url.removeprefix('http://')}/graphql")
+        for name in running.server_ports:
+            out.print(f"  server {name}            {running.server_url(name)}")
+        out.print(f"  primary             {running.primary_url}")
+        if replica:
+            out.print(f"  replica             {running.replica_url}")
+        out.print("Ctrl-C stops everything")
+        try:
+            while all(p.poll() is None for p in running.processes.values()):
+                time.sleep(0.5)
+        except KeyboardInterrupt:  # the way to stop it: not an error
+            err.print("stopping the fleet…")
+            return
+        gone = [name for name, p in running.processes.items() if p.poll() is not None]
+        raise click.ClickException(f"{', '.join(gone)} exited; stopping the fleet "
+                                   f"(logs in {running.directory})")
 
 
 from gql.outbound.commands import consumers, relay  # noqa: E402 (streaming out)

@@ -39,6 +39,12 @@ class Settings:
     tally_interval: float = 10.0  # seconds between foldings of the tallies behind counts
     demo_rate: float = 0.0  # new orders a second the demo shop places (serve --demo); 0: none
     compiled_reads: bool = True  # compiled statements for the queries and appends it knows
+    # streaming replicas that answer reads (README, "Running a fleet"): URLs separated by
+    # spaces or commas; writes and the live hub stay on the primary
+    replica_urls: str = ""
+    replica_wait: float = 0.5  # seconds a read with a position token waits for a replica
+    replica_max_lag: float = 5.0  # seconds behind the primary before a replica leaves the rotation
+    replica_check_interval: float = 0.5  # seconds between measurements of each replica's lag
     # identity and access (README, "Security"); no keys at all: open mode, loopback only
     jwks: str = ""  # a JWKS file or http(s) URL; keys found by `kid`
     jwt_secret: str = ""  # an HS256 secret, for simple setups
@@ -63,6 +69,10 @@ class Settings:
     webhook_backoff: float = 1.0  # seconds before the first retry, doubled after each failure
     webhook_max_backoff: float = 300.0
     webhook_on_failure: str = "park"  # or "stop"
+
+    @property
+    def replica_list(self) -> list[str]:
+        return self.replica_urls.replace(",", " ").split()
 
     def __post_init__(self) -> None:
         for name, (low, high) in _RANGES.items():
@@ -95,10 +105,14 @@ _RANGES: dict[str, tuple[float, float]] = {
     "jwt_leeway": (0, _DAY),
     "tally_interval": (0, _DAY),
     "demo_rate": (0, 100),
+    "replica_wait": (0, 60),
+    "replica_max_lag": (0, _DAY),
+    "replica_check_interval": (0, 3_600),
 }
 # durations that must be above their lowest value, not equal to it
 _ABOVE = frozenset({"request_timeout", "header_timeout", "body_timeout", "connection_init_timeout",
-                    "keepalive_interval", "safety_poll_interval", "tally_interval"})
+                    "keepalive_interval", "safety_poll_interval", "tally_interval",
+                    "replica_max_lag", "replica_check_interval"})
 _ALIASES = {"pool_max_size": "ORDERGRAPH_POOL_SIZE"}
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
@@ -153,6 +167,17 @@ def _check_files(settings: Settings) -> None:
             raise ConfigurationError(f'ORDERGRAPH_JWKS: {jwks} is not a JWKS ({{"keys": [...]}})')
 
 
+def _check_replicas(settings: Settings) -> None:
+    """Each replica URL names a database, as the primary's must."""
+    from gql.store.connection import target
+
+    for url in settings.replica_list:
+        try:
+            target(url)
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"ORDERGRAPH_REPLICA_URLS: {exc}") from None
+
+
 def settings_from_env(database_url: str) -> Settings:
     """Settings for `database_url`; every knob X can be set as ORDERGRAPH_X. A value out of
     its range, of the wrong type, or a file that is not there is one ConfigurationError
@@ -163,4 +188,5 @@ def settings_from_env(database_url: str) -> Settings:
         for f in fields(Settings) if f.name != "database_url"
     })
     _check_files(settings)
+    _check_replicas(settings)
     return settings

@@ -51,3 +51,20 @@ CONSUMER_LAG_SECONDS = Gauge(
     "Age of the oldest event a durable consumer has yet to deliver (0 when caught up)",
     ["consumer"],
 )
+REPLICA_LAG_SECONDS = Gauge(
+    "ordergraph_replica_lag_seconds",
+    "How long ago the primary first stood beyond what a read replica has replayed (0: caught up)",
+    ["replica"],
+)
+REPLICA_LAG_BYTES = Gauge(
+    "ordergraph_replica_lag_bytes", "WAL bytes a read replica has yet to replay", ["replica"],
+)
+REPLICA_IN_ROTATION = Gauge(
+    "ordergraph_replica_in_rotation", "1 while a read replica answers reads, else 0", ["replica"],
+)
+READS_SERVED = Counter(
+    "ordergraph_reads_served_total",
+    "GraphQL reads by who answered them: replica, or primary (no replica in the rotation, or "
+    "none had replayed the request's position token within the wait)",
+    ["served_by"],
+)

@@ -108,6 +108,8 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
                       f"  live order board    {base}/\n"
                       f"  health, metrics     {base}/healthz {base}/readyz {base}/metrics\n"
                       f"  access              {mode}")
+        if settings.replica_list:
+            console.print("  read replicas       " + ", ".join(settings.replica_list))
         if settings.demo_rate > 0:
             console.print(f"  demo shop           {settings.demo_rate:g} new orders a second")
         options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options(settings)}

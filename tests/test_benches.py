@@ -129,3 +129,15 @@ def test_bench_transfer_smoke() -> None:
     rows = table(smoke("transfer"), "| step | seconds | events/s | outcome |")
     assert [r[0] for r in rows] == ["ordergraph export", "ordergraph import", "COPY into a bare table"]
     assert "refused 0; same log: True" in rows[1][3]
+
+
+def test_bench_fleet_smoke() -> None:
+    out = smoke("fleet")
+    rows = table(out, "| setup | workload | round | req/s |")
+    assert [r[:2] for r in rows] == [["1 server on the primary", "Q1"], ["2 servers on the replica", "Q1"],
+                                     ["1 server on the primary", "Q3"], ["2 servers on the replica", "Q3"]]
+    assert all(len(r) == 11 and r[6] == "0" for r in rows)  # no failed request
+    assert all(float(r[10]) > 0 for r in rows if "replica" in r[0])  # the replica answered
+    token = table(out, "| read after write | tries |")
+    assert [r[0] for r in token] == ["without token", "with token"]
+    assert token[1][7] == "0"  # with the token, never stale

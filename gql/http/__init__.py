@@ -21,5 +21,9 @@ one may answer a request itself and stop it there:
    - `/healthz`, `/readyz`, `/metrics` → `health`;
    - `/` and `/static` → `pages`: the web app and its assets.
 
+Both /graphql answers pick where a read runs once per request (`positions.route_read`: a
+replica, or the primary when a request's position token is not replayed there in time) and
+say who served it; a mutation's answer carries its position token (gql/store/replicas.py).
+
 Errors a client sees carry the codes listed in gql/errors.py.
 """

@@ -32,6 +32,7 @@ from gql.store import Pool
 from gql.store.connection import create_pool, warn_if_superuser
 from gql.store.lane import ReadLane
 from gql.store.outage import DatabaseHealth
+from gql.store.replicas import Replicas
 from gql.store.tallies import compact_tallies
 from gql.tokens import Verifier
 
@@ -62,6 +63,8 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
         await warn_if_superuser(app.state.pool)
         await access.load()
         app.state.reads = ReadLane(app.state.pool, settings.pool_max_size)
+        app.state.replicas = Replicas(app.state.pool, app.state.reads, settings)
+        await app.state.replicas.start()
         app.state.health = DatabaseHealth(app.state.pool)
         app.state.live = LiveHub(app.state.pool, settings, app.state.health)
         await app.state.live.start()
@@ -79,13 +82,16 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
             await relays.stop()
             await app.state.live.stop()
             await app.state.health.stop()
+            await app.state.replicas.stop()
             if owned:
                 await app.state.pool.close()
 
-    def context(request: Request) -> Context:
-        return Context(request.app.state.pool, settings, access.grants,
-                       request.scope.get(IDENTITY, NOBODY), getattr(request.app.state, "live", None),
-                       request)
+    def context(request: Request, reads: Pool) -> Context:
+        """An operation's context: it reads from `reads` (a replica's pool, or the primary's)
+        and writes to the primary."""
+        return Context(reads, settings, access.grants, request.scope.get(IDENTITY, NOBODY),
+                       getattr(request.app.state, "live", None), request,
+                       primary=request.app.state.pool)
 
     relays = Relays(configured(settings))  # a bad relay setting fails here, before serving
     app = Starlette(lifespan=lifespan, middleware=[Middleware(health.MetricsMiddleware)])
@@ -93,6 +99,7 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
     app.state.access = access
     if pool is not None:  # usable without running the lifespan (ASGI test clients)
         app.state.pool, app.state.reads = pool, ReadLane(pool, settings.pool_max_size)
+        app.state.replicas = Replicas(pool, app.state.reads, settings)  # not started: the primary
         app.state.health = DatabaseHealth(pool)
     schema = build_schema(settings)
     fast = FastPath(schema, settings) if settings.compiled_reads else None

@@ -21,6 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -36,6 +37,16 @@ from strawberry.types.graphql import OperationType
 from gql.config import Settings
 from gql.errors import BadRequest, RequestTimeout, ServiceUnavailable
 from gql.http.access import IDENTITY, NOBODY
+from gql.http.positions import (
+    POSITION_HEADER,
+    POSITION_KEY,
+    primary_route,
+    route_read,
+    served,
+    token_of,
+    with_position,
+    written,
+)
 from gql.identity import Identity
 from gql.metrics import COMPILED, REQUESTS
 from gql.schema import appends
@@ -43,9 +54,10 @@ from gql.schema.appends import Appends
 from gql.schema.context import Context
 from gql.schema.errors import client_error
 from gql.schema.fastpath import FastPath, Refused
-from gql.store import DATABASE_ERRORS
+from gql.store import DATABASE_ERRORS, Pool
 from gql.store.outage import RETRY_AFTER, is_outage
 from gql.store.reads import fetch_document
+from gql.store.replicas import Route
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -121,11 +133,20 @@ def _check_params(params: dict[str, Any]) -> Params:
 
 # -- the compiled answer, shared by both ---------------------------------------------------
 
-async def answer_compiled(fast: FastPath | None, state: State, params: Params,
-                          *, mutations: bool, identity: Identity) -> bytes | Refused | None:
-    """The response body from the document's compiled statements (or its refusal), or None:
-    the resolvers answer. `mutations` says whether a known mutation may run (never over GET);
-    reads are scoped to what `identity` may see."""
+@dataclass
+class Answered:
+    """A compiled answer: the body and the headers saying who served it (gql/http/positions.py)."""
+
+    body: bytes
+    headers: dict[str, str]
+
+
+async def answer_compiled(fast: FastPath | None, state: State, params: Params, *,
+                          mutations: bool, identity: Identity,
+                          token: int | None) -> Answered | Refused | None:
+    """The response from the document's compiled statements (or its refusal), or None: the
+    resolvers answer. `mutations` says whether a known mutation may run (never over GET);
+    reads are scoped to what `identity` may see and include the position `token`."""
     query, variables, operation = params
     compiled = (fast.compile(query, operation, variables, mutations=mutations,
                              grants=state.access.grants, identity=identity) if fast else None)
@@ -133,9 +154,18 @@ async def answer_compiled(fast: FastPath | None, state: State, params: Params,
         return compiled
     if isinstance(compiled, Appends):
         _APPENDED.inc()
-        return await appends.run(compiled, state.pool)
+        body = await appends.run(compiled, state.pool)
+        position, headers = await written(state)
+        return Answered(with_position(body, position), headers)
+    route = await route_read(state, token)
     try:
-        data = await fetch_document(state.reads, *compiled)
+        try:
+            data = await fetch_document(route.lane, *compiled)
+        except DATABASE_ERRORS as exc:
+            if route.replica is None:
+                raise
+            route = _off_replica(state, route, exc)  # the primary answers instead
+            data = await fetch_document(route.lane, *compiled)
     except DATABASE_ERRORS as exc:
         if is_outage(exc):
             raise  # answered 503 by the caller: the resolvers would only fail again
@@ -144,7 +174,17 @@ async def answer_compiled(fast: FastPath | None, state: State, params: Params,
         _FAILED.inc()
         return None
     _ANSWERED.inc()
-    return b'{"data":' + data + b"}"
+    return Answered(b'{"data":' + data + b"}", served(route))
+
+
+def _off_replica(state: State, route: Route, exc: BaseException) -> Route:
+    """A read failed on a replica: it runs again on the primary, and a replica that is out
+    leaves the rotation (a failure of the statement itself does not take it out)."""
+    if is_outage(exc):
+        state.replicas.failed(route, exc)
+    log.warning("a read failed on replica %s (%s); the primary answers it",
+                route.replica.name if route.replica else "?", type(exc).__name__)
+    return primary_route(state)
 
 
 def unavailable(exc: BaseException, state: State) -> dict[str, Any] | None:
@@ -187,7 +227,7 @@ class CompiledFront:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        length = accept = None
+        length = accept = position = None
         content_type = b""
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -196,6 +236,8 @@ class CompiledFront:
                 accept = value
             elif name == b"content-type":
                 content_type = value
+            elif name == POSITION_KEY:
+                position = value
         # the app answers (and refuses) anything unusual: no declared length, too big, not JSON
         if (length is None or not length.isdigit() or int(length) > self.max_body
                 or content_type.split(b";")[0].strip().decode("latin-1").lower() not in JSON_BODIES):
@@ -206,7 +248,7 @@ class CompiledFront:
             return
         media_type = negotiate(accept.decode("latin-1") if accept else "")
         try:
-            answer = await self._answer(body, scope)
+            answer = await self._answer(body, scope, position)
         except Exception as exc:
             refusal = unavailable(exc, self.state)
             if refusal is None:
@@ -217,20 +259,23 @@ class CompiledFront:
             scope[COMPILED_TRIED] = True
             await self.app(scope, _replay(body, receive), send)
             return
-        status = 200
         if isinstance(answer, Refused):
-            answer, status = answer.body, refused_status(media_type)
-        await _send_json(send, status, media_type, answer)
+            status, body, headers = refused_status(media_type), answer.body, None
+        else:
+            status, body, headers = 200, answer.body, answer.headers
+        await _send_json(send, status, media_type, body, headers)
         timer = self._timer if status == 200 else REQUESTS.labels("POST", self.path, str(status))
         timer.observe(time.perf_counter() - started)
 
-    async def _answer(self, body: bytes, scope: Scope) -> bytes | Refused | None:
+    async def _answer(self, body: bytes, scope: Scope,
+                      position: bytes | None) -> Answered | Refused | None:
         try:
             params = params_of_body(body)
+            token = token_of(position)
         except BadRequest:  # the endpoint refuses it, with its message
             return None
         return await answer_compiled(self.fast, self.state, params, mutations=True,
-                                     identity=scope.get(IDENTITY, NOBODY))
+                                     identity=scope.get(IDENTITY, NOBODY), token=token)
 
 
 async def _send_json(send: Send, status: int, media_type: str, body: bytes,
@@ -271,6 +316,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 # -- everything else: the starlette endpoint and the resolvers -----------------------------
 
+def _replica_failure(errors: list[Any] | None, route: Route,
+                     context: Context) -> BaseException | None:
+    """The database error a read on a replica failed with (None: it did not, or it wrote)."""
+    if route.replica is None or context.wrote:
+        return None
+    for error in errors or []:
+        if isinstance(error.original_error, DATABASE_ERRORS):
+            return error.original_error
+    return None
+
+
 def codes_of(errors: list[Any]) -> set[str | None]:
     return {(e.extensions or {}).get("code") for e in errors}
 
@@ -287,7 +343,7 @@ def _error_body(message: str, code: str = BadRequest.code) -> dict[str, Any]:
 def graphql_endpoint(
     schema: Schema,
     settings: Settings,
-    context: Callable[[Request], Context],
+    context: Callable[[Request, Pool], Context],
     ide: Callable[[Request], Response] | None,
     fast: FastPath | None,
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -301,38 +357,51 @@ def graphql_endpoint(
             return ide(request)
         try:
             params = await read_params(request, settings)
+            token = token_of(request.headers.get(POSITION_HEADER))
         except BadRequest as exc:
             return _response(_error_body(exc.message), exc.status, media_type, exc.headers)
         try:
             async with asyncio.timeout(settings.request_timeout):
-                return await run(request, params, media_type, reading)
+                return await run(request, params, media_type, reading, token)
         except TimeoutError:
             return _response(_error_body("the request took longer than its time budget; ask for "
                                          "less", RequestTimeout.code), 503, media_type)
 
-    async def run(request: Request, params: Params, media_type: str, reading: bool) -> Response:
+    async def run(request: Request, params: Params, media_type: str, reading: bool,
+                  token: int | None) -> Response:
+        state = request.app.state
         try:
-            body_bytes = (None if request.scope.get(COMPILED_TRIED) else
-                          await answer_compiled(fast, request.app.state, params,
-                                                mutations=not reading,
-                                                identity=request.scope.get(IDENTITY, NOBODY)))
+            answer = (None if request.scope.get(COMPILED_TRIED) else
+                      await answer_compiled(fast, state, params, mutations=not reading,
+                                            identity=request.scope.get(IDENTITY, NOBODY),
+                                            token=token))
+            route = await route_read(state, token) if answer is None else primary_route(state)
         except Exception as exc:
-            refusal = unavailable(exc, request.app.state)
+            refusal = unavailable(exc, state)
             if refusal is None:
                 raise
             return _response(refusal, 503, media_type, UNAVAILABLE_HEADERS)
-        if isinstance(body_bytes, Refused):
-            return Response(body_bytes.body, refused_status(media_type),
+        if isinstance(answer, Refused):
+            return Response(answer.body, refused_status(media_type),
                             media_type=f"{media_type}; charset=utf-8")
-        if body_bytes is not None:
-            return Response(body_bytes, 200, media_type=f"{media_type}; charset=utf-8")
+        if answer is not None:
+            return Response(answer.body, 200, answer.headers,
+                            media_type=f"{media_type}; charset=utf-8")
         query, variables, operation = params
         allowed = ({OperationType.QUERY} if reading
                    else {OperationType.QUERY, OperationType.MUTATION})
         try:
-            result = await schema.execute(query, variables, context(request),
+            operation_context = context(request, route.pool)
+            result = await schema.execute(query, variables, operation_context,
                                           operation_name=operation,
                                           allowed_operation_types=allowed)
+            failure = _replica_failure(result.errors, route, operation_context)
+            if failure is not None:  # the replica failed the read: the primary answers it
+                route = _off_replica(state, route, failure)
+                operation_context = context(request, route.pool)
+                result = await schema.execute(query, variables, operation_context,
+                                              operation_name=operation,
+                                              allowed_operation_types=allowed)
         except CannotGetOperationTypeError:
             missing = (f"the document has no operation named {operation!r}" if operation
                        else "the document has no operation")
@@ -366,6 +435,11 @@ def graphql_endpoint(
             fast.remember(query, operation)
         elif fast is not None and refused and codes_of(errors) == {"QUERY_TOO_COMPLEX"}:
             fast.remember_costly(query, operation)
-        return _response(body, status, media_type)
+        if operation_context.wrote:
+            position, headers = await written(state)
+            body["extensions"] = {**body.get("extensions", {}), "position": position}
+        else:
+            headers = served(route)
+        return _response(body, status, media_type, headers)
 
     return endpoint

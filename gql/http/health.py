@@ -1,5 +1,6 @@
-"""How the server reports on itself: /healthz (alive), /readyz (database and listener up),
-/metrics (Prometheus text), and the timer that records every HTTP request for /metrics."""
+"""How the server reports on itself: /healthz (alive), /readyz (database and listener up;
+each replica's lag), /metrics (Prometheus text), and the timer that records every HTTP
+request for /metrics."""
 
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ async def readyz(request: Request) -> Response:
     body: dict[str, Any] = {"status": "ready" if ready else "not ready", **checks}
     if checks["database"] == "ok":  # the consumers' lag tells, it does not decide readiness
         body["consumers"] = await _consumers(request)
+    replicas = getattr(request.app.state, "replicas", None)
+    if replicas is not None and replicas.replicas:  # neither does a replica's: reads fall back
+        body["replicas"] = replicas.status()
     return JSONResponse(body, 200 if ready else 503)
 
 

@@ -58,13 +58,15 @@ class Loaders:
 class Context:
     """`identity` is who asks; over a WebSocket it is set at `connection_init`."""
 
-    pool: Pool
+    pool: Pool  # where this operation reads: a replica's pool, or the primary's
     settings: Settings
     grants: Grants
     identity: Identity
     live: Any = None
     request: Any = None
     connection_params: Any = None
+    primary: Pool | None = None  # where it writes, when not `pool`
+    wrote: bool = False  # a mutation ran: the response carries a position token
     # the connection sends payloads the live hub rendered as they are (gql/http/websocket.py)
     sends_rendered: bool = False
     # GraphQL over SSE (gql/http/sse.py): the position a reconnecting client saw last
@@ -85,10 +87,18 @@ class Context:
             self._loaders = Loaders(self.pool, self.viewer)
         return self._loaders
 
+    def for_writes(self) -> Pool:
+        """The primary's pool; from the first write on the operation also reads there, so
+        that it reads its own writes (a replica may not have them yet)."""
+        if self.primary is not None and self.pool is not self.primary:
+            self.pool, self._loaders = self.primary, None
+        self.wrote = True
+        return self.pool
+
     def fresh(self) -> Context:
         """A copy with new loaders: each subscription event reads current rows."""
         return Context(self.pool, self.settings, self.grants, self.identity, self.live,
-                       self.request, self.connection_params)
+                       self.request, self.connection_params, self.primary)
 
 
 Info = StrawberryInfo[Context, None]

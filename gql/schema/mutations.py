@@ -33,7 +33,7 @@ APPEND_MUTATIONS: dict[str, EventType] = {e.mutation: EventType(e.name) for e in
 async def _append(info: Info, data: EventMetadata) -> AppendResult:
     context = info.context
     event = new_event(APPEND_MUTATIONS[info.field_name], data, context.grants, context.identity)
-    appended = await append_event(context.pool, event, context.identity.claims())
+    appended = await append_event(context.for_writes(), event, context.identity.claims())
     row = appended.event
     info.context.loaders.orders.prime(row["order_id"], appended.order)  # for `event { order }`
     return AppendResult(event=event_from_row(row), order=Order.from_row(appended.order),
@@ -44,7 +44,7 @@ async def _register_customer(self: Mutation, info: Info, input: RegisterCustomer
     info.context.grants.check_register(info.context.identity)
     no_nul({"name": input.name, "email": input.email})
     registered = await register_customer(
-        info.context.pool, input.customer_id or uuid.uuid4(), input.name, input.email,
+        info.context.for_writes(), input.customer_id or uuid.uuid4(), input.name, input.email,
         info.context.identity.claims())
     return Customer.from_row(registered.customer)
 
