@@ -437,7 +437,8 @@ def graphql_endpoint(
             fast.remember_costly(query, operation)
         if operation_context.wrote:
             position, headers = await written(state)
-            body["extensions"] = {**body.get("extensions", {}), "position": position}
+            if position is not None:
+                body["extensions"] = {**body.get("extensions", {}), "position": position}
         else:
             headers = served(route)
         return _response(body, status, media_type, headers)

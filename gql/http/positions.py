@@ -1,8 +1,9 @@
 """Read-your-writes over HTTP: the position token a write answers with, and a read sends back.
 
-A mutation's response carries the primary's WAL position after it, in the header
-`X-Ordergraph-Position` and in `extensions.position`. A read that sends the same header is
-answered from data that includes that position (gql/store/replicas.py). Every GraphQL
+When the server reads from replicas, a mutation's response carries the primary's WAL
+position after it, in the header `X-Ordergraph-Position` and in `extensions.position`. A
+read that sends the same header is answered from data that includes that position
+(gql/store/replicas.py). Every GraphQL
 response says who answered it in `X-Ordergraph-Served-By` (`replica` or `primary`).
 """
 
@@ -56,12 +57,18 @@ def served(route: Route) -> dict[str, str]:
     return {SERVED_BY_HEADER: route.served_by}
 
 
-async def written(state: State) -> tuple[str, dict[str, str]]:
-    """The token of a write just committed, and the headers of its response."""
-    position = await current_position(primary_route(state).lane)
+async def written(state: State) -> tuple[str | None, dict[str, str]]:
+    """The token of a write just committed, and the headers of its response. Without a
+    replica every read sees every write: no token, and no round trip to read one."""
+    replicas = _replicas(state)
+    if replicas is None or not replicas.replicas:
+        return None, {SERVED_BY_HEADER: PRIMARY}
+    position = await current_position(replicas.primary.lane)
     return position, {POSITION_HEADER: position, SERVED_BY_HEADER: PRIMARY}
 
 
-def with_position(body: bytes, position: str) -> bytes:
+def with_position(body: bytes, position: str | None) -> bytes:
     """A compiled response body (a JSON object) with `extensions.position` added."""
+    if position is None:
+        return body
     return body[:-1] + b',"extensions":{"position":"' + position.encode() + b'"}}'
