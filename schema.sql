@@ -824,12 +824,19 @@ begin
     recorded := e;
 end $$;
 
+-- The doorbell: the listener's cue that the log has grown; the log is the truth. It runs at
+-- commit (a deferred constraint trigger), and only the transaction that takes the doorbell's
+-- try-lock (key 7318462022) sends it: a NOTIFY holds one cluster-wide lock from its commit
+-- until the commit is flushed, so a NOTIFY from every append would make concurrent commits
+-- queue for it instead of sharing WAL flushes. A transaction that finds the lock taken skips
+-- the NOTIFY, and is found all the same: the listener, told by the ringing transaction, waits
+-- until every transaction that was running then has ended and rings again (gql/listener.py).
+-- The payload is constant, so the NOTIFYs of one transaction fold into one.
 create or replace function og_after_append() returns trigger language plpgsql as $$
 begin
-    -- a doorbell for the listener; the log is the truth (payloads are capped at 8000 bytes)
-    perform pg_notify('ordergraph_events',
-        json_build_object('position', new.global_position, 'orderId', new.order_id,
-                          'type', new.event_type)::text);
+    if pg_try_advisory_xact_lock(7318462022) then
+        perform pg_notify('ordergraph_events', '');
+    end if;
     return null;
 end $$;
 
@@ -842,8 +849,21 @@ end $$;
 
 create or replace trigger order_events_append before insert on order_events
     for each row execute function og_before_append();
-create or replace trigger order_events_notify after insert on order_events
-    for each row execute function og_after_append();
+-- A deferred constraint trigger cannot be created "or replace": it is made when missing, and a
+-- database from before the doorbell rang at once from a plain trigger of the same name.
+do $$
+begin
+    if exists (select from pg_trigger where tgrelid = 'order_events'::regclass
+               and tgname = 'order_events_notify' and tgconstraint = 0) then
+        drop trigger order_events_notify on order_events;
+    end if;
+    if not exists (select from pg_trigger where tgrelid = 'order_events'::regclass
+                   and tgname = 'order_events_notify') then
+        create constraint trigger order_events_notify after insert on order_events
+            deferrable initially deferred
+            for each row execute function og_after_append();
+    end if;
+end $$;
 create or replace trigger order_events_immutable before update or delete on order_events
     for each statement execute function og_refuse_change();
 create or replace trigger order_events_no_truncate before truncate on order_events
