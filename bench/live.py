@@ -10,7 +10,9 @@ WebSocket clients (graphql-transport-ws) follow them, and every client records w
 arrives. Below 100 subscribers each follows every event (`orderEvents`, the live board); from
 100 on, subscriber i follows one order's timeline (`orderEvents(orderId: order i mod 100)`).
 The floor is a bare asyncpg connection LISTENing on the same channel in the same process and
-event loop: the NOTIFY itself, with no read of the log, no GraphQL and no WebSocket. Latency
+event loop: the NOTIFY itself, with no read of the log, no GraphQL and no WebSocket. The
+doorbell carries no position, so an event's floor is the first NOTIFY to arrive after its
+append was sent. Latency
 runs from the moment the writer sends the append (one autocommit statement) to the moment a
 client has parsed the message.
 Memory per subscriber is the server's RSS growth divided by N; CPU is the server process's
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import collections
 import contextlib
 import json
@@ -156,7 +159,7 @@ class Phase:
 
 
 async def _phase(count: int, orders: list[uuid.UUID], pool: asyncpg.Pool, base: str,
-                 server: psutil.Process, args: argparse.Namespace, floor: dict[int, float]) -> Phase:
+                 server: psutil.Process, args: argparse.Namespace, floor: list[float]) -> Phase:
     ws_url = base.replace("http://", "ws://") + "/graphql"
     follows = [orders[i % len(orders)] if count >= len(orders) else None for i in range(count)]
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
@@ -204,7 +207,8 @@ async def _phase(count: int, orders: list[uuid.UUID], pool: asyncpg.Pool, base: 
         received += len(set(ids))
         duplicates += len(ids) - len(set(ids))
         latency += [(at - sent[uuid.UUID(eid)][0]) * 1000 for eid, at in s if eid in measured]
-    floor_latency = [(floor[gp] - started) * 1000 for started, gp, _ in sent.values() if gp in floor]
+    rung = [(started, bisect.bisect_left(floor, started)) for started, _, _ in sent.values()]
+    floor_latency = [(floor[i] - started) * 1000 for started, i in rung if i < len(floor)]
     cpu_seconds = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
     cpu = cpu_seconds / (wall_after - wall_before)
     return Phase(count, expected, received, duplicates, latency, floor_latency, cpu * 100, memory,
@@ -239,10 +243,9 @@ async def main(server_url: str, args: argparse.Namespace) -> list[dict[str, floa
             port = sock.getsockname()[1]
         base = f"http://127.0.0.1:{port}"
         proc = _start_server(url, port, 0 if args.pin else None)
-        floor: dict[int, float] = {}
+        floor: list[float] = []  # when each NOTIFY arrived, in order
         listener = await asyncpg.connect(url)
-        await listener.add_listener(CHANNEL, lambda *a: floor.setdefault(
-            json.loads(a[3])["position"], time.perf_counter()))
+        await listener.add_listener(CHANNEL, lambda *a: floor.append(time.perf_counter()))
         try:
             async def ready() -> bool:
                 with contextlib.suppress(httpx.TransportError):
