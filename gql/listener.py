@@ -99,7 +99,8 @@ class Listener:
         )
         self._conn = conn
         self._heard.clear()
-        follow_up = asyncio.create_task(self._follow_up(conn), name="ordergraph-listener-follow-up")
+        follow_up = asyncio.create_task(self._follow_up(conn, lost),
+                                        name="ordergraph-listener-follow-up")
         try:
             conn.add_termination_listener(lambda _conn: lost.set())
             await conn.add_listener(CHANNEL, self._on_notification)
@@ -129,7 +130,7 @@ class Listener:
                 await follow_up
             conn.terminate()
 
-    async def _follow_up(self, conn: asyncpg.Connection) -> None:
+    async def _follow_up(self, conn: asyncpg.Connection, lost: asyncio.Event) -> None:
         """Ring again once every transaction that ran when a notification arrived has ended.
 
         Those transactions may have skipped their own NOTIFY while the ringing one held the
@@ -145,8 +146,12 @@ class Listener:
             await asyncio.sleep(delay)
             heard = self._heard.is_set()
             self._heard.clear()
-            async with self._busy:
-                now = await conn.fetchrow(SNAPSHOT, timeout=self.check_interval)
+            try:
+                async with self._busy:
+                    now = await conn.fetchrow(SNAPSHOT, timeout=self.check_interval)
+            except _DB_ERRORS:
+                lost.set()  # the connection is not to be trusted: reconnect (and ring) now
+                raise
             if heard:  # a later xmax than needed only makes the wait safe, never short
                 target = max(target or 0, now["xmax"])
             if target is not None and now["xmin"] >= target:
