@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 
 from gql.events import EventType, OrderStatus
+from gql.listener import Listener
 from gql.store.connection import create_pool
 from tests.conftest import serving
 from tests.factories import append, order_in, payload_for
@@ -170,3 +171,41 @@ async def test_doorbell_hot_stream_writers_without_expected_version_all_succeed(
     mine = sorted(v for r in results if not isinstance(r, BaseException) for v in r)
     assert mine == list(range(before + 1, before + 161))
     assert [r["stream_version"] for r in versions] == list(range(1, before + 161))
+
+
+async def test_doorbell_listener_rings_again_only_once_the_transactions_it_saw_have_ended(
+    database_url: str,
+) -> None:
+    """What every reader of the doorbell relies on (the hub and the durable consumers alike):
+    after a NOTIFY, one more ring once the transactions running then have ended, not before."""
+    pool = await create_pool(database_url, min_size=3, max_size=3)
+    rings: list[float] = []
+    listener = Listener(database_url, lambda: rings.append(time.monotonic()))
+    listener.start()
+    try:
+        order_id = await order_in(pool, OrderStatus.PLACED)
+
+        async def connected() -> bool:
+            return listener.connected
+
+        await eventually(connected)
+        await asyncio.sleep(0.3)  # the connect's ring and its follow-up are done
+        async with pool.acquire() as holder, pool.acquire() as writer, writer.transaction():
+            # the writer's commit finds the doorbell taken, so it sends no NOTIFY of its own
+            assert await holder.fetchval("select pg_try_advisory_lock($1)", DOORBELL_LOCK)
+            await append(writer, order_id, EventType.ITEM_ADDED_TO_ORDER, ITEM)
+            before = len(rings)
+            await pool.execute("select pg_notify('ordergraph_events', '')")
+            await asyncio.sleep(0.5)
+            assert len(rings) == before + 1  # the NOTIFY's ring; the follow-up waits for us
+            committing = time.monotonic()
+        # (the writer commits first; the holder's lock goes when the pool resets it, after)
+
+        async def rang_again() -> bool:
+            return len(rings) > before + 1
+
+        await eventually(rang_again, within=1)
+    finally:
+        await listener.stop()
+        await pool.close()
+    assert rings[before + 1] >= committing
