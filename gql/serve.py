@@ -91,6 +91,11 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
         target(database_url)  # one clear line for a URL that names no database
     settings = settings_from_env("")  # a bad ORDERGRAPH_* value fails before anything starts
     mode = access_mode(settings, host)
+    if settings.documents or settings.rate_limit_requests or settings.rate_limit_cost:
+        from gql.http.gate import Gate
+        from gql.schema import build_schema
+
+        Gate.of(settings, build_schema(settings))  # a bad document or budget: one line, now
     ensure_descriptors(settings)
     if settings.trust_dev_key:  # a key the server must not trust fails here, in one line
         dev_private_key(ensure_data_dir(default_data_dir()))

@@ -19,6 +19,7 @@ from gql.demo import run_demo
 from gql.http import health, pages
 from gql.http.access import IDENTITY, NOBODY, Access, Authenticate
 from gql.http.disconnect import CancelOnDisconnect
+from gql.http.gate import Gate
 from gql.http.graphql import CompiledFront, graphql_endpoint
 from gql.http.guard import SiteGuard
 from gql.http.sse import EventStreams
@@ -96,6 +97,12 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
         app.state.health = DatabaseHealth(pool)
     schema = build_schema(settings)
     fast = FastPath(schema, settings) if settings.compiled_reads else None
+    # trusted documents (checked here: a bad one stops the start) and rate limits
+    app.state.gate = Gate.of(settings, schema)
+    if fast is not None:  # known to the compiled path: no first run through the resolvers
+        for document in app.state.gate.documents.by_id.values():
+            for operation in document.costs:
+                fast.remember(document.text, operation)
     ide = pages.graphiql_response if settings.ide else None
     routes: list[BaseRoute] = [
         Route("/graphql", graphql_endpoint(schema, settings, context, ide, fast),

@@ -1,0 +1,87 @@
+"""Rate limits per caller: requests and estimated cost per time window, with `limits`.
+
+A caller is its token's subject, or its client address when it has no token (open mode).
+Counts are kept in memory (one server) or in Redis (`ORDERGRAPH_RATE_LIMIT_REDIS`), where a
+fleet of servers shares them. Windows are fixed: a budget of "100/minute" is 100 requests in
+each minute of the clock, and a refused caller is told when the window ends (Retry-After).
+When Redis cannot be reached the request goes through and a warning is logged: the limits
+protect the service, they must not take it down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+
+from limits import RateLimitItem, parse
+from limits.aio.storage import MemoryStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.storage import storage_from_string
+
+from gql.config import Settings
+from gql.errors import ConfigurationError, RateLimited
+
+log = logging.getLogger("ordergraph.ratelimits")
+_WARN_EVERY = 60.0  # seconds between two warnings that the storage is unreachable
+
+
+def _budget(name: str, value: str) -> RateLimitItem | None:
+    if not value.strip():
+        return None
+    try:
+        return parse(value)
+    except ValueError:
+        raise ConfigurationError(f"ORDERGRAPH_{name.upper()} must be a budget such as 100/minute "
+                                 f"or 5000 per 10 seconds, not {value!r}") from None
+
+
+def storage_of(settings: Settings) -> Storage:
+    """Memory, or the Redis server the settings name."""
+    url = settings.rate_limit_redis.strip()
+    if not url:
+        return MemoryStorage()
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(f"ORDERGRAPH_RATE_LIMIT_REDIS must be a redis:// URL, not {url!r}")
+    prefix = settings.rate_limit_prefix.strip() or "ordergraph"
+    storage = storage_from_string(f"async+{url}", key_prefix=prefix)
+    if not isinstance(storage, Storage):  # pragma: no cover - limits maps async+ to aio storage
+        raise ConfigurationError("ORDERGRAPH_RATE_LIMIT_REDIS: not an asynchronous storage")
+    return storage
+
+
+class RateLimits:
+    """The budgets of the settings and the counts that spend them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.requests = _budget("rate_limit_requests", settings.rate_limit_requests)
+        self.cost = _budget("rate_limit_cost", settings.rate_limit_cost)
+        self.limiter = FixedWindowRateLimiter(storage_of(settings))
+        self._warned = 0.0
+
+    @classmethod
+    def configured(cls, settings: Settings) -> RateLimits | None:
+        """None when the settings set no budget (rate limits are off)."""
+        limits = cls(settings)
+        return limits if limits.requests or limits.cost else None
+
+    async def charge(self, caller: str, cost: int) -> None:
+        """Counts one request of `cost` for `caller`; RATE_LIMITED once a budget is spent."""
+        key = hashlib.blake2b(caller.encode(), digest_size=12).hexdigest()  # no subject in Redis
+        try:
+            for budget, spent, what in ((self.requests, 1, "requests"), (self.cost, cost, "cost")):
+                if budget is None or spent <= 0:
+                    continue
+                if not await self.limiter.hit(budget, what, key, cost=spent):
+                    stats = await self.limiter.get_window_stats(budget, what, key)
+                    wait = max(1, math.ceil(stats.reset_time - time.time()))
+                    raise RateLimited(f"too many {'requests' if what == 'requests' else 'fields'}: "
+                                      f"the budget is {budget}; try again in {wait} s", wait)
+        except RateLimited:
+            raise
+        except Exception as exc:  # the storage is away: serve, and say so now and then
+            now = time.monotonic()
+            if now - self._warned > _WARN_EVERY:
+                self._warned = now
+                log.warning("rate limits not enforced: their storage failed (%s)", exc)
