@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import resource
 from typing import Any
@@ -18,6 +17,7 @@ from gql.errors import ConfigurationError
 from gql.http.access import is_loopback
 from gql.http.guard import LOOPBACK_HOSTS
 from gql.http.server import LimitedHttpProtocol, protocol_for
+from gql.logs import configure_logging
 from gql.store.connection import APP_ROLE, as_role, create_pool, target
 from gql.store.migrations import prepare
 from gql.tokens import dev_private_key
@@ -99,7 +99,7 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
     ensure_descriptors(settings)
     if settings.trust_dev_key:  # a key the server must not trust fails here, in one line
         dev_private_key(ensure_data_dir(default_data_dir()))
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)  # JSON lines, or readable ones on a terminal (gql/logs.py)
     with resolve_database(database_url, default_data_dir()) as url:
         # as the given (or the embedded superuser) role; the embedded database is ordergraph's
         # own: it upgrades itself
@@ -115,7 +115,9 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
                       f"  access              {mode}")
         if settings.demo_rate > 0:
             console.print(f"  demo shop           {settings.demo_rate:g} new orders a second")
-        options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options(settings)}
+        # log_config None: uvicorn's own lines go through the same formatter as everyone's
+        options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options(settings),
+                                   "log_config": None}
         if workers > 1:  # each worker reads its settings (and its limits) from the environment
             os.environ["ORDERGRAPH_WORKER_DATABASE_URL"] = url
             options["http"] = f"{LimitedHttpProtocol.__module__}:{LimitedHttpProtocol.__name__}"

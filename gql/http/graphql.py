@@ -37,6 +37,7 @@ from gql.config import Settings
 from gql.errors import BadRequest, PersistedQueryNotFound, RequestTimeout, ServiceUnavailable
 from gql.http.access import IDENTITY, NOBODY
 from gql.http.gate import REFUSALS, client_of, refusal
+from gql.http.requestlog import note, note_errors, note_operation
 from gql.identity import Identity
 from gql.metrics import COMPILED, REQUESTS
 from gql.schema import appends
@@ -219,12 +220,14 @@ class CompiledFront:
             answer = await self._answer(body, scope)
         except REFUSALS as exc:
             status, refused, headers = refusal(exc, refused_status(media_type))
+            note(scope, code=exc.code)
             await _send_json(send, status, media_type, refused, headers)
             return
         except Exception as exc:
             outage = unavailable(exc, self.state)
             if outage is None:
                 raise
+            note(scope, code=ServiceUnavailable.code)
             await _send_json(send, 503, media_type, orjson.dumps(outage), UNAVAILABLE_HEADERS)
             return
         if answer is None:
@@ -234,6 +237,7 @@ class CompiledFront:
         status = 200
         if isinstance(answer, Refused):
             answer, status = answer.body, refused_status(media_type)
+        note_errors(scope, answer)
         await _send_json(send, status, media_type, answer)
         timer = self._timer if status == 200 else REQUESTS.labels("POST", self.path, str(status))
         timer.observe(time.perf_counter() - started)
@@ -244,6 +248,7 @@ class CompiledFront:
         except (BadRequest, PersistedQueryNotFound):  # the endpoint refuses it, with its message
             return None
         identity = scope.get(IDENTITY, NOBODY)
+        note_operation(scope, params[0], params[2])
         await self.state.gate.admit(*params, identity, client_of(scope))
         scope[ADMITTED] = True
         return await answer_compiled(self.fast, self.state, params, mutations=True,
@@ -311,6 +316,13 @@ def graphql_endpoint(
     """The `/graphql` HTTP handler; `fast` learns the documents it answers without errors."""
 
     async def endpoint(request: Request) -> Response:
+        response = await answer(request)
+        body = getattr(response, "body", None)  # GraphiQL's page is a file
+        if isinstance(body, bytes):
+            note_errors(request.scope, body)
+        return response
+
+    async def answer(request: Request) -> Response:
         media_type = negotiate(request.headers.get("accept", ""))
         reading = request.method in ("GET", "HEAD")  # HEAD: GET's answer without its body
         if (reading and ide is not None and "query" not in request.query_params
@@ -320,6 +332,7 @@ def graphql_endpoint(
         gate = request.app.state.gate
         try:
             params = await read_params(request, settings, gate.documents)
+            note_operation(request.scope, params[0], params[2])
             if not request.scope.get(ADMITTED):
                 await gate.admit(*params, request.scope.get(IDENTITY, NOBODY),
                                  client_of(request.scope))
