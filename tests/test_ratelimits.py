@@ -24,7 +24,7 @@ from tests.conftest import serving
 from tests.ws import client
 
 ROOT = Path(__file__).resolve().parents[1]
-REDIS = "redis://127.0.0.1:6379/0"
+REDIS = os.environ.get("ORDERGRAPH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")  # scripts/test
 PAGE = "{ orders(first: 10) { nodes { id } } }"
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 
