@@ -17,6 +17,9 @@ import httpx
 import jwt
 from graphql import parse
 
+from gql.config import Settings
+from gql.errors import RateLimited
+from gql.http.ratelimits import RateLimits
 from gql.schema import build_schema
 from gql.schema.cost import select_operation
 from gql.store.connection import APP_ROLE, as_role
@@ -140,3 +143,24 @@ async def test_ratelimits_two_servers_sharing_redis_share_the_count(database_url
                              else None))
     # four requests in all, whichever server answered them; then both refuse
     assert statuses == [(200, None)] * 4 + [(429, "RATE_LIMITED")] * 2
+
+
+async def _admitted(limits: RateLimits, caller: str, count: int) -> int:
+    async def one() -> bool:
+        try:
+            await limits.charge(caller, 1)
+        except RateLimited:
+            return False
+        return True
+
+    return sum(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def test_ratelimits_concurrent_requests_spend_the_budget_exactly() -> None:
+    """Increments sent together (coalesced) admit as many as one at a time would."""
+    for redis in ("", REDIS):
+        settings = Settings(database_url="", rate_limit_requests="7 per 30 seconds",
+                            rate_limit_redis=redis, rate_limit_prefix=f"ordergraph-test-{uuid.uuid4().hex}")
+        limits = RateLimits(settings)
+        assert await _admitted(limits, "address:10.0.0.1", 20) == 7, redis or "memory"
+        assert await _admitted(limits, "address:10.0.0.2", 5) == 5, redis or "memory"

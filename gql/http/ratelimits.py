@@ -10,6 +10,7 @@ protect the service, they must not take it down.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -51,6 +52,44 @@ def storage_of(settings: Settings) -> Storage:
     return storage
 
 
+class Coalescer:
+    """Increments of one counter that arrive while its previous increment is on its way go to
+    the storage together, as one: the counter ends as it would after one increment each, and
+    each caller learns the value just after its own share, as if it had been sent alone. Under
+    load this spares a Redis round trip (and its client's CPU) per request."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._waiting: dict[str, list[tuple[int, asyncio.Future[int]]]] = {}
+        self._sending: dict[str, asyncio.Task[None]] = {}
+
+    async def incr(self, key: str, expiry: int, amount: int) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, []).append((amount, future))
+        if key not in self._sending:
+            self._sending[key] = asyncio.create_task(self._send(key, expiry))
+        return await future
+
+    async def _send(self, key: str, expiry: int) -> None:
+        try:
+            while batch := self._waiting.pop(key, None):
+                total = sum(amount for amount, _ in batch)
+                try:
+                    counter = await self.storage.incr(key, expiry, amount=total)
+                except Exception as exc:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                value = counter - total
+                for amount, future in batch:
+                    value += amount
+                    if not future.done():  # a caller that left (cancelled) still counted
+                        future.set_result(value)
+        finally:
+            del self._sending[key]
+
+
 class RateLimits:
     """The budgets of the settings and the counts that spend them."""
 
@@ -58,6 +97,7 @@ class RateLimits:
         self.requests = _budget("rate_limit_requests", settings.rate_limit_requests)
         self.cost = _budget("rate_limit_cost", settings.rate_limit_cost)
         self.limiter = FixedWindowRateLimiter(storage_of(settings))
+        self._counts = Coalescer(self.limiter.storage)
         self._warned = 0.0
 
     @classmethod
@@ -69,11 +109,15 @@ class RateLimits:
     async def charge(self, caller: str, cost: int) -> None:
         """Counts one request of `cost` for `caller`; RATE_LIMITED once a budget is spent."""
         key = hashlib.blake2b(caller.encode(), digest_size=12).hexdigest()  # no subject in Redis
+        spends = [(budget, spent, what) for budget, spent, what in (
+            (self.requests, 1, "requests"), (self.cost, cost, "cost")) if budget and spent > 0]
         try:
-            for budget, spent, what in ((self.requests, 1, "requests"), (self.cost, cost, "cost")):
-                if budget is None or spent <= 0:
-                    continue
-                if not await self.limiter.hit(budget, what, key, cost=spent):
+            # as limits' FixedWindowRateLimiter.hit does, both budgets at once
+            counters = await asyncio.gather(*(
+                self._counts.incr(budget.key_for(what, key), budget.get_expiry(), spent)
+                for budget, spent, what in spends))
+            for (budget, _, what), counter in zip(spends, counters, strict=True):
+                if counter > budget.amount:
                     stats = await self.limiter.get_window_stats(budget, what, key)
                     wait = max(1, math.ceil(stats.reset_time - time.time()))
                     raise RateLimited(f"too many {'requests' if what == 'requests' else 'fields'}: "
