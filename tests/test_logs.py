@@ -23,6 +23,7 @@ import pytest
 from gql.config import Settings
 from gql.logs import configure_logging, scrub
 from gql.store.connection import APP_ROLE, as_role
+from tests.ws import client, until_subscribed
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "a-test-secret-that-is-long-enough-for-hs256"
@@ -81,6 +82,10 @@ async def test_logs_are_json_lines_without_tokens_or_emails(database_url: str, t
                                   json={"query": "{ __typename }"})
         invalid = await http.post("/graphql", headers=auth, json={
             "query": f'{{ customer(id: "{email}") {{ id }} }}'})
+        ws_url = url.replace("http://", "ws://") + "/graphql"
+        async with client(ws_url, payload={"Authorization": f"Bearer {admin}"}) as ws:
+            await ws.subscribe("subscription Live { orderEvents { id } }")
+            await until_subscribed(url, 1)
     assert registered.headers["x-request-id"] == "req-42"
     assert read.json()["data"]["customer"]["email"] == email
     assert refused.status_code == 401
@@ -97,6 +102,9 @@ async def test_logs_are_json_lines_without_tokens_or_emails(database_url: str, t
     assert first["level"] == "info" and isinstance(first["duration_ms"], float)
     assert {(r["status"], r["code"]) for r in requests if r["path"] == "/graphql"} >= {
         (200, None), (401, "UNAUTHENTICATED"), (200, "BAD_USER_INPUT")}
+    live = next(line for line in lines if line.get("event") == "subscribe")
+    assert (live["operation"], live["role"], live["code"]) == ("Live", "admin", None)
+    assert live["subject"] == first["subject"]
     who = next(r for r in requests if r.get("operation") == "Who")
     assert who["request_id"] == read.headers["x-request-id"] and len(who["request_id"]) == 32
 

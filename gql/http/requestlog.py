@@ -39,19 +39,19 @@ def note(scope: Scope, **fields: Any) -> None:
             notes.setdefault(key, value)
 
 
+def operation_name(query: str) -> str | None:
+    """The name of a document's only operation (None: several, none, or unnamed)."""
+    try:
+        operations = [d for d in parsed(query).definitions if isinstance(d, OperationDefinitionNode)]
+    except GraphQLError:
+        return None
+    return operations[0].name.value if len(operations) == 1 and operations[0].name else None
+
+
 def note_operation(scope: Scope, query: str, operation: str | None) -> None:
     """The name of the operation a request runs: the one it names, or the document's only one."""
-    if NOTES not in scope:
-        return
-    if operation is None:
-        try:
-            operations = [d for d in parsed(query).definitions
-                          if isinstance(d, OperationDefinitionNode)]
-        except GraphQLError:
-            operations = []
-        if len(operations) == 1 and operations[0].name is not None:
-            operation = operations[0].name.value
-    note(scope, operation=operation)
+    if NOTES in scope:
+        note(scope, operation=operation or operation_name(query))
 
 
 def note_errors(scope: Scope, body: bytes) -> None:

@@ -36,6 +36,7 @@ from gql.events import Position
 from gql.http.access import IDENTITY, NOBODY
 from gql.http.gate import REFUSALS, client_of, refusal
 from gql.http.graphql import read_params
+from gql.http.requestlog import note, note_operation
 from gql.live import position_of
 from gql.schema.context import Context
 from gql.schema.errors import client_error
@@ -87,6 +88,7 @@ class EventStreams:
         gate = self.state.gate
         try:
             params = await read_params(request, self.settings, gate.documents)
+            note_operation(scope, params[0], params[2])
             await gate.admit(*params, scope.get(IDENTITY, NOBODY), client_of(scope))
         except BadRequest as exc:
             body = orjson.dumps({"errors": [{"message": exc.message,
@@ -94,6 +96,7 @@ class EventStreams:
             await _answer_json(send, exc.status, body)
             return
         except REFUSALS as exc:  # the refusal of an operation that would have run: 400
+            note(scope, code=exc.code)
             await _answer_json(send, *refusal(exc, 400))
             return
         await send({"type": "http.response.start", "status": 200, "headers": [

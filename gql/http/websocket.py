@@ -35,6 +35,7 @@ from gql.config import Settings
 from gql.errors import BadRequest, Unauthenticated
 from gql.http.access import NOBODY, Access, bearer
 from gql.http.gate import REFUSALS
+from gql.http.requestlog import log, operation_name, subject_of
 from gql.schema import build_schema
 from gql.schema.context import Context
 from gql.schema.subscriptions import Rendered
@@ -127,8 +128,22 @@ class _Admission:
             await gate.admit(query, payload.get("variables"), payload.get("operationName"),
                              self.context.identity, client)
         except (BadRequest, *REFUSALS) as exc:
+            self._log(payload, exc.code)
             return [{"message": exc.message, "extensions": {"code": exc.code, **exc.extensions}}]
+        self._log(payload, None)
         return None
+
+    def _log(self, payload: dict[str, Any], code: str | None) -> None:
+        """One line per operation started over the socket (ORDERGRAPH_LOG_REQUESTS), as
+        gql/http/requestlog.py writes one per HTTP request."""
+        if not self.view.settings.log_requests:
+            return
+        query, identity = payload.get("query"), self.context.identity
+        operation = payload.get("operationName")
+        if operation is None and isinstance(query, str):
+            operation = operation_name(query)
+        log.info("subscribe", path="/graphql", transport="websocket", operation=operation,
+                 code=code, role=identity.role, subject=subject_of(identity))
 
     def end_expiry(self) -> None:
         if self._expiry is not None:
