@@ -21,7 +21,7 @@ from gql.events import EventType
 from gql.schema.documents import document_id
 from tests.conftest import LiveServer, serving
 from tests.factories import append, customer, payload_for, snapshot
-from tests.ws import client, until_subscribed
+from tests.ws import LEGACY, client, until_subscribed
 
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = """query OrderById($id: UUID!) {
@@ -207,3 +207,24 @@ def test_documents_settings_are_checked_at_start(settings: dict[str, str], tmp_p
     done = _cli("serve", "--port", "0", env=env)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
+
+
+async def test_documents_trusted_only_over_legacy_graphql_ws(
+        database_url: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
+    ids = _documents(tmp_path)
+    order_id = await _order(pool)
+    async with _server(database_url, tmp_path, trusted_documents_only=True) as server, \
+            client(server.ws_url, LEGACY) as ws:
+        await ws.ws.send(json.dumps({"id": "text", "type": "start", "payload": {
+            "query": "subscription { orderEvents { id } }"}}))
+        refused = await ws.message("text")
+        await ws.ws.send(json.dumps({"id": "known", "type": "start", "payload": {
+            "extensions": {"persistedQuery": {"version": 1, "sha256Hash": ids["events"]}},
+            "variables": {"orderId": str(order_id)}}}))
+        await until_subscribed(server.url, 1)
+        await append(pool, order_id, EventType.ITEM_ADDED_TO_ORDER,
+                     payload_for(EventType.ITEM_ADDED_TO_ORDER))
+        delivered = await ws.data("known")
+    assert refused["type"] == "error"
+    assert refused["payload"]["extensions"]["code"] == "DOCUMENT_NOT_TRUSTED"
+    assert delivered["orderEvents"]["type"] == "ITEM_ADDED_TO_ORDER"

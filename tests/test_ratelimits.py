@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import jwt
 from graphql import parse
@@ -24,6 +25,7 @@ from gql.schema import build_schema
 from gql.schema.cost import select_operation
 from gql.store.connection import APP_ROLE, as_role
 from tests.conftest import serving
+from tests.factories import customer, snapshot
 from tests.ws import client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +59,20 @@ async def test_ratelimits_refuse_with_429_after_the_budget_and_recover_after_the
     assert refused.json()["errors"][0]["extensions"]["retryAfter"] == int(refused.headers["Retry-After"])
     assert "data" not in refused.json()
     assert recovered.status_code == 200 and recovered.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_ratelimits_refused_mutation_appends_nothing(database_url: str, pool: asyncpg.Pool) -> None:
+    customer_id = await customer(pool)
+    place = {"query": "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id } } }",
+             "variables": {"input": {"customerId": str(customer_id), "currency": "EUR", "items": []}}}
+    async with serving(database_url, rate_limit_requests="1 per 30 seconds") as server, \
+            httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+        first = await _post(http)
+        before = await snapshot(pool)
+        refused = await http.post("/graphql", json=place)
+    assert first.status_code == 200
+    assert refused.status_code == 429 and _code(refused) == "RATE_LIMITED"
+    assert await snapshot(pool) == before
 
 
 async def test_ratelimits_spend_the_estimated_cost(database_url: str) -> None:
