@@ -84,6 +84,30 @@ def access_mode(settings: Settings, host: str) -> str:
     return "open: no keys configured, every caller is admin (loopback clients only)"
 
 
+def controls(settings: Settings) -> list[str]:
+    """The banner's lines for trusted documents and rate limits, checked now (one
+    ConfigurationError line for a bad document or budget)."""
+    if not (settings.documents or settings.trusted_documents_only or settings.rate_limit_requests
+            or settings.rate_limit_cost):
+        return []
+    from gql.http.gate import Gate
+    from gql.schema import build_schema
+
+    gate, lines = Gate.of(settings, build_schema(settings)), []
+    documents = gate.documents.by_id.values()
+    if documents:
+        costliest = max(cost for document in documents for cost in document.costs.values())
+        refused = "; every other document refused" if gate.documents.only else ""
+        lines.append(f"  trusted documents   {len(documents)} from {settings.documents} "
+                     f"(estimated cost up to {costliest}){refused}")
+    if gate.limits is not None:
+        budgets = ", ".join(f"{what} {budget}" for what, budget in (
+            ("requests", gate.limits.requests), ("cost", gate.limits.cost)) if budget)
+        where = "Redis" if settings.rate_limit_redis else "this process's memory"
+        lines.append(f"  rate limits         {budgets} per caller, counted in {where}")
+    return lines
+
+
 def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers: int) -> None:
     if host not in (*LOOPBACK_HOSTS, "0.0.0.0", "::", ""):  # the name it serves is its own
         os.environ.setdefault("ORDERGRAPH_ALLOWED_HOSTS", ",".join((*LOOPBACK_HOSTS, host)))
@@ -91,11 +115,7 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
         target(database_url)  # one clear line for a URL that names no database
     settings = settings_from_env("")  # a bad ORDERGRAPH_* value fails before anything starts
     mode = access_mode(settings, host)
-    if settings.documents or settings.rate_limit_requests or settings.rate_limit_cost:
-        from gql.http.gate import Gate
-        from gql.schema import build_schema
-
-        Gate.of(settings, build_schema(settings))  # a bad document or budget: one line, now
+    control = controls(settings)  # a bad document or budget: one line, now
     ensure_descriptors(settings)
     if settings.trust_dev_key:  # a key the server must not trust fails here, in one line
         dev_private_key(ensure_data_dir(default_data_dir()))
@@ -115,6 +135,8 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
                       f"  access              {mode}")
         if settings.demo_rate > 0:
             console.print(f"  demo shop           {settings.demo_rate:g} new orders a second")
+        for line in control:
+            console.print(line)
         # log_config None: uvicorn's own lines go through the same formatter as everyone's
         options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options(settings),
                                    "log_config": None}
