@@ -114,8 +114,14 @@ def table(results: list[dict[str, Any]], smoke: bool) -> str:
             goal = f"≥ {GOAL}: " + ("not judged (smoke)" if smoke else "met" if met else "MISSED")
         rows.append(f"| {cell} | {found['rps']:,.0f} | {found['p50_ms']:.1f} | {found['p99_ms']:.1f} | "
                     f"{sum(r['bad'] for r in results if r['cell'] == cell)} | {ratio} | {goal} |")
+    rounds = sorted({r["round"] for r in results})
+    rps = {(r["cell"], r["round"]): r["rps"] for r in results}
+    per_round = [f"| {n} | " + " | ".join(f"{rps[cell, n] / rps[base, n]:.2f}" for cell, base in
+                                          BASELINE.items()) + " |" for n in rounds]
     return "\n".join(["| cell | req/s | p50 ms | p99 ms | bad | / its baseline | goal |",
-                      "|---|---|---|---|---|---|---|", *rows])
+                      "|---|---|---|---|---|---|---|", *rows, "",
+                      "| round | " + " | ".join(f"{cell} / baseline" for cell in BASELINE) + " |",
+                      "|---|---|---|---|", *per_round])
 
 
 async def prepare(server: str, args: argparse.Namespace, work: Path) -> None:
