@@ -222,6 +222,7 @@ class CompiledFront:
             status, refused, headers = refusal(exc, refused_status(media_type))
             note(scope, code=exc.code)
             await _send_json(send, status, media_type, refused, headers)
+            REQUESTS.labels("POST", self.path, str(status)).observe(time.perf_counter() - started)
             return
         except Exception as exc:
             outage = unavailable(exc, self.state)
