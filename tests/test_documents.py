@@ -178,6 +178,9 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 def test_documents_check_fails_on_a_document_that_no_longer_validates(tmp_path: Path) -> None:
     ids = _documents(tmp_path)
+    (tmp_path / "schema.graphql").write_text("type Query { hello: String }\n")  # no document
+    (tmp_path / "node_modules" / "lib").mkdir(parents=True)  # a package's files are not the app's
+    (tmp_path / "node_modules" / "lib" / "x.graphql").write_text("{ nothing }")
     passing = _cli("documents", "check", str(tmp_path))
     assert passing.returncode == 0, passing.stderr
     assert ids["order"] in passing.stdout and "2 document(s) valid" in passing.stdout

@@ -17,7 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode, parse, specified_rules, validate
+from graphql import (
+    GraphQLError,
+    OperationDefinitionNode,
+    TypeSystemDefinitionNode,
+    TypeSystemExtensionNode,
+    parse,
+    specified_rules,
+    validate,
+)
 
 from gql.errors import (
     BadRequest,
@@ -29,6 +37,7 @@ from gql.errors import (
 from gql.identity import ROLES, Identity
 
 SUFFIX = ".graphql"
+_SKIPPED = frozenset({"node_modules"})  # a front-end repository's packages (and hidden dirs)
 
 
 def document_id(text: str) -> str:
@@ -69,10 +78,12 @@ def check_directory(schema: Any, directory: Path) -> tuple[list[Document], list[
     documents: list[Document] = []
     problems: list[Problem] = []
     for path in sorted(directory.rglob(f"*{SUFFIX}")):
+        if any(part in _SKIPPED or part.startswith(".") for part in path.relative_to(directory).parts):
+            continue
         found = check_document(schema, path)
         if isinstance(found, Document):
             documents.append(found)
-        else:
+        elif found:
             problems.extend(found)
     if not documents and not problems:
         problems.append(Problem(directory, f"no {SUFFIX} documents in it"))
@@ -80,7 +91,8 @@ def check_directory(schema: Any, directory: Path) -> tuple[list[Document], list[
 
 
 def check_document(schema: Any, path: Path) -> Document | list[Problem]:
-    """The document in `path`, or what is wrong with it."""
+    """The document in `path`, or what is wrong with it (nothing: a schema file, which holds
+    type definitions only, is no document)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -90,6 +102,9 @@ def check_document(schema: Any, path: Path) -> Document | list[Problem]:
         document = parse(text, max_tokens=limits.max_tokens)
     except GraphQLError as exc:
         return [_problem(path, exc)]
+    if document.definitions and all(isinstance(d, TypeSystemDefinitionNode | TypeSystemExtensionNode)
+                                    for d in document.definitions):
+        return []
     errors = validate(schema._schema, document, [*specified_rules, *limits.rules])
     if errors:
         return [_problem(path, error) for error in errors]
