@@ -1,7 +1,8 @@
 """What controlling the clients costs, in one run: Q1 sent as a trusted document's id vs as
-its text, and Q1 with per-caller rate limits counted in memory and in Redis vs without.
+its text, and Q1 with per-caller rate limits counted in memory and in Redis (and with a log
+line per request) vs without.
 
-    python -m bench.control                 # 5,000 orders, 10 s per cell, 3 rounds (~4 min)
+    python -m bench.control                 # 5,000 orders, 10 s per cell, 3 rounds (~5 min)
     python -m bench.control --seconds 3     # a quick look
     python -m bench.control --smoke         # 200 orders, 1 s cells, 1 round: checks, measures nothing
 
@@ -10,7 +11,8 @@ bench/data.py. Four `ordergraph serve` processes serve it, pinned to one core, o
 time: "documents" (ORDERGRAPH_DOCUMENTS holding Q1, trusted-only mode: Q1's text is the
 trusted document's, so both forms run), "off" (no limits), "memory" and "Redis" (budgets of
 requests and of estimated cost far above what the run spends, so every request is counted
-and none refused; Redis at --redis, keys under a prefix of this run). wrk (bench/wrk.lua, ids
+and none refused; Redis at --redis, keys under a prefix of this run), and "logs"
+(ORDERGRAPH_LOG_REQUESTS=1: a JSON line per request into its log file). wrk (bench/wrk.lua, ids
 varying per request) is pinned to the other core. Cells alternate within every round; the
 table gives the best round per cell. A refused or failed request fails the run.
 """
@@ -40,9 +42,10 @@ GOAL = 0.9  # rate limits on / off
 # (cell, server, bodies)
 CELLS = (("Q1 as text", "documents", "text"), ("Q1 by document id", "documents", "id"),
          ("Q1, rate limits off", "off", "text"), ("Q1, rate limits in memory", "memory", "text"),
-         ("Q1, rate limits in Redis", "Redis", "text"))
+         ("Q1, rate limits in Redis", "Redis", "text"), ("Q1, a log line per request", "logs", "text"))
 BASELINE = {"Q1 by document id": "Q1 as text", "Q1, rate limits in memory": "Q1, rate limits off",
-            "Q1, rate limits in Redis": "Q1, rate limits off"}
+            "Q1, rate limits in Redis": "Q1, rate limits off",
+            "Q1, a log line per request": "Q1, rate limits off"}
 
 
 def servers(args: argparse.Namespace, url: str, work: Path, documents: Path) -> dict[str, peers.Server]:
@@ -53,6 +56,7 @@ def servers(args: argparse.Namespace, url: str, work: Path, documents: Path) -> 
         "memory": limits,
         "Redis": {**limits, "ORDERGRAPH_RATE_LIMIT_REDIS": args.redis,
                   "ORDERGRAPH_RATE_LIMIT_PREFIX": f"ordergraph-bench-{uuid.uuid4().hex[:8]}"},
+        "logs": {"ORDERGRAPH_LOG_REQUESTS": "1"},  # JSON lines into its log file
     }
     role_url = as_role(url, APP_ROLE)
     return {name: peers.ours(role_url, port, args.pool, args.server_cpu,
@@ -121,7 +125,7 @@ def table(results: list[dict[str, Any]], smoke: bool) -> str:
     return "\n".join(["| cell | req/s | p50 ms | p99 ms | bad | / its baseline | goal |",
                       "|---|---|---|---|---|---|---|", *rows, "",
                       "| round | " + " | ".join(f"{cell} / baseline" for cell in BASELINE) + " |",
-                      "|---|---|---|---|", *per_round])
+                      "|---" * (len(BASELINE) + 1) + "|", *per_round])
 
 
 async def prepare(server: str, args: argparse.Namespace, work: Path) -> None:
@@ -172,7 +176,7 @@ def main() -> None:
     args.seconds = args.seconds or (1.0 if smoke else 10.0)
     args.warmup = args.warmup if args.warmup is not None else (0.0 if smoke else 2.0)
     args.rounds = args.rounds or (1 if smoke else 3)
-    args.ports = free_ports(4) if smoke else [8861, 8862, 8863, 8864]
+    args.ports = free_ports(5) if smoke else [8861, 8862, 8863, 8864, 8865]
     args.out = args.out or str(BENCH / "out" / ("smoke" if smoke else ""))
     two = (psutil.cpu_count() or 1) >= 2
     args.server_cpu, args.loadgen_cpu = (0, 1) if two else (None, None)

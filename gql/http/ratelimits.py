@@ -97,7 +97,9 @@ class RateLimits:
         self.requests = _budget("rate_limit_requests", settings.rate_limit_requests)
         self.cost = _budget("rate_limit_cost", settings.rate_limit_cost)
         self.limiter = FixedWindowRateLimiter(storage_of(settings))
-        self._counts = Coalescer(self.limiter.storage)
+        storage = self.limiter.storage
+        # memory answers at once: coalescing would only add its task and futures
+        self._count = storage.incr if isinstance(storage, MemoryStorage) else Coalescer(storage).incr
         self._warned = 0.0
 
     @classmethod
@@ -112,11 +114,8 @@ class RateLimits:
         spends = [(budget, spent, what) for budget, spent, what in (
             (self.requests, 1, "requests"), (self.cost, cost, "cost")) if budget and spent > 0]
         try:
-            # as limits' FixedWindowRateLimiter.hit does, both budgets at once
-            counters = await asyncio.gather(*(
-                self._counts.incr(budget.key_for(what, key), budget.get_expiry(), spent)
-                for budget, spent, what in spends))
-            for (budget, _, what), counter in zip(spends, counters, strict=True):
+            for budget, spent, what in spends:  # what limits' FixedWindowRateLimiter.hit does
+                counter = await self._count(budget.key_for(what, key), budget.get_expiry(), spent)
                 if counter > budget.amount:
                     stats = await self.limiter.get_window_stats(budget, what, key)
                     wait = max(1, math.ceil(stats.reset_time - time.time()))
