@@ -13,8 +13,9 @@ trusted document's, so both forms run), "off" (no limits), "memory" and "Redis" 
 requests and of estimated cost far above what the run spends, so every request is counted
 and none refused; Redis at --redis, keys under a prefix of this run), and "logs"
 (ORDERGRAPH_LOG_REQUESTS=1: a JSON line per request into its log file). wrk (bench/wrk.lua, ids
-varying per request) is pinned to the other core. Cells alternate within every round; the
-table gives the best round per cell. A refused or failed request fails the run.
+varying per request) is pinned to the other core. Cells alternate within every round, each
+round starting one cell later than the one before; the table gives the best round per cell.
+A refused or failed request fails the run.
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ def run(args: argparse.Namespace, url: str, work: Path, documents: Path) -> list
         for server in running.values():
             server.start()
         for round_ in range(1, args.rounds + 1):
-            for cell, name, bodies in CELLS:
+            turn = (round_ - 1) % len(CELLS)  # each round starts one cell later: no cell is always first
+            for cell, name, bodies in CELLS[turn:] + CELLS[:turn]:
                 server, path = running[name], work / f"control-{bodies}.txt"
                 if args.warmup:
                     wrk(server.url, path, concurrency=args.concurrency, seconds=args.warmup,

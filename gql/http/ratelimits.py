@@ -26,6 +26,7 @@ from gql.errors import ConfigurationError, RateLimited
 
 log = logging.getLogger("ordergraph.ratelimits")
 _WARN_EVERY = 60.0  # seconds between two warnings that the storage is unreachable
+_CALLERS_KEPT = 10_000  # callers whose storage keys are remembered
 
 
 def _budget(name: str, value: str) -> RateLimitItem | None:
@@ -101,6 +102,20 @@ class RateLimits:
         # memory answers at once: coalescing would only add its task and futures
         self._count = storage.incr if isinstance(storage, MemoryStorage) else Coalescer(storage).incr
         self._warned = 0.0
+        # each caller's counters: (budget, key in the storage, its name for Retry-After's
+        # look-up), worked out once per caller, not per request
+        self._keys: dict[str, list[tuple[RateLimitItem, str, str]]] = {}
+
+    def _counters(self, caller: str) -> list[tuple[RateLimitItem, str, str]]:
+        found = self._keys.get(caller)
+        if found is None:
+            if len(self._keys) >= _CALLERS_KEPT:
+                self._keys.clear()
+            key = hashlib.blake2b(caller.encode(), digest_size=12).hexdigest()  # no subject in Redis
+            found = self._keys[caller] = [
+                (budget, budget.key_for(what, key), key) for budget, what in (
+                    (self.requests, "requests"), (self.cost, "cost")) if budget is not None]
+        return found
 
     @classmethod
     def configured(cls, settings: Settings) -> RateLimits | None:
@@ -110,12 +125,13 @@ class RateLimits:
 
     async def charge(self, caller: str, cost: int) -> None:
         """Counts one request of `cost` for `caller`; RATE_LIMITED once a budget is spent."""
-        key = hashlib.blake2b(caller.encode(), digest_size=12).hexdigest()  # no subject in Redis
-        spends = [(budget, spent, what) for budget, spent, what in (
-            (self.requests, 1, "requests"), (self.cost, cost, "cost")) if budget and spent > 0]
         try:
-            for budget, spent, what in spends:  # what limits' FixedWindowRateLimiter.hit does
-                counter = await self._count(budget.key_for(what, key), budget.get_expiry(), spent)
+            for budget, stored, key in self._counters(caller):  # as FixedWindowRateLimiter.hit
+                what = "requests" if budget is self.requests else "cost"
+                spent = 1 if what == "requests" else cost
+                if spent <= 0:
+                    continue
+                counter = await self._count(stored, budget.get_expiry(), spent)
                 if counter > budget.amount:
                     stats = await self.limiter.get_window_stats(budget, what, key)
                     wait = max(1, math.ceil(stats.reset_time - time.time()))
