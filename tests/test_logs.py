@@ -3,13 +3,9 @@ its id, operation, caller, status, code and duration; never a token or an e-mail
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
-import os
-import socket
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,7 +18,7 @@ import pytest
 
 from gql.config import Settings
 from gql.logs import configure_logging, scrub
-from gql.store.connection import APP_ROLE, as_role
+from tests.processes import free_port, serve_process
 from tests.ws import client, until_subscribed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,30 +35,11 @@ def _token(subject: str, role: str = "admin") -> str:
 @contextlib.asynccontextmanager
 async def _server(database_url: str, log: Path) -> AsyncIterator[str]:
     """`ordergraph serve` logging requests, its standard error into `log` (not a terminal)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "ORDERGRAPH_LOG_REQUESTS": "1", "ORDERGRAPH_JWT_SECRET": SECRET}
+    port = free_port()
+    env = {"ORDERGRAPH_LOG_REQUESTS": "1", "ORDERGRAPH_JWT_SECRET": SECRET}
     with log.open("wb") as err:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "gql", "serve", "--port", str(port),
-            "--database-url", as_role(database_url, APP_ROLE), cwd=ROOT, env=env,
-            stdout=asyncio.subprocess.DEVNULL, stderr=err)
-    try:
-        async with httpx.AsyncClient(timeout=1) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                        break
-                assert process.returncode is None, "serve exited"
-                assert time.monotonic() < deadline, "serve did not come up"
-                await asyncio.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 15)
+        async with serve_process(database_url, port, env, stderr=err):
+            yield f"http://127.0.0.1:{port}"
 
 
 async def test_logs_are_json_lines_without_tokens_or_emails(database_url: str, tmp_path: Path) -> None:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -23,9 +21,9 @@ from gql.errors import RateLimited
 from gql.http.ratelimits import RateLimits
 from gql.schema import build_schema
 from gql.schema.cost import select_operation
-from gql.store.connection import APP_ROLE, as_role
 from tests.conftest import serving
 from tests.factories import customer, snapshot
+from tests.processes import free_port, serve_process
 from tests.ws import client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,36 +112,12 @@ async def test_ratelimits_count_subscriptions_when_they_start(database_url: str)
     assert refused["payload"][0]["extensions"]["retryAfter"] >= 1
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.asynccontextmanager
 async def _serve_process(database_url: str, env: dict[str, str]) -> AsyncIterator[str]:
     """`ordergraph serve` as its own process, with `env`; its base URL once it is ready."""
-    port = _free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gql", "serve", "--port", str(port),
-        "--database-url", as_role(database_url, APP_ROLE), cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    try:
-        async with httpx.AsyncClient(timeout=1) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                        break
-                assert process.returncode is None, "serve exited"
-                assert time.monotonic() < deadline, "serve did not come up"
-                await asyncio.sleep(0.1)
+    port = free_port()
+    async with serve_process(database_url, port, env):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 15)
 
 
 async def test_ratelimits_two_servers_sharing_redis_share_the_count(database_url: str) -> None:
