@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -391,6 +392,32 @@ def fleet(servers: int, replica: bool) -> None:
         gone = [name for name, p in running.processes.items() if p.poll() is not None]
         raise click.ClickException(f"{', '.join(gone)} exited; stopping the fleet "
                                    f"(logs in {running.directory})")
+
+
+@cli.group()
+def documents() -> None:
+    """Trusted documents: the GraphQL documents your apps ship, known by their sha256."""
+
+
+@documents.command("check")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def documents_check(directory: Path) -> None:
+    """Check every .graphql document under DIRECTORY against the schema and this server's
+    limits (ORDERGRAPH_MAX_DEPTH, …_COST, …): one line per problem, exit 1 if any."""
+    from gql.config import settings_from_env
+    from gql.schema import build_schema
+    from gql.schema.documents import check_directory
+
+    found, problems = check_directory(build_schema(settings_from_env("")), directory)
+    for document in found:
+        costs = ", ".join(f"{name or '(only operation)'} costs {cost}"
+                          for name, cost in document.costs.items() if name or len(document.costs) == 1)
+        out.print(f"{document.id}  {document.path}  {costs}", markup=False)
+    for problem in problems:
+        out.print(str(problem), markup=False)
+    if problems:
+        _fail(f"{len(problems)} problem(s) in {directory}; {len(found)} document(s) valid")
+    out.print(f"{len(found)} document(s) valid against the schema", markup=False)
 
 
 from gql.outbound.commands import consumers, relay  # noqa: E402 (streaming out)

@@ -69,6 +69,19 @@ class Settings:
     webhook_backoff: float = 1.0  # seconds before the first retry, doubled after each failure
     webhook_max_backoff: float = 300.0
     webhook_on_failure: str = "park"  # or "stop"
+    # logs (README, "Observing and controlling it")
+    log_format: str = "auto"  # json, console, or auto: console on a terminal, else JSON lines
+    log_level: str = "info"
+    log_requests: bool = False  # one line per HTTP request at INFO
+    # trusted documents: a directory of .graphql files, each known by the sha256 of its text
+    documents: str = ""
+    trusted_documents_only: bool = False  # refuse every other document …
+    trusted_documents_roles: str = ""  # … except from these roles (comma-separated), e.g. admin
+    # rate limits per caller (token subject, else client address), e.g. "100/minute"; empty: none
+    rate_limit_requests: str = ""
+    rate_limit_cost: str = ""  # of estimated cost (as ORDERGRAPH_MAX_COST counts it) per window
+    rate_limit_redis: str = ""  # redis://host:port/db: a fleet shares the counts; empty: memory
+    rate_limit_prefix: str = "ordergraph"  # the Redis keys' prefix
 
     @property
     def replica_list(self) -> list[str]:
@@ -77,10 +90,18 @@ class Settings:
     def __post_init__(self) -> None:
         for name, (low, high) in _RANGES.items():
             _check_range(name, getattr(self, name), low, high)
+        for name, allowed in _CHOICES.items():
+            given = getattr(self, name)
+            if given.strip().lower() not in allowed:
+                raise ConfigurationError(f"{variable(name)} must be one of {', '.join(allowed)}, "
+                                         f"not {given!r}")
+            object.__setattr__(self, name, given.strip().lower())
         if self.pool_min_size > self.pool_max_size:  # a smaller pool keeps fewer idle
             object.__setattr__(self, "pool_min_size", self.pool_max_size)
 
 
+_CHOICES = {"log_format": ("auto", "json", "console"),
+            "log_level": ("debug", "info", "warning", "error")}
 _DAY = 86_400.0
 # (lowest, highest) of each number
 _RANGES: dict[str, tuple[float, float]] = {

@@ -27,6 +27,9 @@ or 400 for a request refused before it runs when the client asks for
 | `TOO_MANY_SUBSCRIPTIONS` | TooManySubscriptions | the per-connection cap | (WebSocket) |
 | `SERVICE_UNAVAILABLE` | ServiceUnavailable | the database is unreachable, or busy beyond retries | 503 |
 | `SERVICE_UNAVAILABLE` | LiveUnavailable | the live hub is not running | (WebSocket) |
+| `PERSISTED_QUERY_NOT_FOUND` | PersistedQueryNotFound | a document id no trusted document has | 200 / 400 |
+| `DOCUMENT_NOT_TRUSTED` | DocumentNotTrusted | trusted-only mode: a document not trusted | 200 / 400 |
+| `RATE_LIMITED` | RateLimited | the caller spent its requests or cost of the window | 429 |
 
 Codes without a class, given by gql/schema/errors.py to graphql-core's own errors:
 `GRAPHQL_PARSE_FAILED` (400 / 200), `GRAPHQL_VALIDATION_FAILED` (400 / 200) and
@@ -144,6 +147,29 @@ class ServiceUnavailable(DomainError):
     the retries); the same request may succeed later (HTTP 503 with Retry-After)."""
 
     code = "SERVICE_UNAVAILABLE"
+
+
+class PersistedQueryNotFound(DomainError):
+    """A request names a document by an id (sha256) that no trusted document has."""
+
+    code = "PERSISTED_QUERY_NOT_FOUND"
+
+
+class DocumentNotTrusted(DomainError):
+    """Trusted-only mode: the document is not one of the trusted documents."""
+
+    code = "DOCUMENT_NOT_TRUSTED"
+
+
+class RateLimited(DomainError):
+    """The caller spent its budget of requests (or of estimated cost) for the window;
+    `retry_after` seconds until the window ends (HTTP 429 with Retry-After)."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, retryAfter=retry_after)
+        self.retry_after = retry_after
 
 
 # Live delivery

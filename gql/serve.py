@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import resource
 from typing import Any
@@ -18,6 +17,7 @@ from gql.errors import ConfigurationError
 from gql.http.access import is_loopback
 from gql.http.guard import LOOPBACK_HOSTS
 from gql.http.server import LimitedHttpProtocol, protocol_for
+from gql.logs import configure_logging
 from gql.store.connection import APP_ROLE, as_role, create_pool, target
 from gql.store.migrations import prepare
 from gql.tokens import dev_private_key
@@ -84,6 +84,30 @@ def access_mode(settings: Settings, host: str) -> str:
     return "open: no keys configured, every caller is admin (loopback clients only)"
 
 
+def controls(settings: Settings) -> list[str]:
+    """The banner's lines for trusted documents and rate limits, checked now (one
+    ConfigurationError line for a bad document or budget)."""
+    if not (settings.documents or settings.trusted_documents_only or settings.rate_limit_requests
+            or settings.rate_limit_cost):
+        return []
+    from gql.http.gate import Gate
+    from gql.schema import build_schema
+
+    gate, lines = Gate.of(settings, build_schema(settings)), []
+    documents = gate.documents.by_id.values()
+    if documents:
+        costliest = max(cost for document in documents for cost in document.costs.values())
+        refused = "; every other document refused" if gate.documents.only else ""
+        lines.append(f"  trusted documents   {len(documents)} from {settings.documents} "
+                     f"(estimated cost up to {costliest}){refused}")
+    if gate.limits is not None:
+        budgets = ", ".join(f"{what} {budget}" for what, budget in (
+            ("requests", gate.limits.requests), ("cost", gate.limits.cost)) if budget)
+        where = "Redis" if settings.rate_limit_redis else "this process's memory"
+        lines.append(f"  rate limits         {budgets} per caller, counted in {where}")
+    return lines
+
+
 def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers: int) -> None:
     if host not in (*LOOPBACK_HOSTS, "0.0.0.0", "::", ""):  # the name it serves is its own
         os.environ.setdefault("ORDERGRAPH_ALLOWED_HOSTS", ",".join((*LOOPBACK_HOSTS, host)))
@@ -91,10 +115,11 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
         target(database_url)  # one clear line for a URL that names no database
     settings = settings_from_env("")  # a bad ORDERGRAPH_* value fails before anything starts
     mode = access_mode(settings, host)
+    control = controls(settings)  # a bad document or budget: one line, now
     ensure_descriptors(settings)
     if settings.trust_dev_key:  # a key the server must not trust fails here, in one line
         dev_private_key(ensure_data_dir(default_data_dir()))
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings)  # JSON lines, or readable ones on a terminal (gql/logs.py)
     with resolve_database(database_url, default_data_dir()) as url:
         # as the given (or the embedded superuser) role; the embedded database is ordergraph's
         # own: it upgrades itself
@@ -112,7 +137,11 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
             console.print("  read replicas       " + ", ".join(settings.replica_list))
         if settings.demo_rate > 0:
             console.print(f"  demo shop           {settings.demo_rate:g} new orders a second")
-        options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options(settings)}
+        for line in control:
+            console.print(line)
+        # log_config None: uvicorn's own lines go through the same formatter as everyone's
+        options: dict[str, Any] = {"host": host, "port": port, **uvicorn_options(settings),
+                                   "log_config": None}
         if workers > 1:  # each worker reads its settings (and its limits) from the environment
             os.environ["ORDERGRAPH_WORKER_DATABASE_URL"] = url
             options["http"] = f"{LimitedHttpProtocol.__module__}:{LimitedHttpProtocol.__name__}"

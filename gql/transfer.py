@@ -25,6 +25,7 @@ from gql.errors import BadUserInput
 from gql.events import Position
 from gql.store import Connection
 from gql.store.exchange import ImportedEvent, Refused, export_lines, import_batch
+from gql.store.tallies import tidy_tallies
 
 BATCH = 1000
 MAX_LINE = 1024 * 1024  # an import line's bytes: a 64 KB payload, escaped, and the event's fields
@@ -204,6 +205,7 @@ async def import_lines(conn: Connection, lines: Iterable[bytes | LineTooLong], *
         result.deduplicated += done.deduplicated
         result.refused.extend(done.refused)
         appended(len(batch))
+    await tidy_tallies(conn)  # each imported event left its change to the tallies
     result.refused.sort(key=lambda r: r.line)
     return result
 

@@ -143,3 +143,13 @@ def test_bench_fleet_smoke() -> None:
     token = table(out, "| read after write | tries |")
     assert [r[0] for r in token] == ["without token", "with token"]
     assert token[1][7] == "0"  # with the token, never stale
+
+
+def test_bench_control_smoke() -> None:
+    """Q1 as text and by trusted document id; rate limits off, in memory and in Redis."""
+    rows = table(smoke("control"), "| cell | req/s | p50 ms | p99 ms | bad | / its baseline | goal |")
+    assert [r[0] for r in rows] == ["Q1 as text", "Q1 by document id", "Q1, rate limits off",
+                                    "Q1, rate limits in memory", "Q1, rate limits in Redis",
+                                    "Q1, a log line per request"]
+    assert all(r[4] == "0" for r in rows)  # nothing failed, nothing refused
+    assert all("not judged (smoke)" in r[6] for r in rows[3:5])

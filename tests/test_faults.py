@@ -6,26 +6,22 @@ log exactly once, the read model equals a rebuild, subscribers miss nothing."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-import socket
 import sys
-import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from gql.seed import seed
-from gql.store.connection import APP_ROLE, as_role, create_pool
+from gql.store.connection import create_pool
 from gql.store.projections import rebuild_projections
 from tests.conftest import serving
 from tests.factories import customer, settled_end
 from tests.outages import cut_off
+from tests.processes import free_port, serve_process
 from tests.test_cli import ROOT, run
 from tests.test_subscriptions import log_after
 from tests.test_transfer import LOG, READ_MODEL
@@ -50,49 +46,19 @@ async def _read_model_is_a_rebuild(db: asyncpg.Pool) -> None:
         assert (await rebuild_projections(conn)).changed_rows == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.asynccontextmanager
-async def _serve_process(database_url: str, port: int) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`ordergraph serve` as its own process (so that it can be killed with -9)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gql", "serve", "--port", str(port),
-        "--database-url", as_role(database_url, APP_ROLE),
-        cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    try:
-        async with httpx.AsyncClient(timeout=1) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                        break
-                assert process.returncode is None, "serve exited"
-                assert time.monotonic() < deadline, "serve did not come up"
-                await asyncio.sleep(0.1)
-        yield process
-    finally:
-        if process.returncode is None:
-            process.terminate()
-            await asyncio.wait_for(process.wait(), 15)
-
-
 async def test_server_killed_under_writers_loses_and_repeats_nothing(
         database_url: str, pool: asyncpg.Pool) -> None:
     customer_id = await customer(pool)
-    port, stop, outcomes = _free_port(), asyncio.Event(), Outcomes()
+    port, stop, outcomes = free_port(), asyncio.Event(), Outcomes()
     base = f"http://127.0.0.1:{port}"
-    async with _serve_process(database_url, port) as first:
+    async with serve_process(database_url, port) as first:
         writers = [asyncio.create_task(write(base, customer_id, stop, outcomes))
                    for _ in range(WRITERS)]
         await eventually(lambda: _at_least(outcomes, 150), within=30)
         first.send_signal(signal.SIGKILL)  # mid-flight: some appends committed, unanswered
         await asyncio.wait_for(first.wait(), 10)
     killed_at = len(outcomes.acknowledged)
-    async with _serve_process(database_url, port):  # writers re-send what got no answer
+    async with serve_process(database_url, port):  # writers re-send what got no answer
         await eventually(lambda: _at_least(outcomes, killed_at + 150), within=30)
         stop.set()
         await asyncio.wait_for(asyncio.gather(*writers), 30)

@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from gql.config import Settings
 from gql.events import OrderStatus
 from gql.http.access import Access, Authenticate
+from gql.http.gate import Gate
 from gql.http.graphql import CompiledFront, read_body
 from gql.schema import build_schema
 from gql.schema.fastpath import FastPath
@@ -70,9 +71,11 @@ async def test_the_front_answers_known_documents_and_replays_the_rest(
         await send({"type": "http.response.start", "status": 299, "headers": []})
         await send({"type": "http.response.body", "body": b"echo"})
 
-    fast = FastPath(build_schema(settings), settings)
+    schema = build_schema(settings)
+    fast = FastPath(schema, settings)
     state = State({"reads": ReadLane(pool, 2), "pool": pool})
     state.access = Access(settings, Verifier(settings), state)  # open mode: loopback is admin
+    state.gate = Gate.of(settings, schema)  # no trusted documents, no rate limits
     front = Authenticate(CompiledFront(echo, fast=fast, settings=settings, state=state),
                          state.access)
     order_id = str(await order_in(pool, OrderStatus.SHIPPED))

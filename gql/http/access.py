@@ -95,6 +95,11 @@ async def refuse(send: Send, message: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _names_a_document(scope: Scope) -> bool:
+    params = QueryParams(scope["query_string"])
+    return "query" in params or "documentId" in params or "extensions" in params
+
+
 class Authenticate:
     """Sets the request's Identity on its scope, or answers 401."""
 
@@ -112,9 +117,9 @@ class Authenticate:
                 await refuse(send, "/metrics needs its token: Authorization: Bearer <token>")
                 return
         elif path == self.path and not (scope["method"] in ("GET", "HEAD")
-                                        and "query" not in QueryParams(scope["query_string"])):
+                                        and not _names_a_document(scope)):
             # read as the endpoint reads it (`?%71uery=` is `?query=`): only a GET without a
-            # query (GraphiQL's page, or a refusal) goes on without an identity
+            # query or a document id (GraphiQL's page, or a refusal) goes on without an identity
             client = scope.get("client")
             try:
                 scope[IDENTITY] = await self.access.identify(

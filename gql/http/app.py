@@ -19,11 +19,14 @@ from gql.demo import run_demo
 from gql.http import health, pages
 from gql.http.access import IDENTITY, NOBODY, Access, Authenticate
 from gql.http.disconnect import CancelOnDisconnect
+from gql.http.gate import Gate
 from gql.http.graphql import CompiledFront, graphql_endpoint
 from gql.http.guard import SiteGuard
+from gql.http.requestlog import RequestLog
 from gql.http.sse import EventStreams
 from gql.http.websocket import WebSocketEndpoint
 from gql.live import LiveHub, quiet_gc
+from gql.logs import configure_logging
 from gql.outbound.beside import Relays, configured
 from gql.schema import build_schema
 from gql.schema.context import Context
@@ -103,6 +106,12 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
         app.state.health = DatabaseHealth(pool)
     schema = build_schema(settings)
     fast = FastPath(schema, settings) if settings.compiled_reads else None
+    # trusted documents (checked here: a bad one stops the start) and rate limits
+    app.state.gate = Gate.of(settings, schema)
+    if fast is not None:  # known to the compiled path: no first run through the resolvers
+        for document in app.state.gate.documents.by_id.values():
+            for operation in document.costs:
+                fast.remember(document.text, operation)
     ide = pages.graphiql_response if settings.ide else None
     routes: list[BaseRoute] = [
         Route("/graphql", graphql_endpoint(schema, settings, context, ide, fast),
@@ -121,7 +130,10 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
     served = EventStreams(served, schema=schema, settings=settings, state=app.state)
     served = CancelOnDisconnect(served)  # a client that leaves cancels the work
     served = Authenticate(served, access)  # the caller's identity, or 401
-    return SiteGuard(served, settings)  # allowed Host and browser Origin, or 421 / 403
+    served = SiteGuard(served, settings)  # allowed Host and browser Origin, or 421 / 403
+    if settings.log_requests:  # one line per request, whoever answered it
+        served = RequestLog(served)
+    return served
 
 
 def verifier(settings: Settings) -> Verifier:
@@ -135,4 +147,6 @@ def verifier(settings: Settings) -> Verifier:
 
 def app_from_env() -> ASGIApp:
     """Factory for worker processes started by `ordergraph serve --workers N`."""
-    return create_app(settings_from_env(os.environ["ORDERGRAPH_WORKER_DATABASE_URL"]))
+    settings = settings_from_env(os.environ["ORDERGRAPH_WORKER_DATABASE_URL"])
+    configure_logging(settings)
+    return create_app(settings)

@@ -35,8 +35,9 @@ from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOpe
 from strawberry.types.graphql import OperationType
 
 from gql.config import Settings
-from gql.errors import BadRequest, RequestTimeout, ServiceUnavailable
+from gql.errors import BadRequest, PersistedQueryNotFound, RequestTimeout, ServiceUnavailable
 from gql.http.access import IDENTITY, NOBODY
+from gql.http.gate import REFUSALS, client_of, refusal
 from gql.http.positions import (
     POSITION_HEADER,
     POSITION_KEY,
@@ -47,11 +48,13 @@ from gql.http.positions import (
     with_position,
     written,
 )
+from gql.http.requestlog import note, note_errors, note_operation
 from gql.identity import Identity
 from gql.metrics import COMPILED, REQUESTS
 from gql.schema import appends
 from gql.schema.appends import Appends
 from gql.schema.context import Context
+from gql.schema.documents import TrustedDocuments
 from gql.schema.errors import client_error
 from gql.schema.fastpath import FastPath, Refused
 from gql.store import DATABASE_ERRORS, Pool
@@ -65,6 +68,9 @@ JSON = "application/json"
 JSON_BODIES = (JSON, "application/graphql+json")
 # set on the scope by CompiledFront when it already tried the compiled path for this request
 COMPILED_TRIED = "ordergraph.compiled_tried"
+# set on the scope once the gate (trusted documents, rate limits) let this request through
+ADMITTED = "ordergraph.admitted"
+NO_DOCUMENTS = TrustedDocuments()  # every document id is unknown
 Params = tuple[str, dict[str, Any] | None, str | None]  # query, variables, operationName
 log = logging.getLogger("ordergraph.http")
 _ANSWERED, _FAILED, _APPENDED = (COMPILED.labels("read", "answered"), COMPILED.labels("read", "failed"),
@@ -80,23 +86,27 @@ def negotiate(accept: str) -> str:
     return JSON
 
 
-def params_of_body(body: bytes) -> Params:
-    """The params of a POST body; BadRequest when it is not a GraphQL request."""
+def params_of_body(body: bytes, documents: TrustedDocuments = NO_DOCUMENTS) -> Params:
+    """The params of a POST body; BadRequest when it is not a GraphQL request,
+    PersistedQueryNotFound when it names a document by an id `documents` do not have."""
     params = _loads(body, "body")
     if not isinstance(params, dict):
         raise BadRequest("the body must be a JSON object with a `query`")
-    return _check_params(params)
+    return _check_params(params, documents)
 
 
-async def read_params(request: Request, settings: Settings) -> Params:
-    """The params of a GET's query string or a POST's JSON body (within the size limit)."""
+async def read_params(request: Request, settings: Settings,
+                      documents: TrustedDocuments = NO_DOCUMENTS) -> Params:
+    """The params of a GET's query string or a POST's JSON body (within the size limit); a
+    document sent by id (`documentId`, or `extensions.persistedQuery.sha256Hash`) is read
+    from `documents`."""
     if request.method in ("GET", "HEAD"):
         params: dict[str, Any] = dict(request.query_params)
         if "variables" in params:
             params["variables"] = _loads(params["variables"], "variables")
         if "extensions" in params:
             params["extensions"] = _loads(params["extensions"], "extensions")
-        return _check_params(params)
+        return _check_params(params, documents)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in JSON_BODIES:
         raise BadRequest(f"unsupported content type {content_type or '(none)'}; "
@@ -109,7 +119,7 @@ async def read_params(request: Request, settings: Settings) -> Params:
         body += chunk
         if len(body) > settings.max_body_bytes:
             raise BadRequest(f"request body larger than {settings.max_body_bytes} bytes", 413)
-    return params_of_body(bytes(body))
+    return params_of_body(bytes(body), documents)
 
 
 def _loads(raw: str | bytes, what: str) -> Any:
@@ -119,11 +129,12 @@ def _loads(raw: str | bytes, what: str) -> Any:
         raise BadRequest(f"the {what} is not valid JSON") from None
 
 
-def _check_params(params: dict[str, Any]) -> Params:
+def _check_params(params: dict[str, Any], documents: TrustedDocuments) -> Params:
     query, variables, operation = (
-        params.get("query"), params.get("variables"), params.get("operationName"))
+        documents.resolve(params) or params.get("query"), params.get("variables"),
+        params.get("operationName"))
     if not isinstance(query, str) or not query.strip():
-        raise BadRequest("no GraphQL query: send `query` as a string")
+        raise BadRequest("no GraphQL query: send `query` as a string, or `documentId`")
     if variables is not None and not isinstance(variables, dict):
         raise BadRequest("`variables` must be a JSON object")
     if operation is not None and not isinstance(operation, str):
@@ -249,11 +260,18 @@ class CompiledFront:
         media_type = negotiate(accept.decode("latin-1") if accept else "")
         try:
             answer = await self._answer(body, scope, position)
+        except REFUSALS as exc:
+            status, refused, headers = refusal(exc, refused_status(media_type))
+            note(scope, code=exc.code)
+            await _send_json(send, status, media_type, refused, headers)
+            REQUESTS.labels("POST", self.path, str(status)).observe(time.perf_counter() - started)
+            return
         except Exception as exc:
-            refusal = unavailable(exc, self.state)
-            if refusal is None:
+            outage = unavailable(exc, self.state)
+            if outage is None:
                 raise
-            await _send_json(send, 503, media_type, orjson.dumps(refusal), UNAVAILABLE_HEADERS)
+            note(scope, code=ServiceUnavailable.code)
+            await _send_json(send, 503, media_type, orjson.dumps(outage), UNAVAILABLE_HEADERS)
             return
         if answer is None:
             scope[COMPILED_TRIED] = True
@@ -263,6 +281,7 @@ class CompiledFront:
             status, body, headers = refused_status(media_type), answer.body, None
         else:
             status, body, headers = 200, answer.body, answer.headers
+        note_errors(scope, body)
         await _send_json(send, status, media_type, body, headers)
         timer = self._timer if status == 200 else REQUESTS.labels("POST", self.path, str(status))
         timer.observe(time.perf_counter() - started)
@@ -270,12 +289,16 @@ class CompiledFront:
     async def _answer(self, body: bytes, scope: Scope,
                       position: bytes | None) -> Answered | Refused | None:
         try:
-            params = params_of_body(body)
+            params = params_of_body(body, self.state.gate.documents)
             token = token_of(position)
-        except BadRequest:  # the endpoint refuses it, with its message
+        except (BadRequest, PersistedQueryNotFound):  # the endpoint refuses it, with its message
             return None
+        identity = scope.get(IDENTITY, NOBODY)
+        note_operation(scope, params[0], params[2])
+        await self.state.gate.admit(*params, identity, client_of(scope))
+        scope[ADMITTED] = True
         return await answer_compiled(self.fast, self.state, params, mutations=True,
-                                     identity=scope.get(IDENTITY, NOBODY), token=token)
+                                     identity=identity, token=token)
 
 
 async def _send_json(send: Send, status: int, media_type: str, body: bytes,
@@ -350,16 +373,32 @@ def graphql_endpoint(
     """The `/graphql` HTTP handler; `fast` learns the documents it answers without errors."""
 
     async def endpoint(request: Request) -> Response:
+        response = await answer(request)
+        body = getattr(response, "body", None)  # GraphiQL's page is a file
+        if isinstance(body, bytes):
+            note_errors(request.scope, body)
+        return response
+
+    async def answer(request: Request) -> Response:
         media_type = negotiate(request.headers.get("accept", ""))
         reading = request.method in ("GET", "HEAD")  # HEAD: GET's answer without its body
         if (reading and ide is not None and "query" not in request.query_params
+                and "documentId" not in request.query_params
                 and "text/html" in request.headers.get("accept", "")):
             return ide(request)
+        gate = request.app.state.gate
         try:
-            params = await read_params(request, settings)
+            params = await read_params(request, settings, gate.documents)
             token = token_of(request.headers.get(POSITION_HEADER))
+            note_operation(request.scope, params[0], params[2])
+            if not request.scope.get(ADMITTED):
+                await gate.admit(*params, request.scope.get(IDENTITY, NOBODY),
+                                 client_of(request.scope))
         except BadRequest as exc:
             return _response(_error_body(exc.message), exc.status, media_type, exc.headers)
+        except REFUSALS as exc:
+            status, body, headers = refusal(exc, refused_status(media_type))
+            return Response(body, status, headers, media_type=f"{media_type}; charset=utf-8")
         try:
             async with asyncio.timeout(settings.request_timeout):
                 return await run(request, params, media_type, reading, token)

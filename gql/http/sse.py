@@ -34,7 +34,9 @@ from gql.config import Settings
 from gql.errors import BadRequest, BadUserInput
 from gql.events import Position
 from gql.http.access import IDENTITY, NOBODY
+from gql.http.gate import REFUSALS, client_of, refusal
 from gql.http.graphql import read_params
+from gql.http.requestlog import note, note_operation
 from gql.live import position_of
 from gql.schema.context import Context
 from gql.schema.errors import client_error
@@ -60,6 +62,14 @@ COMPLETE = b"event: complete\ndata:\n\n"
 PING = b":\n\n"  # a comment: keeps proxies from closing an idle stream; clients ignore it
 
 
+async def _answer_json(send: Send, status: int, body: bytes,
+                       headers: dict[str, str] | None = None) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json; charset=utf-8"),
+        *((name.lower().encode(), value.encode()) for name, value in (headers or {}).items())]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class EventStreams:
     """Answers /graphql requests that accept `text/event-stream`; passes the rest on."""
 
@@ -75,14 +85,19 @@ class EventStreams:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
+        gate = self.state.gate
         try:
-            params = await read_params(request, self.settings)
+            params = await read_params(request, self.settings, gate.documents)
+            note_operation(scope, params[0], params[2])
+            await gate.admit(*params, scope.get(IDENTITY, NOBODY), client_of(scope))
         except BadRequest as exc:
             body = orjson.dumps({"errors": [{"message": exc.message,
                                              "extensions": {"code": exc.code}}]})
-            await send({"type": "http.response.start", "status": exc.status, "headers": [
-                (b"content-type", b"application/json; charset=utf-8")]})
-            await send({"type": "http.response.body", "body": body})
+            await _answer_json(send, exc.status, body)
+            return
+        except REFUSALS as exc:  # the refusal of an operation that would have run: 400
+            note(scope, code=exc.code)
+            await _answer_json(send, *refusal(exc, 400))
             return
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream; charset=utf-8"),

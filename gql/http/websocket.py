@@ -32,8 +32,10 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Bas
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from gql.config import Settings
-from gql.errors import Unauthenticated
+from gql.errors import BadRequest, Unauthenticated
 from gql.http.access import NOBODY, Access, bearer
+from gql.http.gate import REFUSALS
+from gql.http.requestlog import log, operation_name, subject_of
 from gql.schema import build_schema
 from gql.schema.context import Context
 from gql.schema.subscriptions import Rendered
@@ -55,14 +57,20 @@ def malformed(message: Any) -> str | None:
         return f"a {kind} message needs a string `id`"
     payload = message.get("payload")
     if kind in _WITH_REQUEST:
-        if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
-            return f"a {kind} message needs a payload with a string `query`"
+        if not isinstance(payload, dict) or not (isinstance(payload.get("query"), str)
+                                                 or _names_a_document(payload)):
+            return f"a {kind} message needs a payload with a string `query` (or `documentId`)"
         for key, kinds in (("variables", dict), ("operationName", str), ("extensions", dict)):
             if payload.get(key) is not None and not isinstance(payload[key], kinds):
                 return f"`payload.{key}` has the wrong type"
     elif payload is not None and not isinstance(payload, dict):
         return "`payload` must be a JSON object"
     return None
+
+
+def _names_a_document(payload: dict[str, Any]) -> bool:
+    extensions = payload.get("extensions")
+    return "documentId" in payload or (isinstance(extensions, dict) and "persistedQuery" in extensions)
 
 
 def token_of(payload: Any) -> str | None:
@@ -105,6 +113,37 @@ class _Admission:
         await asyncio.sleep(max(0.0, deadline - time.time()))
         with contextlib.suppress(Exception):
             await self.websocket.close(code=FORBIDDEN, reason="the token has expired")
+
+    async def refused(self, message: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """Reads the document a subscribe (start) message names by id into its payload and
+        passes the gate (trusted documents, rate limits: a subscription counts when it
+        starts); the errors to answer instead, or None when the operation may run."""
+        payload, gate = message["payload"], self.view.state.gate
+        client = getattr(getattr(self.context.request, "client", None), "host", None)
+        try:
+            query = gate.documents.resolve(payload) or payload.get("query")
+            if not isinstance(query, str) or not query.strip():
+                raise BadRequest("no GraphQL query: send `query` as a string, or `documentId`")
+            payload["query"] = query
+            await gate.admit(query, payload.get("variables"), payload.get("operationName"),
+                             self.context.identity, client)
+        except (BadRequest, *REFUSALS) as exc:
+            self._log(payload, exc.code)
+            return [{"message": exc.message, "extensions": {"code": exc.code, **exc.extensions}}]
+        self._log(payload, None)
+        return None
+
+    def _log(self, payload: dict[str, Any], code: str | None) -> None:
+        """One line per operation started over the socket (ORDERGRAPH_LOG_REQUESTS), as
+        gql/http/requestlog.py writes one per HTTP request."""
+        if not self.view.settings.log_requests:
+            return
+        query, identity = payload.get("query"), self.context.identity
+        operation = payload.get("operationName")
+        if operation is None and isinstance(query, str):
+            operation = operation_name(query)
+        log.info("subscribe", path="/graphql", transport="websocket", operation=operation,
+                 code=code, role=identity.role, subject=subject_of(identity))
 
     def end_expiry(self) -> None:
         if self._expiry is not None:
@@ -156,6 +195,11 @@ class _TransportWS(_Admission, BaseGraphQLTransportWSHandler):  # type: ignore[t
         if reason is not None:
             await self.websocket.close(code=MALFORMED, reason=reason)
             return
+        if message["type"] == "subscribe" and self.connection_acknowledged:
+            errors = await self.refused(message)
+            if errors is not None:
+                await self.send_message({"id": message["id"], "type": "error", "payload": errors})
+                return
         await super().handle_message(message)
 
     async def _ping(self, interval: float) -> None:
@@ -216,6 +260,11 @@ class _LegacyWS(_Admission, BaseGraphQLWSHandler):  # type: ignore[type-arg]
         elif message["type"] == "start" and not self.admitted:
             await self.websocket.close(code=FORBIDDEN, reason="send connection_init first")
             return
+        elif message["type"] == "start":
+            errors = await self.refused(message)
+            if errors is not None:
+                await self.send_message({"id": message["id"], "type": "error", "payload": errors[0]})
+                return
         await super().handle_message(message)
 
 

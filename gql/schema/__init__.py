@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import strawberry
-from graphql import NoSchemaIntrospectionCustomRule
+from graphql import ASTValidationRule, NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
     MaxAliasesLimiter,
@@ -30,7 +31,7 @@ from gql.schema.subscriptions import EventExecutor, Subscription
 from gql.schema.types import EVENT_CLASSES
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+def build_schema(settings: Settings | None = None) -> _Schema:
     """A schema with the request limits of `settings` (defaults when None)."""
     settings = settings or Settings(database_url="")
     # The limits' rule classes are built once: ValidationCache keys on them, so a document
@@ -75,11 +76,25 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
         config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )
     cost.append(CostModel(schema._schema, settings.max_cost, settings.max_page_size))
+    schema.limits = Limits(tuple(rules), cost[0], settings.max_tokens)
     verify_plans(schema._schema, settings)
     return schema
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What a document must pass besides the specified rules: the limits' validation rules,
+    the cost ceiling and the token cap; gql/schema/documents.py checks trusted documents
+    against the very same."""
+
+    rules: tuple[type[ASTValidationRule], ...]
+    cost: CostModel
+    max_tokens: int
+
+
 class _Schema(strawberry.Schema):
+    limits: Limits
+
     def process_errors(self, errors: Any, execution_context: Any = None) -> None:
         """Not every error is worth a traceback in the log: client mistakes are answered, and
         internal errors are logged once, with the id the client sees (gql/schema/errors.py)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from gql.errors import DatabaseUnavailable
+from gql.store.tallies import tidy_tallies
 
 # Fold every stream into a scratch table without blocking writers, one range of stream ids
 # at a time (streams are folded in index order, so memory stays bounded by one stream and
@@ -109,6 +110,7 @@ async def rebuild_projections(conn: asyncpg.Connection,
         changed = _rows(await conn.execute(DELETE_STALE)) + _rows(await conn.execute(INSERT_REBUILT))
         await conn.execute(RECOUNT)
         orders, events = await conn.fetchrow(COUNTS)
+    await tidy_tallies(conn)  # the recount deleted every row it replaced
     return Rebuilt(orders, events, changed, time.perf_counter() - started)
 
 

@@ -1,0 +1,156 @@
+"""Rate limits per caller: 429 with Retry-After once a budget is spent, back after the window,
+subscriptions counted when they start, and one count for a fleet that shares Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import jwt
+from graphql import parse
+
+from gql.config import Settings
+from gql.errors import RateLimited
+from gql.http.ratelimits import RateLimits
+from gql.schema import build_schema
+from gql.schema.cost import select_operation
+from tests.conftest import serving
+from tests.factories import customer, snapshot
+from tests.processes import free_port, serve_process
+from tests.ws import client
+
+ROOT = Path(__file__).resolve().parents[1]
+REDIS = os.environ.get("ORDERGRAPH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")  # scripts/test
+PAGE = "{ orders(first: 10) { nodes { id } } }"
+SECRET = "a-test-secret-that-is-long-enough-for-hs256"
+
+
+def _code(response: httpx.Response) -> str | None:
+    errors = response.json().get("errors") or [{}]
+    return errors[0].get("extensions", {}).get("code")
+
+
+async def _post(http: httpx.AsyncClient, query: str = "{ __typename }",
+                token: str | None = None) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return await http.post("/graphql", json={"query": query}, headers=headers)
+
+
+async def test_ratelimits_refuse_with_429_after_the_budget_and_recover_after_the_window(
+        database_url: str) -> None:
+    async with serving(database_url, rate_limit_requests="3 per 2 seconds") as server, \
+            httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+        answered = [await _post(http) for _ in range(3)]
+        refused = await _post(http)
+        await asyncio.sleep(int(refused.headers["Retry-After"]) + 0.2)
+        recovered = await _post(http)
+    assert [r.status_code for r in answered] == [200, 200, 200]
+    assert refused.status_code == 429 and _code(refused) == "RATE_LIMITED"
+    assert 1 <= int(refused.headers["Retry-After"]) <= 2
+    assert refused.json()["errors"][0]["extensions"]["retryAfter"] == int(refused.headers["Retry-After"])
+    assert "data" not in refused.json()
+    assert recovered.status_code == 200 and recovered.json() == {"data": {"__typename": "Query"}}
+
+
+async def test_ratelimits_refused_mutation_appends_nothing(database_url: str, pool: asyncpg.Pool) -> None:
+    customer_id = await customer(pool)
+    place = {"query": "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { order { id } } }",
+             "variables": {"input": {"customerId": str(customer_id), "currency": "EUR", "items": []}}}
+    async with serving(database_url, rate_limit_requests="1 per 30 seconds") as server, \
+            httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+        first = await _post(http)
+        before = await snapshot(pool)
+        refused = await http.post("/graphql", json=place)
+    assert first.status_code == 200
+    assert refused.status_code == 429 and _code(refused) == "RATE_LIMITED"
+    assert await snapshot(pool) == before
+
+
+async def test_ratelimits_spend_the_estimated_cost(database_url: str) -> None:
+    schema = build_schema()
+    document = parse(PAGE)
+    cost = schema.limits.cost.check(document, select_operation(document, None), {})
+    async with serving(database_url, rate_limit_cost=f"{cost * 2} per 10 seconds") as server, \
+            httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+        answered = [await _post(http, PAGE) for _ in range(2)]
+        refused = await _post(http, PAGE)
+    assert [r.status_code for r in answered] == [200, 200]
+    assert refused.status_code == 429 and _code(refused) == "RATE_LIMITED"
+
+
+async def test_ratelimits_are_per_token_subject(database_url: str) -> None:
+    def token(subject: str) -> str:
+        return jwt.encode({"role": "staff", "sub": subject, "exp": int(time.time()) + 300},
+                          SECRET, algorithm="HS256")
+
+    ada, bob = token("ada"), token("bob")
+    async with serving(database_url, jwt_secret=SECRET,
+                       rate_limit_requests="2 per 10 seconds") as server, \
+            httpx.AsyncClient(base_url=server.url, timeout=15) as http:
+        spent = [(await _post(http, token=ada)).status_code for _ in range(3)]
+        other = await _post(http, token=bob)
+    assert spent == [200, 200, 429]
+    assert other.status_code == 200  # another subject has its own budget
+
+
+async def test_ratelimits_count_subscriptions_when_they_start(database_url: str) -> None:
+    subscription = "subscription { orderEvents { id } }"
+    async with serving(database_url, rate_limit_requests="2 per 10 seconds") as server, \
+            client(server.ws_url) as ws:
+        for op in ("1", "2", "3"):
+            await ws.subscribe(subscription, op=op)
+        refused = await ws.message("3")
+    assert refused["type"] == "error"
+    assert refused["payload"][0]["extensions"]["code"] == "RATE_LIMITED"
+    assert refused["payload"][0]["extensions"]["retryAfter"] >= 1
+
+
+@contextlib.asynccontextmanager
+async def _serve_process(database_url: str, env: dict[str, str]) -> AsyncIterator[str]:
+    """`ordergraph serve` as its own process, with `env`; its base URL once it is ready."""
+    port = free_port()
+    async with serve_process(database_url, port, env):
+        yield f"http://127.0.0.1:{port}"
+
+
+async def test_ratelimits_two_servers_sharing_redis_share_the_count(database_url: str) -> None:
+    env = {"ORDERGRAPH_RATE_LIMIT_REQUESTS": "4 per 30 seconds",
+           "ORDERGRAPH_RATE_LIMIT_REDIS": REDIS,
+           "ORDERGRAPH_RATE_LIMIT_PREFIX": f"ordergraph-test-{uuid.uuid4().hex}"}
+    async with _serve_process(database_url, env) as first, _serve_process(database_url, env) as second, \
+            httpx.AsyncClient(timeout=15) as http:
+        statuses = []
+        for base in (first, second, first, second, first, second):
+            response = await http.post(f"{base}/graphql", json={"query": "{ __typename }"})
+            statuses.append((response.status_code, _code(response) if response.status_code != 200
+                             else None))
+    # four requests in all, whichever server answered them; then both refuse
+    assert statuses == [(200, None)] * 4 + [(429, "RATE_LIMITED")] * 2
+
+
+async def _admitted(limits: RateLimits, caller: str, count: int) -> int:
+    async def one() -> bool:
+        try:
+            await limits.charge(caller, 1)
+        except RateLimited:
+            return False
+        return True
+
+    return sum(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def test_ratelimits_concurrent_requests_spend_the_budget_exactly() -> None:
+    """Increments sent together (coalesced) admit as many as one at a time would."""
+    for redis in ("", REDIS):
+        settings = Settings(database_url="", rate_limit_requests="7 per 30 seconds",
+                            rate_limit_redis=redis, rate_limit_prefix=f"ordergraph-test-{uuid.uuid4().hex}")
+        limits = RateLimits(settings)
+        assert await _admitted(limits, "address:10.0.0.1", 20) == 7, redis or "memory"
+        assert await _admitted(limits, "address:10.0.0.2", 5) == 5, redis or "memory"
