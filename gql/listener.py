@@ -34,7 +34,10 @@ FOLLOW_UP = (0.002, 0.05)
 SNAPSHOT = """select pg_snapshot_xmin(s)::text::bigint as xmin, pg_snapshot_xmax(s)::text::bigint as xmax
 from pg_current_snapshot() s"""
 
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+# InternalClientError: a query cancelled mid-flight (a timeout, a lost connection) leaves the
+# connection "in another operation"; it is as lost as a closed one
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+              TimeoutError)
 
 
 class Listener:
@@ -82,6 +85,10 @@ class Listener:
                 # one line when the connection is lost, one when it is back: not one per try
                 if self._lost_at is None:
                     log.warning("listener connection failed: %s; reconnecting", exc)
+                    self._lost_at = time.monotonic()
+            except Exception:  # a bug must not end live delivery: log it, connect again
+                log.exception("listener failed; reconnecting")
+                if self._lost_at is None:
                     self._lost_at = time.monotonic()
             finally:
                 self._set_connected(False)
