@@ -10,6 +10,7 @@ import statistics
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -105,3 +106,11 @@ def free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def write_report(out: Path, bench: str, text: str) -> Path:
+    """A bench's table as `out/<bench>-<UTC time>.md`; its path."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{bench}-{datetime.now(UTC):%Y%m%d-%H%M%S}.md"
+    path.write_text(text)
+    return path

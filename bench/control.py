@@ -32,7 +32,7 @@ import orjson
 import psutil
 
 from bench import data, peers
-from bench.common import SMOKE, free_ports, fresh_database, machine, postgres, server_version
+from bench.common import SMOKE, free_ports, fresh_database, machine, postgres, server_version, write_report
 from bench.compare import BENCH, _git, _ids, ensure_wrk, wrk
 from bench.workloads import request_bodies
 from gql.schema.documents import document_id
@@ -146,15 +146,10 @@ async def prepare(server: str, args: argparse.Namespace, work: Path) -> None:
               + (f"\n# {SMOKE}" if args.smoke else ""))
     text = table(results, args.smoke)
     print(f"\n{header}\n\n{text}")
-    _write(Path(args.out), f"{header}\n\n{text}\n")
+    write_report(Path(args.out), "control", f"{header}\n\n{text}\n")
     failed = sum(r["bad"] for r in results)
     if failed:
         raise SystemExit(f"{failed} requests failed or were refused; see {work}/control-*.log")
-
-
-def _write(out: Path, text: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"control-{datetime.now(UTC):%Y%m%d-%H%M%S}.md").write_text(text)
 
 
 def main() -> None:

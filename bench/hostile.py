@@ -32,7 +32,16 @@ import httpx
 import psutil
 
 from bench import data, peers
-from bench.common import SMOKE, free_ports, fresh_database, machine, percentile, postgres, server_version
+from bench.common import (
+    SMOKE,
+    free_ports,
+    fresh_database,
+    machine,
+    percentile,
+    postgres,
+    server_version,
+    write_report,
+)
 from bench.compare import BENCH, _git, _ids, ensure_wrk, wrk
 from bench.workloads import request_bodies
 from gql.store.connection import APP_ROLE, as_role
@@ -151,7 +160,7 @@ async def prepare(server: str, args: argparse.Namespace, work: Path) -> None:
               f"{args.rounds} rounds; server on cpu {args.server_cpu}, wrk and the 4 attackers on "
               f"cpu {args.loadgen_cpu}" + (f"\n# {SMOKE}" if args.smoke else ""))
     print(f"\n{header}\n\n{table}")
-    _write(Path(args.out), f"{header}\n\n{table}\n")
+    write_report(Path(args.out), "hostile", f"{header}\n\n{table}\n")
     answered = Counter[str]()
     for attacked in results["attacked"]:
         answered.update(attacked["attack"]["codes"])
@@ -160,11 +169,6 @@ async def prepare(server: str, args: argparse.Namespace, work: Path) -> None:
     failed = sum(r["bad"] for phase in results.values() for r in phase)
     if args.smoke and failed:
         raise SystemExit(f"{failed} Q1 requests failed")
-
-
-def _write(out: Path, text: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"hostile-{datetime.now(UTC):%Y%m%d-%H%M%S}.md").write_text(text)
 
 
 def main() -> None:
