@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import asyncpg
 
-from gql.metrics import LISTENER_UP
+from gql.metrics import DOORBELL_CHECKS, LISTENER_UP
 
 CHANNEL = "ordergraph_events"  # the channel schema.sql's og_after_append notifies
 APPLICATION_NAME = "ordergraph-listener"
@@ -156,6 +156,7 @@ class Listener:
             try:
                 async with self._busy:
                     now = await conn.fetchrow(SNAPSHOT, timeout=self.check_interval)
+                DOORBELL_CHECKS.inc()
             except _DB_ERRORS:
                 lost.set()  # the connection is not to be trusted: reconnect (and ring) now
                 raise

@@ -29,7 +29,7 @@ from gql.config import Settings
 from gql.errors import SubscriptionOverflow, TooManySubscriptions
 from gql.events import EventType, OrderStatus, Position
 from gql.listener import Listener
-from gql.metrics import RENDERED, SUBSCRIPTIONS
+from gql.metrics import LOG_READS, RENDERED, SUBSCRIPTIONS
 from gql.store import DATABASE_ERRORS, Pool, Row, reads
 from gql.store.outage import DatabaseHealth, is_outage
 
@@ -220,6 +220,7 @@ class LiveHub:
         """Offer every safe event after the head to its subscriptions; True when some are held."""
         while True:
             rows, held = await reads.read_log(self.pool, after=self.head, limit=READ_PAGE)
+            LOG_READS.inc()
             await self._fan_out(rows)
             if held or len(rows) < READ_PAGE:
                 return held

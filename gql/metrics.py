@@ -27,6 +27,16 @@ RENDERED = Counter(
     "distinct selection (live), or per replay page",
     ["source"],
 )
+LOG_READS = Counter(
+    "ordergraph_live_log_reads_total",
+    "Reads of the log by the live hub: one statement per doorbell, follow-up ring or safety "
+    "poll while anyone subscribes, however many subscribe",
+)
+DOORBELL_CHECKS = Counter(
+    "ordergraph_doorbell_checks_total",
+    "Snapshot checks by the listener's follow-up (has every transaction running at a "
+    "notification ended?): one statement each",
+)
 LISTENER_UP = Gauge("ordergraph_listener_connected", "1 while the LISTEN connection is up")
 DATABASE_UP = Gauge("ordergraph_database_up",
                     "0 from the first request that found the database unavailable until a probe "

@@ -113,9 +113,15 @@ def test_bench_hostile_micro_smoke() -> None:
 
 
 def test_bench_live_smoke() -> None:
-    rows = table(smoke("live"), "| subscribers | deliveries | lost | dup |")
-    assert [r[0] for r in rows] == ["1", "100"] and all(len(r) == 14 for r in rows)
-    assert all(r[2] == "0" and r[3] == "0" for r in rows)  # nothing lost, nothing twice
+    out = smoke("live")
+    rows = table(out, "| subscribers | writers | appends/s | deliveries | lost | dup |")
+    assert [(r[0], r[1]) for r in rows] == [("1", "paced"), ("1", "4 flat out"),
+                                            ("100", "paced"), ("100", "4 flat out")]
+    assert all(len(r) == 18 for r in rows)
+    assert all(r[4] == "0" and r[5] == "0" for r in rows)  # nothing lost, nothing twice
+    assert all(float(r[15]) > 0 for r in rows)  # each server's hub read the log
+    throughput = table(out, "| subscribers | writers | live on | doorbell off, no subscribers |")
+    assert [(r[0], r[1]) for r in throughput] == [("1", "2"), ("100", "2")]
 
 
 def test_bench_profile_smoke(tmp_path: Path) -> None:
