@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import coredis
 import httpx
 import jwt
 from graphql import parse
@@ -154,3 +155,27 @@ async def test_ratelimits_concurrent_requests_spend_the_budget_exactly() -> None
         limits = RateLimits(settings)
         assert await _admitted(limits, "address:10.0.0.1", 20) == 7, redis or "memory"
         assert await _admitted(limits, "address:10.0.0.2", 5) == 5, redis or "memory"
+
+
+async def test_ratelimits_in_redis_keep_both_counters_with_their_windows() -> None:
+    """One charge updates the request and the cost counter together (one script call), under
+    the keys and expiries `limits` reads for Retry-After, and refuses on either budget."""
+    prefix = f"ordergraph-test-{uuid.uuid4().hex}"
+    settings = Settings(database_url="", rate_limit_requests="5 per 30 seconds",
+                        rate_limit_cost="100 per 60 seconds", rate_limit_redis=REDIS,
+                        rate_limit_prefix=prefix)
+    limits = RateLimits(settings)
+    await asyncio.gather(*(limits.charge("subject:a", 30) for _ in range(3)))
+    redis = coredis.Redis.from_url(REDIS, decode_responses=True)
+    keys = sorted(await redis.keys(f"{prefix}:*"))
+    assert len(keys) == 2
+    values = {key.split("/")[1]: (int(await redis.get(key) or 0), await redis.ttl(key)) for key in keys}
+    assert values["requests"][0] == 3 and 0 < values["requests"][1] <= 30
+    assert values["cost"][0] == 90 and 30 < values["cost"][1] <= 60
+    try:
+        await limits.charge("subject:a", 30)  # 120 > 100: the cost budget refuses
+    except RateLimited as refused:
+        assert "fields" in str(refused) and 30 < refused.retry_after <= 60
+    else:
+        raise AssertionError("the cost budget was not enforced")
+    await redis.delete(keys)

@@ -15,7 +15,10 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
+import coredis
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
@@ -41,54 +44,112 @@ def _budget(name: str, value: str) -> RateLimitItem | None:
 
 def storage_of(settings: Settings) -> Storage:
     """Memory, or the Redis server the settings name."""
-    url = settings.rate_limit_redis.strip()
+    url = _redis_url(settings)
     if not url:
         return MemoryStorage()
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigurationError(f"ORDERGRAPH_RATE_LIMIT_REDIS must be a redis:// URL, not {url!r}")
-    prefix = settings.rate_limit_prefix.strip() or "ordergraph"
-    storage = storage_from_string(f"async+{url}", key_prefix=prefix)
+    storage = storage_from_string(f"async+{url}", key_prefix=_prefix(settings))
     if not isinstance(storage, Storage):  # pragma: no cover - limits maps async+ to aio storage
         raise ConfigurationError("ORDERGRAPH_RATE_LIMIT_REDIS: not an asynchronous storage")
     return storage
 
 
+def _redis_url(settings: Settings) -> str:
+    url = settings.rate_limit_redis.strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigurationError(f"ORDERGRAPH_RATE_LIMIT_REDIS must be a redis:// URL, not {url!r}")
+    return url
+
+
+def _prefix(settings: Settings) -> str:
+    return settings.rate_limit_prefix.strip() or "ordergraph"
+
+
+# Every counter of a charge in one round trip: INCRBY each key, and give a key its window's
+# expiry when this increment created it (as `limits`' own incr_expire script, for several keys).
+INCR_ALL = """
+local values = {}
+for i, key in ipairs(KEYS) do
+    local amount = tonumber(ARGV[2 * i])
+    local value = redis.call('incrby', key, amount)
+    if value == amount then redis.call('expire', key, ARGV[2 * i - 1]) end
+    values[i] = value
+end
+return values
+"""
+
+Counts = Callable[[tuple[str, ...], tuple[int, ...], Sequence[int]], Awaitable[list[int]]]
+
+
+def memory_counts(storage: Storage) -> Counts:
+    """Each counter incremented in memory, at once."""
+    async def incr(keys: tuple[str, ...], expiries: tuple[int, ...], amounts: Sequence[int]) -> list[int]:
+        return [await storage.incr(key, expiry, amount)
+                for key, expiry, amount in zip(keys, expiries, amounts, strict=True)]
+    return incr
+
+
+def redis_counts(url: str, prefix: str) -> Counts:
+    """Every counter of a charge by one script call: one Redis round trip per charge. Keys are
+    those `limits` uses (`<prefix>:<key>`), so its window statistics read the same counters."""
+    client = coredis.Redis.from_url(url)
+    script = client.register_script(INCR_ALL)
+
+    async def incr(keys: tuple[str, ...], expiries: tuple[int, ...], amounts: Sequence[int]) -> list[int]:
+        args: list[int] = []
+        for expiry, amount in zip(expiries, amounts, strict=True):
+            args += (expiry, amount)
+        values = await script.execute(keys=[f"{prefix}:{key}" for key in keys], args=args)
+        return [int(value) for value in values]  # type: ignore[union-attr]
+    return incr
+
+
 class Coalescer:
-    """Increments of one counter that arrive while its previous increment is on its way go to
-    the storage together, as one: the counter ends as it would after one increment each, and
-    each caller learns the value just after its own share, as if it had been sent alone. Under
-    load this spares a Redis round trip (and its client's CPU) per request."""
+    """Charges of the same counters that arrive while the previous charge of them is on its way
+    go to the storage together, as one: the counters end as they would after one charge each,
+    and each caller learns the values just after its own share, as if it had been sent alone.
+    Under load this spares a Redis round trip (and its client's CPU) per request."""
 
-    def __init__(self, storage: Storage) -> None:
-        self.storage = storage
-        self._waiting: dict[str, list[tuple[int, asyncio.Future[int]]]] = {}
-        self._sending: dict[str, asyncio.Task[None]] = {}
+    def __init__(self, counts: Counts) -> None:
+        self.counts = counts
+        self._waiting: dict[tuple[str, ...], list[tuple[Sequence[int], asyncio.Future[list[int]]]]] = {}
+        self._sending: dict[tuple[str, ...], asyncio.Task[None]] = {}
 
-    async def incr(self, key: str, expiry: int, amount: int) -> int:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(key, []).append((amount, future))
-        if key not in self._sending:
-            self._sending[key] = asyncio.create_task(self._send(key, expiry))
+    async def incr(self, keys: tuple[str, ...], expiries: tuple[int, ...], amounts: Sequence[int],
+                   ) -> list[int]:
+        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(keys, []).append((amounts, future))
+        if keys not in self._sending:
+            self._sending[keys] = asyncio.create_task(self._send(keys, expiries))
         return await future
 
-    async def _send(self, key: str, expiry: int) -> None:
+    async def _send(self, keys: tuple[str, ...], expiries: tuple[int, ...]) -> None:
         try:
-            while batch := self._waiting.pop(key, None):
-                total = sum(amount for amount, _ in batch)
+            while batch := self._waiting.pop(keys, None):
+                totals = [sum(amounts[i] for amounts, _ in batch) for i in range(len(keys))]
                 try:
-                    counter = await self.storage.incr(key, expiry, amount=total)
+                    counters = await self.counts(keys, expiries, totals)
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                value = counter - total
-                for amount, future in batch:
-                    value += amount
+                values = [counter - total for counter, total in zip(counters, totals, strict=True)]
+                for amounts, future in batch:
+                    values = [value + amount for value, amount in zip(values, amounts, strict=True)]
                     if not future.done():  # a caller that left (cancelled) still counted
-                        future.set_result(value)
+                        future.set_result(values)
         finally:
-            del self._sending[key]
+            del self._sending[keys]
+
+
+@dataclass(frozen=True, slots=True)
+class _Counters:
+    """A caller's counters: its hashed name, the budgets it spends, their keys and expiries."""
+
+    key: str
+    budgets: list[tuple[RateLimitItem, str]]
+    stored: tuple[str, ...]
+    expiries: tuple[int, ...]
 
 
 class RateLimits:
@@ -98,23 +159,25 @@ class RateLimits:
         self.requests = _budget("rate_limit_requests", settings.rate_limit_requests)
         self.cost = _budget("rate_limit_cost", settings.rate_limit_cost)
         self.limiter = FixedWindowRateLimiter(storage_of(settings))
-        storage = self.limiter.storage
+        url = _redis_url(settings)
         # memory answers at once: coalescing would only add its task and futures
-        self._count = storage.incr if isinstance(storage, MemoryStorage) else Coalescer(storage).incr
+        self._count = (Coalescer(redis_counts(url, _prefix(settings))).incr if url
+                       else memory_counts(self.limiter.storage))
         self._warned = 0.0
-        # each caller's counters: (budget, key in the storage, its name for Retry-After's
-        # look-up), worked out once per caller, not per request
-        self._keys: dict[str, list[tuple[RateLimitItem, str, str]]] = {}
+        # each caller's counters, worked out once per caller, not per request
+        self._keys: dict[str, _Counters] = {}
 
-    def _counters(self, caller: str) -> list[tuple[RateLimitItem, str, str]]:
+    def _counters(self, caller: str) -> _Counters:
         found = self._keys.get(caller)
         if found is None:
             if len(self._keys) >= _CALLERS_KEPT:
                 self._keys.clear()
             key = hashlib.blake2b(caller.encode(), digest_size=12).hexdigest()  # no subject in Redis
-            found = self._keys[caller] = [
-                (budget, budget.key_for(what, key), key) for budget, what in (
-                    (self.requests, "requests"), (self.cost, "cost")) if budget is not None]
+            budgets = [(budget, what) for budget, what in (
+                (self.requests, "requests"), (self.cost, "cost")) if budget is not None]
+            found = self._keys[caller] = _Counters(
+                key, budgets, tuple(budget.key_for(what, key) for budget, what in budgets),
+                tuple(budget.get_expiry() for budget, _ in budgets))
         return found
 
     @classmethod
@@ -126,14 +189,12 @@ class RateLimits:
     async def charge(self, caller: str, cost: int) -> None:
         """Counts one request of `cost` for `caller`; RATE_LIMITED once a budget is spent."""
         try:
-            for budget, stored, key in self._counters(caller):  # as FixedWindowRateLimiter.hit
-                what = "requests" if budget is self.requests else "cost"
-                spent = 1 if what == "requests" else cost
-                if spent <= 0:
-                    continue
-                counter = await self._count(stored, budget.get_expiry(), spent)
-                if counter > budget.amount:
-                    stats = await self.limiter.get_window_stats(budget, what, key)
+            counters = self._counters(caller)  # as FixedWindowRateLimiter.hit, all at once
+            spent = [1 if what == "requests" else max(cost, 0) for _, what in counters.budgets]
+            values = await self._count(counters.stored, counters.expiries, spent)
+            for (budget, what), amount, value in zip(counters.budgets, spent, values, strict=True):
+                if amount and value > budget.amount:
+                    stats = await self.limiter.get_window_stats(budget, what, counters.key)
                     wait = max(1, math.ceil(stats.reset_time - time.time()))
                     raise RateLimited(f"too many {'requests' if what == 'requests' else 'fields'}: "
                                       f"the budget is {budget}; try again in {wait} s", wait)
