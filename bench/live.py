@@ -16,7 +16,9 @@ The floor is a bare asyncpg connection LISTENing on the same channel in the same
 event loop: the NOTIFY itself, with no read of the log, no GraphQL and no WebSocket. The
 doorbell carries no position, so an event's floor is the first NOTIFY to arrive after its
 append was sent. Latency runs from the moment the writer sends the append (one autocommit
-statement) to the moment a client has parsed the message.
+statement) to the moment a client has parsed the message. The writers run in a child process
+of their own (perf_counter is one clock across processes), so that the clients, which share
+this process's event loop with the floor, do not slow the appends down.
 Memory per subscriber is the servers' RSS growth divided by N; CPU is the servers' share of
 one core while writing, and their CPU time per delivered event (CPU seconds over deliveries,
 in microseconds); `load` is the machine's 1-minute load average after the row (other work on
@@ -41,8 +43,10 @@ import argparse
 import asyncio
 import bisect
 import collections
+import concurrent.futures
 import contextlib
 import json
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -188,11 +192,52 @@ async def _doorbell(pool: asyncpg.Pool, on: bool) -> None:
                        % ("enable" if on else "disable"))
 
 
-async def _appends_per_second(pool: asyncpg.Pool, orders: list[uuid.UUID], writers: int,
+Sent = dict[uuid.UUID, tuple[float, int, uuid.UUID]]
+
+
+def _write_in_child(url: str, orders: list[uuid.UUID], writers: int, rate: float,
+                    seconds: float) -> tuple[Sent, float]:
+    """The writing, in a process of its own: the subscribers' clients must not slow it down by
+    sharing its event loop. perf_counter is CLOCK_MONOTONIC, the same clock in every process."""
+    async def run() -> tuple[Sent, float]:
+        pool = await create_pool(url, min_size=max(writers, 1), max_size=max(writers, 8))
+        try:
+            started = time.perf_counter()
+            sent = (await _flat_out(pool, orders, writers, seconds) if writers
+                    else await _write(pool, orders, rate, seconds))
+            return sent, time.perf_counter() - started
+        finally:
+            await pool.close()
+
+    return asyncio.run(run())
+
+
+def _unpin() -> None:
+    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
+class Writer:
+    """Runs each writing phase in one child process kept for the whole run."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.executor = concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_unpin)
+
+    async def run(self, orders: list[uuid.UUID], writers: int, rate: float, seconds: float,
+                  ) -> tuple[Sent, float]:
+        """What was appended (when each was sent, its position, its order), and for how long."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self.executor, _write_in_child, self.url, orders, writers, rate, seconds)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+
+
+async def _appends_per_second(writer: Writer, orders: list[uuid.UUID], writers: int,
                               seconds: float) -> float:
-    started = time.perf_counter()
-    sent = await _flat_out(pool, orders, writers, seconds)
-    return len(sent) / (time.perf_counter() - started)
+    sent, elapsed = await writer.run(orders, writers, 0.0, seconds)
+    return len(sent) / elapsed
 
 
 @dataclass
@@ -238,20 +283,17 @@ async def _connect(count: int, orders: list[uuid.UUID], bases: list[str],
     return clients, seen, follows
 
 
-async def _measure(count: int, writers: int, orders: list[uuid.UUID], pool: asyncpg.Pool,
+async def _measure(count: int, writers: int, orders: list[uuid.UUID], writer: Writer,
                    https: list[httpx.AsyncClient], servers: list[psutil.Process],
                    args: argparse.Namespace, floor: list[float], seen: list[list[tuple[str, float]]],
                    follows: list) -> Phase:
     """One row: the paced writer (writers=0) or `writers` flat out, clients already connected."""
     for s in seen:
         s.clear()
-    await _write(pool, orders, args.rate, 1.0)  # warm-up, not measured
+    await writer.run(orders, 0, args.rate, 1.0)  # warm-up, not measured
     work_before = [await _total(https, name) for name in DOORBELL_WORK]
     cpu_before, wall_before = [p.cpu_times() for p in servers], time.perf_counter()
-    if writers:
-        sent = await _flat_out(pool, orders, writers, args.seconds)
-    else:
-        sent = await _write(pool, orders, args.rate, args.seconds)
+    sent, _ = await writer.run(orders, writers, args.rate, args.seconds)
     cpu_after, wall_after = [p.cpu_times() for p in servers], time.perf_counter()
     work_after = [await _total(https, name) for name in DOORBELL_WORK]
     wall = wall_after - wall_before
@@ -281,7 +323,7 @@ async def _measure(count: int, writers: int, orders: list[uuid.UUID], pool: asyn
                  floor_latency, cpu_seconds / wall * 100, 0.0, cpu_seconds, reads, checks)
 
 
-async def _subscribers_round(count: int, orders: list[uuid.UUID], pool: asyncpg.Pool,
+async def _subscribers_round(count: int, orders: list[uuid.UUID], writer: Writer,
                              bases: list[str], servers: list[psutil.Process],
                              args: argparse.Namespace, floor: list[float],
                              ) -> tuple[list[Phase], dict[int, float]]:
@@ -294,11 +336,11 @@ async def _subscribers_round(count: int, orders: list[uuid.UUID], pool: asyncpg.
         memory = (sum(p.memory_info().rss for p in servers) - rss_before) / count
         phases = []
         for writers in args.writers:
-            phase = await _measure(count, writers, orders, pool, https, servers, args, floor, seen,
+            phase = await _measure(count, writers, orders, writer, https, servers, args, floor, seen,
                                    follows)
             phase.memory = memory
             phases.append(phase)
-        throughput = {w: await _appends_per_second(pool, orders, w, args.seconds)
+        throughput = {w: await _appends_per_second(writer, orders, w, args.seconds)
                       for w in args.throughput}
         for task in clients:
             task.cancel()
@@ -340,8 +382,9 @@ def _summary(p: Phase) -> dict[str, float]:
 
 async def main(server_url: str, args: argparse.Namespace) -> list[dict[str, float]]:
     async with fresh_database(server_url) as url:
-        pool = await create_pool(url, min_size=8, max_size=max(8, *args.writers, *args.throughput))
+        pool = await create_pool(url, min_size=2, max_size=8)
         orders = await place_orders(pool, BOARD)
+        writer = Writer(url)
         ports = [_free_port() for _ in range(args.servers)]
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         procs = [_start_server(url, port, 0 if args.pin else None) for port in ports]
@@ -371,10 +414,12 @@ async def main(server_url: str, args: argparse.Namespace) -> list[dict[str, floa
             summaries, throughputs = [], []
             for _ in range(args.rounds):
                 for count in args.subscribers:
-                    off_before = {w: await _quiet_rate(pool, orders, w, args) for w in args.throughput}
-                    phases, on = await _subscribers_round(count, orders, pool, bases, servers, args,
+                    off_before = {w: await _quiet_rate(pool, writer, orders, w, args)
+                                  for w in args.throughput}
+                    phases, on = await _subscribers_round(count, orders, writer, bases, servers, args,
                                                           floor)
-                    off_after = {w: await _quiet_rate(pool, orders, w, args) for w in args.throughput}
+                    off_after = {w: await _quiet_rate(pool, writer, orders, w, args)
+                                 for w in args.throughput}
                     for p in phases:
                         print(_row(p), flush=True)
                         summaries.append(_summary(p))
@@ -397,15 +442,16 @@ async def main(server_url: str, args: argparse.Namespace) -> list[dict[str, floa
                 proc.terminate()
             for proc in procs:
                 proc.wait(30)
+            writer.close()
             await pool.close()
 
 
-async def _quiet_rate(pool: asyncpg.Pool, orders: list[uuid.UUID], writers: int,
+async def _quiet_rate(pool: asyncpg.Pool, writer: Writer, orders: list[uuid.UUID], writers: int,
                       args: argparse.Namespace) -> float:
     """Appends/s with the doorbell off and nobody subscribed."""
     await _doorbell(pool, False)
     try:
-        return await _appends_per_second(pool, orders, writers, args.seconds)
+        return await _appends_per_second(writer, orders, writers, args.seconds)
     finally:
         await _doorbell(pool, True)
 
