@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, MutableMapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from opentelemetry import trace
@@ -173,3 +174,14 @@ def log_fields(logger: Any, method: str, event: dict[str, Any]) -> dict[str, Any
             event.setdefault("trace_id", f"{context.trace_id:032x}")
             event.setdefault("span_id", f"{context.span_id:016x}")
     return event
+
+
+def continuing(name: str, stored: str | None, kind: SpanKind = SpanKind.PRODUCER,
+               links: list[Link] | None = None, **attributes: Any) -> AbstractContextManager[Any]:
+    """A span continuing the trace of a stored traceparent (an event's appending request),
+    current while it lasts; a null context when tracing is off."""
+    if TRACER is None:
+        return nullcontext()
+    return TRACER.start_as_current_span(
+        name, context=context_of(stored), kind=kind, links=links,
+        attributes={k.replace("__", "."): v for k, v in attributes.items() if v is not None})

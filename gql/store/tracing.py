@@ -2,10 +2,11 @@
 
 asyncpg's query logger reports each statement once it ran (text, duration, error), in the
 context of the code that sent it, so the span is the child of the span current there (the
-request's, the relay's). It is added to a connection only when tracing is on: a server
-without tracing runs asyncpg's path without any logger. The span carries the statement's
-name (the constant it is in gql/store, e.g. `LIST_EVENTS`), never its parameters; compiled
-statements (gql/schema/plans.py) are named `compiled`.
+request's, the relay's); a statement sent outside any span is not reported. It is
+added to a connection only when tracing is on: a server without tracing runs asyncpg's
+path without any logger. The span carries the statement's name (the constant it is in
+gql/store, e.g. `LIST_EVENTS`), never its parameters; compiled statements (gql/schema/plans.py)
+are named `compiled`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import time
 
 import asyncpg
+from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from gql import traces
@@ -38,8 +40,8 @@ def statement_name(query: str) -> str:
 
 def _record(query: asyncpg.connection.LoggedQuery) -> None:
     tracer = traces.TRACER
-    if tracer is None:
-        return
+    if tracer is None or not trace.get_current_span().get_span_context().is_valid:
+        return  # a statement outside any span (a background poll) starts no trace of its own
     end = time.time_ns()
     span = tracer.start_span(
         f"sql {statement_name(query.query)}", kind=SpanKind.CLIENT,
