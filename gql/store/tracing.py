@@ -43,10 +43,9 @@ def _record(query: asyncpg.connection.LoggedQuery) -> None:
     if tracer is None or not trace.get_current_span().get_span_context().is_valid:
         return  # a statement outside any span (a background poll) starts no trace of its own
     end = time.time_ns()
-    span = tracer.start_span(
-        f"sql {statement_name(query.query)}", kind=SpanKind.CLIENT,
-        start_time=end - int(query.elapsed * 1e9),
-        attributes={"db.system.name": "postgresql", "db.query.summary": statement_name(query.query)})
+    name = statement_name(query.query)
+    span = tracer.start_span(f"sql {name}", kind=SpanKind.CLIENT, start_time=end - int(query.elapsed * 1e9),
+                             attributes={"db.system.name": "postgresql", "db.query.summary": name})
     if query.exception is not None:
         span.set_status(Status(StatusCode.ERROR, type(query.exception).__name__))
     span.end(end_time=end)
