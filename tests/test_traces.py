@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
+import structlog
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -25,11 +28,13 @@ from opentelemetry.trace import SpanKind
 from gql import traces
 from gql.config import Settings
 from gql.errors import ConfigurationError
+from gql.logs import configure_logging
 from gql.outbound.consumer import ConsumerRunner
 from gql.outbound.webhooks import Retry, WebhookSink
 from gql.store.connection import APP_ROLE, as_role, create_pool
 from tests.conftest import LiveServer, seeded_server
 from tests.graphql import data
+from tests.test_logs import _restore
 from tests.test_relay_webhooks import SECRET, Receiver
 from tests.ws import STATUS_CHANGED, client, eventually, until_subscribed
 
@@ -235,3 +240,22 @@ def test_tracing_is_off_unless_an_exporter_is_named() -> None:
         with pytest.raises(ConfigurationError, match=name):
             traces.wanted({"OTEL_TRACES_EXPORTER": "otlp", name: value})
     assert Settings(database_url="postgresql://x/y")  # tracing is no ORDERGRAPH_* setting
+
+
+def test_log_lines_carry_the_trace_inside_a_span(spans: InMemorySpanExporter,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(Settings(database_url="", log_format="json"))
+    try:
+        logging.getLogger("ordergraph.test").warning("outside")
+        assert traces.TRACER is not None
+        with traces.TRACER.start_as_current_span("inside") as span:
+            logging.getLogger("ordergraph.test").warning("inside")
+            structlog.get_logger("ordergraph.test").warning("inside, structlog")
+        lines = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    finally:
+        _restore()
+    context = span.get_span_context()
+    assert [(line["event"], line.get("trace_id"), line.get("span_id")) for line in lines] == [
+        ("outside", None, None),
+        ("inside", f"{context.trace_id:032x}", f"{context.span_id:016x}"),
+        ("inside, structlog", f"{context.trace_id:032x}", f"{context.span_id:016x}")]
