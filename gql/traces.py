@@ -109,10 +109,11 @@ def uninstall() -> None:
     TRACER, _installed = None, None
 
 
-def shutdown() -> None:
-    """Exports what is buffered before the process ends."""
+def shutdown(timeout: float = 2.0) -> None:
+    """Exports what is buffered before the process ends, waiting at most `timeout` seconds
+    (a collector that is away must not hold the shutdown)."""
     if _installed is not None:
-        _installed.force_flush()
+        _installed.force_flush(int(timeout * 1000))
 
 
 # --- W3C trace context, in and out -------------------------------------------------------

@@ -90,6 +90,7 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
             await app.state.replicas.stop()
             if owned:
                 await app.state.pool.close()
+            traces.shutdown()  # the spans still buffered, exported before the process ends
 
     def context(request: Request, reads: Pool) -> Context:
         """An operation's context: it reads from `reads` (a replica's pool, or the primary's)
