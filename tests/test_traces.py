@@ -28,8 +28,10 @@ from opentelemetry.trace import SpanKind
 from gql import traces
 from gql.config import Settings
 from gql.errors import ConfigurationError
+from gql.events import Position
 from gql.logs import configure_logging
-from gql.outbound.consumer import ConsumerRunner
+from gql.outbound import jetstream
+from gql.outbound.consumer import ConsumerRunner, OutEvent
 from gql.outbound.webhooks import Retry, WebhookSink
 from gql.store.connection import APP_ROLE, as_role, create_pool
 from tests.conftest import LiveServer, seeded_server
@@ -107,6 +109,7 @@ async def test_reads_have_request_and_sql_spans_and_continue_the_callers_trace(
         assert span.attributes is not None
         assert span.attributes["http.response.status_code"] == 200
         assert span.attributes["graphql.operation.type"] == "query"
+        assert span.attributes["http.route"] == "/graphql"
         sql = children(spans, span)
         assert sql and all(s.name.startswith("sql ") and s.kind == SpanKind.CLIENT for s in sql)
         assert all(hex_trace(s) == hex_trace(span) for s in sql)
@@ -169,6 +172,9 @@ async def test_appends_keep_their_trace_and_deliveries_continue_it(
         assert hex_trace(delivered[0]) == hex_trace(request)
         assert delivered[0].parent is not None and delivered[0].parent.span_id == request.context.span_id
         assert [f"{link.context.trace_id:032x}" for link in delivered[0].links] == [upgrade_trace]
+    # the hub's reads of the log, each with its statement inside
+    reads = [s for s in spans.get_finished_spans() if s.name == "live read_log"]
+    assert reads and any("sql READ_LOG" in {c.name for c in children(spans, r)} for r in reads)
     sockets = [s for s in spans.get_finished_spans() if s.name == "WS /graphql"]
     assert [hex_trace(s) for s in sockets] == [upgrade_trace]
     assert [(s.attributes or {}).get("graphql.executor") for s in requests(spans, "Ev")] == [
@@ -259,3 +265,15 @@ def test_log_lines_carry_the_trace_inside_a_span(spans: InMemorySpanExporter,
         ("outside", None, None),
         ("inside", f"{context.trace_id:032x}", f"{context.span_id:016x}"),
         ("inside, structlog", f"{context.trace_id:032x}", f"{context.span_id:016x}")]
+
+
+def test_a_nats_message_carries_the_publishing_spans_traceparent(spans: InMemorySpanExporter) -> None:
+    event = OutEvent(Position(1, 2), uuid.uuid4(), uuid.uuid4(), 1, "OrderPlaced", None, None, b"{}",
+                     f"00-{CALLER_TRACE}-{CALLER_SPAN}-01")
+    assert "traceparent" not in jetstream.headers(event)  # outside a span: nothing to continue
+    with traces.continuing("publish ORDERS", event.trace_parent) as span:
+        found = jetstream.headers(event)
+    context = span.get_span_context()
+    assert f"{context.trace_id:032x}" == CALLER_TRACE  # the appending request's trace, continued
+    assert found["traceparent"] == f"00-{CALLER_TRACE}-{context.span_id:016x}-01"
+    assert found["Nats-Msg-Id"] == str(event.event_id)

@@ -59,7 +59,7 @@ class Traced:
         parent = traces.context_of_headers(scope["headers"])
         with tracer.start_as_current_span(
                 f"{method} {path}", context=parent, kind=SpanKind.SERVER,
-                attributes={"http.request.method": method, "url.path": path}) as span:
+                attributes={"http.request.method": method, "url.path": path, "http.route": path}) as span:
             scope[SPAN] = span
 
             async def sending(message: Message) -> None:
