@@ -11,8 +11,8 @@ migrated; "off" runs this code without any OTEL_* variable (no provider, no span
 it with OTEL_TRACES_EXPORTER=otlp, OTEL_TRACES_SAMPLER=always_on and the OTLP/HTTP exporter
 sending every batch to a discarding endpoint on loopback (this process answers 200 to each
 POST and drops the body): every request, SQL statement and append makes and exports its
-spans, only the collector is free. "off" and "on" share a database, loaded the same way as
-"before"'s. Cells alternate within every round, each round starting one cell later; the
+spans, only the collector is free. Each server has its own database, loaded alike (W1's
+appends grow each one as much). Cells alternate within every round, each round starting one cell later; the
 table gives the best round per cell. Goals: off / before ≥ 0.97, on / off ≥ 0.8.
 """
 
@@ -169,7 +169,8 @@ async def prepare(server: str, args: argparse.Namespace, work: Path) -> None:
     rev = before_rev(args.before)
     before = extract(rev, work / "before")
     dataset = data.generate(args.orders, args.seed)
-    async with fresh_database(server) as url, empty_database(server) as old:
+    async with (fresh_database(server) as url, fresh_database(server) as traced,
+                empty_database(server) as old):
         migrated = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "gql", "migrate", "--database-url", old, cwd=before,
             stdout=asyncio.subprocess.DEVNULL)
@@ -177,10 +178,8 @@ async def prepare(server: str, args: argparse.Namespace, work: Path) -> None:
             raise SystemExit(f"`ordergraph migrate` of {rev} failed")
         await load(old, dataset, work, "before")
         await load(url, dataset, work, "off")
-        for workload in WORKLOADS:  # "on" sends the same bodies as "off"
-            (work / f"traces-on-{workload}.txt").write_text(
-                (work / f"traces-off-{workload}.txt").read_text())
-        urls = {"before": old, "off": url, "on": url}
+        await load(traced, dataset, work, "on")
+        urls = {"before": old, "off": url, "on": traced}
         results = await asyncio.to_thread(run, args, urls, work, before)
     header = (f"# traces, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; {args.orders:,} orders; "
               f"{machine()}\n# ordergraph {_git()} (before: {rev[:10]}); wrk -c{args.concurrency}, "
