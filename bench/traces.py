@@ -44,7 +44,10 @@ ROOT = BENCH.parent
 GOALS = {"off": ("before", 0.97), "on": ("off", 0.8)}  # server: (its baseline, ratio)
 SERVERS = ("before", "off", "on")
 WORKLOADS = ("Q1", "W1")
-CELLS = tuple((workload, server) for workload in WORKLOADS for server in SERVERS)
+
+
+def cells(workloads: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple((workload, server) for workload in workloads for server in SERVERS)
 
 
 def before_rev(given: str | None) -> str:
@@ -114,9 +117,10 @@ def run(args: argparse.Namespace, urls: dict[str, str], work: Path, before: Path
         try:
             for server in running.values():
                 server.start()
+            order = cells(args.workloads)
             for round_ in range(1, args.rounds + 1):
-                turn = (round_ - 1) % len(CELLS)
-                for workload, name in CELLS[turn:] + CELLS[:turn]:
+                turn = (round_ - 1) % len(order)
+                for workload, name in order[turn:] + order[:turn]:
                     server, path = running[name], work / f"traces-{name}-{workload}.txt"
                     if args.warmup:
                         wrk(server.url, path, concurrency=args.concurrency, seconds=args.warmup,
@@ -134,14 +138,14 @@ def run(args: argparse.Namespace, urls: dict[str, str], work: Path, before: Path
     return results
 
 
-def table(results: list[dict[str, Any]], smoke: bool) -> str:
+def table(results: list[dict[str, Any]], smoke: bool, workloads: tuple[str, ...]) -> str:
     best: dict[tuple[str, str], dict[str, Any]] = {}
     for r in results:
         key = (r["workload"], r["server"])
         if key not in best or r["rps"] > best[key]["rps"]:
             best[key] = r
     rows = []
-    for workload, name in CELLS:
+    for workload, name in cells(workloads):
         found = best[workload, name]
         ratio, goal = "(baseline)", "—"
         if name in GOALS:
@@ -187,7 +191,7 @@ async def prepare(server: str, args: argparse.Namespace, work: Path) -> None:
               f"round per cell; servers on cpu {args.server_cpu}, wrk on cpu {args.loadgen_cpu}; "
               "on: 100 % sampled, OTLP/HTTP to a discarding endpoint"
               + (f"\n# {SMOKE}" if args.smoke else ""))
-    text = table(results, args.smoke)
+    text = table(results, args.smoke, args.workloads)
     print(f"\n{header}\n\n{text}")
     write_report(Path(args.out), "traces", f"{header}\n\n{text}\n")
     failed = sum(r["bad"] for r in results)
@@ -205,12 +209,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--pool", type=int, default=10)
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="Q1,W1 (default: both)")
     parser.add_argument("--before", help="the commit measured as 'before' (default: merge-base with main)")
     parser.add_argument("--out", help="default bench/out, bench/out/smoke with --smoke")
     parser.add_argument("--smoke", action="store_true",
                         help="200 orders, 1 s cells, 1 round: checks, measures nothing")
     args = parser.parse_args()
     smoke = args.smoke
+    args.workloads = tuple(w for w in args.workloads.split(",") if w)
+    if not args.workloads or set(args.workloads) - set(WORKLOADS):
+        parser.error(f"--workloads takes {', '.join(WORKLOADS)}")
     args.orders = args.orders or (200 if smoke else 5_000)
     args.seconds = args.seconds or (1.0 if smoke else 10.0)
     args.warmup = args.warmup if args.warmup is not None else (0.0 if smoke else 2.0)
