@@ -343,8 +343,9 @@ class LiveHub:
                     async for delivery in events:
                         yield delivery
                 else:
-                    async for delivery in traced_deliveries(events):
-                        yield delivery
+                    async with contextlib.aclosing(traced_deliveries(events)) as traced:
+                        async for delivery in traced:
+                            yield delivery
 
     async def _follow(self, event_filter: EventFilter, after: Position | None,
                       selection: Selection | None) -> AsyncIterator[Delivery]:
