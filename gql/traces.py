@@ -21,7 +21,9 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import DefaultGetter
-from opentelemetry.trace import Link, Span, SpanKind, Tracer
+from opentelemetry.trace import Link as Link  # re-exported: callers name spans' links and kinds here
+from opentelemetry.trace import SpanKind as SpanKind
+from opentelemetry.trace import Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from gql.errors import ConfigurationError
@@ -34,8 +36,6 @@ _SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on",
 _EXPORTERS = ("otlp", "console", "none")
 _TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 _installed: Any = None  # the SDK provider this module installed, shut down by `uninstall`
-
-__all__ = ["Link", "Span", "SpanKind"]
 
 
 def wanted(environ: Mapping[str, str]) -> str | None:
@@ -69,7 +69,8 @@ def wanted(environ: Mapping[str, str]) -> str | None:
 
 def start(environ: Mapping[str, str] | None = None) -> bool:
     """Installs the SDK's provider with the exporter the environment names (once per
-    process); True when tracing is on."""
+    process); True when tracing is on. The exporter reads its own `OTEL_EXPORTER_OTLP_*`
+    variables from the process's environment."""
     if TRACER is not None:
         return True
     exporter = wanted(os.environ if environ is None else environ)
