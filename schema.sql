@@ -242,6 +242,10 @@ create table if not exists order_events (
     -- the order's status after this event, as og_evolve folded it when it was appended (set
     -- by the append trigger; a value given by a writer is overwritten)
     status          text not null constraint order_events_status_fkey references order_statuses,
+    -- the W3C traceparent of the span that appended the event (null when not traced):
+    -- relays and live deliveries continue that trace (gql/traces.py)
+    trace_parent    text constraint order_events_trace_parent_valid
+        check (trace_parent ~ '^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$'),
     constraint order_events_stream_version_key unique (order_id, stream_version)
 );
 -- business time within a sane range: no year 0001, nothing past 9999
@@ -888,7 +892,7 @@ create or replace function og_append(
     p_expected_version bigint, p_occurred_at timestamptz, p_correlation_id uuid,
     p_causation_id uuid, p_actor_type text, p_actor_id text, p_schema_version int,
     p_role text default null, p_scope text default null, p_customer uuid default null,
-    p_subject text default null,
+    p_subject text default null, p_trace_parent text default null,
     out deduplicated boolean, out event order_events, out current orders_current)
 language plpgsql security definer set search_path from current as $$
 declare
@@ -966,6 +970,7 @@ begin
     event.actor_type := p_actor_type;
     event.actor_id := p_actor_id;
     event.payload := p_payload;
+    event.trace_parent := p_trace_parent;
     event.schema_version := coalesce(p_schema_version, (select v.schema_version
                                      from event_schema_versions v where v.event_type = p_event_type), 1);
     folded := og_record(cur, og_owned(cur, event));

@@ -25,6 +25,9 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterator, Sequenc
 from dataclasses import dataclass
 from typing import Protocol
 
+from opentelemetry import trace
+
+from gql import traces
 from gql.config import Settings
 from gql.errors import SubscriptionOverflow, TooManySubscriptions
 from gql.events import EventType, OrderStatus, Position
@@ -78,6 +81,21 @@ class Delivery:
 
     row: Row
     data: str | None = None
+
+
+async def traced_deliveries(events: AsyncIterator[Delivery]) -> AsyncIterator[Delivery]:
+    """Each delivery in a span of the appending request's trace (the event's stored
+    traceparent), linked to the subscription's own span (its WebSocket's or SSE request's);
+    the span lasts until the subscriber has sent it."""
+    subscription = trace.get_current_span().get_span_context()
+    links = [traces.Link(subscription)] if subscription.is_valid else None
+    async for delivery in events:
+        row = delivery.row
+        with traces.continuing("live deliver", row["trace_parent"], traces.SpanKind.CONSUMER,
+                               links, ordergraph__event__id=str(row["event_id"]),
+                               ordergraph__event__type=row["event_type"],
+                               ordergraph__executor="resolvers" if delivery.data is None else "compiled"):
+            yield delivery
 
 
 @dataclass(frozen=True)
@@ -205,7 +223,11 @@ class LiveHub:
                 self._stale, retry = True, 0.0
                 continue
             try:
-                held = await self._read()
+                if traces.TRACER is None:
+                    held = await self._read()
+                else:  # one span per read of the log, its statements inside
+                    with traces.TRACER.start_as_current_span("live read_log"):
+                        held = await self._read()
             except Exception as exc:  # a failure must not stop every subscription of the process
                 if is_outage(exc):  # the next doorbell or poll reads again from the head
                     self.health.failed(exc)
@@ -318,8 +340,13 @@ class LiveHub:
                 self.head = max(self.head, await reads.last_safe_position(self.pool))
                 self._stale = False
             async with contextlib.aclosing(self._follow(event_filter, after, selection)) as events:
-                async for delivery in events:
-                    yield delivery
+                if traces.TRACER is None:
+                    async for delivery in events:
+                        yield delivery
+                else:
+                    async with contextlib.aclosing(traced_deliveries(events)) as traced:
+                        async for delivery in traced:
+                            yield delivery
 
     async def _follow(self, event_filter: EventFilter, after: Position | None,
                       selection: Selection | None) -> AsyncIterator[Delivery]:

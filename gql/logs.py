@@ -3,7 +3,8 @@
 Every logger of the process writes through one structlog formatter, ordergraph's own
 (`logging.getLogger("ordergraph…")`), uvicorn's and the libraries' alike, so a log shipper
 reads one format. Lines carry the request id of the request they belong to (bound by
-gql/http/requestlog.py). Nothing personal or secret reaches a line: e-mail addresses and
+gql/http/requestlog.py), and the trace and span ids when a span is active. Nothing personal
+or secret reaches a line: e-mail addresses and
 anything shaped like a JWT are replaced in every value, whatever logged it.
 """
 
@@ -18,6 +19,7 @@ import orjson
 import structlog
 from structlog.types import EventDict, Processor
 
+from gql import traces
 from gql.config import Settings
 
 _EMAIL = re.compile(r"[\w.+%-]+@[\w-]+(?:\.[\w-]+)+")
@@ -60,6 +62,7 @@ def configure_logging(settings: Settings) -> None:
     level = getattr(logging, settings.log_level.upper())
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
+        traces.log_fields,  # trace_id and span_id inside a span (nothing when tracing is off)
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -10,6 +10,7 @@ from typing import Any
 import uvicorn
 from rich.console import Console
 
+from gql import traces
 from gql.config import Settings, settings_from_env
 from gql.database import database_url as resolve_database
 from gql.database import default_data_dir, ensure_data_dir
@@ -114,6 +115,7 @@ def serve(*, host: str, port: int, database_url: str | None, demo: bool, workers
     if database_url:
         target(database_url)  # one clear line for a URL that names no database
     settings = settings_from_env("")  # a bad ORDERGRAPH_* value fails before anything starts
+    traces.wanted(os.environ)  # a bad OTEL_* value too
     mode = access_mode(settings, host)
     control = controls(settings)  # a bad document or budget: one line, now
     ensure_descriptors(settings)

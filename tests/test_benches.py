@@ -151,6 +151,14 @@ def test_bench_fleet_smoke() -> None:
     assert token[1][7] == "0"  # with the token, never stale
 
 
+def test_bench_traces_smoke() -> None:
+    """Q1 and W1 before traces, with tracing off, and on (exported to a discarding endpoint)."""
+    rows = table(smoke("traces"), "| workload | tracing | req/s | p50 ms | p99 ms | bad | ratio | goal |")
+    assert [(r[0], r[1]) for r in rows] == [(w, t) for w in ("Q1", "W1") for t in ("before", "off", "on")]
+    assert all(r[5] == "0" for r in rows)  # nothing failed
+    assert all("not judged (smoke)" in r[7] for r in rows if r[1] != "before")
+
+
 def test_bench_control_smoke() -> None:
     """Q1 as text and by trusted document id; rate limits off, in memory and in Redis."""
     rows = table(smoke("control"), "| cell | req/s | p50 ms | p99 ms | bad | / its baseline | goal |")

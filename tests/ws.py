@@ -77,10 +77,12 @@ class Client:
 
 @contextlib.asynccontextmanager
 async def client(url: str, protocol: str = TRANSPORT,
-                 payload: dict[str, Any] | None = None) -> AsyncIterator[Client]:
-    """A connection acknowledged after `connection_init` with `payload` (e.g. a token)."""
+                 payload: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> AsyncIterator[Client]:
+    """A connection acknowledged after `connection_init` with `payload` (e.g. a token);
+    `headers` go with the upgrade request."""
     async with connect(url, subprotocols=[protocol], open_timeout=WAIT,  # type: ignore[list-item]
-                       close_timeout=2, max_size=None) as ws:
+                       close_timeout=2, max_size=None, additional_headers=headers) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": payload or {}}))
         async with asyncio.timeout(WAIT):
             while (msg := json.loads(await ws.recv()))["type"] != "connection_ack":

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import ASGIApp
 
+from gql import traces
 from gql.config import Settings, settings_from_env
 from gql.demo import run_demo
 from gql.http import health, pages
@@ -24,6 +25,7 @@ from gql.http.graphql import CompiledFront, graphql_endpoint
 from gql.http.guard import SiteGuard
 from gql.http.requestlog import RequestLog
 from gql.http.sse import EventStreams
+from gql.http.tracing import Traced
 from gql.http.websocket import WebSocketEndpoint
 from gql.live import LiveHub, quiet_gc
 from gql.logs import configure_logging
@@ -88,6 +90,7 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
             await app.state.replicas.stop()
             if owned:
                 await app.state.pool.close()
+            traces.shutdown()  # the spans still buffered, exported before the process ends
 
     def context(request: Request, reads: Pool) -> Context:
         """An operation's context: it reads from `reads` (a replica's pool, or the primary's)
@@ -133,6 +136,8 @@ def create_app(settings: Settings, pool: Pool | None = None) -> ASGIApp:
     served = SiteGuard(served, settings)  # allowed Host and browser Origin, or 421 / 403
     if settings.log_requests:  # one line per request, whoever answered it
         served = RequestLog(served)
+    if traces.start():  # a span per request, outermost: whoever answers it (OTEL_* settings)
+        served = Traced(served)
     return served
 
 

@@ -49,6 +49,7 @@ from gql.http.positions import (
     written,
 )
 from gql.http.requestlog import note, note_errors, note_operation
+from gql.http.tracing import annotate, annotate_operation
 from gql.identity import Identity
 from gql.metrics import COMPILED, REQUESTS
 from gql.schema import appends
@@ -295,10 +296,14 @@ class CompiledFront:
             return None
         identity = scope.get(IDENTITY, NOBODY)
         note_operation(scope, params[0], params[2])
+        annotate_operation(scope, params[0], params[2])
         await self.state.gate.admit(*params, identity, client_of(scope))
         scope[ADMITTED] = True
-        return await answer_compiled(self.fast, self.state, params, mutations=True,
-                                     identity=identity, token=token)
+        answer = await answer_compiled(self.fast, self.state, params, mutations=True,
+                                       identity=identity, token=token)
+        if answer is not None:
+            annotate(scope, graphql__executor="compiled")
+        return answer
 
 
 async def _send_json(send: Send, status: int, media_type: str, body: bytes,
@@ -391,6 +396,7 @@ def graphql_endpoint(
             params = await read_params(request, settings, gate.documents)
             token = token_of(request.headers.get(POSITION_HEADER))
             note_operation(request.scope, params[0], params[2])
+            annotate_operation(request.scope, params[0], params[2])
             if not request.scope.get(ADMITTED):
                 await gate.admit(*params, request.scope.get(IDENTITY, NOBODY),
                                  client_of(request.scope))
@@ -420,6 +426,7 @@ def graphql_endpoint(
             if refusal is None:
                 raise
             return _response(refusal, 503, media_type, UNAVAILABLE_HEADERS)
+        annotate(request.scope, graphql__executor="resolvers" if answer is None else "compiled")
         if isinstance(answer, Refused):
             return Response(answer.body, refused_status(media_type),
                             media_type=f"{media_type}; charset=utf-8")

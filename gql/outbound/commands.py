@@ -95,6 +95,9 @@ def _run_relay(database_url: str | None, name: str, types: list[str] | None, sta
     from gql.outbound.consumer import ConsumerRunner, Stopped
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from gql import traces
+
+    traces.start()  # spans per delivery when OTEL_* names an exporter
 
     async def job(url: str) -> None:
         runner = ConsumerRunner(url, name, make_sink(), types=types,
@@ -106,6 +109,8 @@ def _run_relay(database_url: str | None, name: str, types: list[str] | None, sta
         run_with_database(database_url, job)
     except Stopped as exc:
         raise click.ClickException(str(exc)) from None
+    finally:
+        traces.shutdown()
 
 
 @click.group()

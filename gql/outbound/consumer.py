@@ -48,12 +48,13 @@ class OutEvent:
     correlation_id: uuid.UUID | None
     causation_id: uuid.UUID | None
     body: bytes
+    trace_parent: str | None = None  # the appending request's trace: a delivery continues it
 
     @classmethod
     def of(cls, row: LogRow) -> OutEvent:
         assert row.body is not None
         return cls(row.position, row.event_id, row.order_id, row.stream_version, row.event_type,
-                   row.correlation_id, row.causation_id, row.body.encode())
+                   row.correlation_id, row.causation_id, row.body.encode(), row.trace_parent)
 
 
 @dataclass

@@ -24,6 +24,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
+from gql import traces
 from gql.errors import ConfigurationError
 from gql.outbound.consumer import Outcome, OutEvent
 
@@ -64,6 +65,8 @@ def headers(event: OutEvent) -> dict[str, str]:
         found["Ordergraph-Correlation-Id"] = str(event.correlation_id)
     if event.causation_id is not None:
         found["Ordergraph-Causation-Id"] = str(event.causation_id)
+    if traces.TRACER is not None:  # the publishing span's traceparent: downstream continues it
+        traces.inject(found)
     return found
 
 
@@ -118,8 +121,12 @@ class JetStreamSink:
         error: str | None = None
         try:
             for event in events:
-                acks.append(await js.publish_async(self.subject_for(event), event.body,
-                                                   headers=headers(event), stream=self.stream))
+                subject = self.subject_for(event)
+                with traces.continuing(f"publish {self.stream}", event.trace_parent,
+                                       messaging__system="nats", messaging__destination__name=subject,
+                                       messaging__message__id=str(event.event_id)):
+                    acks.append(await js.publish_async(subject, event.body, headers=headers(event),
+                                                       stream=self.stream))
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             error = f"publishing to NATS: {_describe(exc)}"
         done = 0

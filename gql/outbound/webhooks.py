@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from gql import traces
 from gql.errors import ConfigurationError
 from gql.outbound.consumer import Outcome, OutEvent
 from gql.store.consumers import ParkedEvent
@@ -73,7 +74,9 @@ class WebhookSink:
     async def deliver(self, events: Sequence[OutEvent]) -> Outcome:
         parked: list[ParkedEvent] = []
         for n, event in enumerate(events, start=1):
-            attempts, error = await self._post(event)
+            with traces.continuing("webhook POST", event.trace_parent, url__full=self.url,
+                                   messaging__message__id=str(event.event_id)):
+                attempts, error = await self._post(event)
             if error is None:
                 continue
             parked.append(ParkedEvent(event.event_id, event.position, attempts, error))
@@ -90,6 +93,8 @@ class WebhookSink:
             headers = {"content-type": "application/json", "webhook-id": message_id,
                        "webhook-timestamp": str(timestamp),
                        "webhook-signature": sign(self.key, message_id, timestamp, event.body)}
+            if traces.TRACER is not None:  # the delivery's traceparent: the receiver continues it
+                traces.inject(headers)
             try:
                 response = await self._client.post(self.url, content=event.body, headers=headers)
                 if 200 <= response.status_code < 300:

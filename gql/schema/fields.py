@@ -21,6 +21,7 @@ from gql.catalogue import CATALOGUE
 from gql.declaration import EventDeclaration, ReadModelField
 from gql.events import CODES, EventType, OrderStatus, Position
 from gql.schema.pagination import encode_cursor
+from gql.traces import trace_id_of
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: each form is one kind
@@ -159,6 +160,9 @@ EVENT = (
     column("occurredAt", "occurred_at"), column("recordedAt", "recorded_at"),
     column("correlationId", "correlation_id"), column("causationId", "causation_id"),
     column("schemaVersion", "schema_version"), column("payload", "payload"),
+    # the trace id of the stored W3C traceparent (its 32 hex digits after "00-")
+    Field("traceId", lambda row: trace_id_of(row.get("trace_parent")),
+          lambda e: f"substr({e}.trace_parent, 4, 32)"),
 )
 # Each event type's own data, read from its payload (keys are named as the fields).
 _DATA_FORMS = {kinds.TEXT: PLAIN, kinds.MONEY: MONEY, kinds.QUANTITY: NUMBER,

@@ -173,6 +173,9 @@ class OrderEvent(Node):
     actor: Actor | None
     schema_version: int
     payload: JSON
+    trace_id: str | None = strawberry.field(description=(
+        "The OpenTelemetry trace id (32 hex digits) of the request that appended the event, "
+        "when the server traced it; null otherwise."))
 
     @strawberry.field(description="The event's global id (see Node), named after its type.")
     def node_id(self) -> strawberry.ID:

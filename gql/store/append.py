@@ -13,18 +13,20 @@ from gql.events import NewEvent
 from gql.metrics import APPENDS
 from gql.store.errors import RETRYABLE, domain_error, is_transient
 from gql.store.reads import ORDER_COLUMNS
+from gql.traces import traceparent
 
 _ORDER = [column.strip() for column in ORDER_COLUMNS.split(",")]
 # The event, and the order's read model as the append left it (one round trip for both).
 # og_append's parameters in the order `_append` binds them; compiled statements that render
 # their own result (gql/schema/plans.py) call it the same way.
-# The last four are the caller's claims (role, scope, customer, subject): og_append checks
-# them against the grants in schema.sql before it answers anything.
+# Then the caller's claims (role, scope, customer, subject): og_append checks them against
+# the grants in schema.sql before it answers anything; last the appending span's traceparent.
 APPEND_CALL = """og_append(
     p_event_id => $1, p_order_id => $2, p_event_type => $3, p_payload => $4,
     p_expected_version => $5, p_occurred_at => $6, p_correlation_id => $7, p_causation_id => $8,
     p_actor_type => $9, p_actor_id => $10, p_schema_version => $11,
-    p_role => $12, p_scope => $13, p_customer => $14, p_subject => $15) a"""
+    p_role => $12, p_scope => $13, p_customer => $14, p_subject => $15,
+    p_trace_parent => $16) a"""
 APPEND = f"""
 select (a.event).*, a.deduplicated, {", ".join(f"(a.current).{c} as current_{c}" for c in _ORDER)}
 from {APPEND_CALL}
@@ -86,6 +88,7 @@ async def _append(db: asyncpg.Pool | asyncpg.Connection, statement: str,
         event.actor.id if event.actor else None,
         event.schema_version,
         *claims,
+        traceparent(),  # the appending span's, kept with the event (None: not traced)
     )
     alone = isinstance(db, asyncpg.Pool) or not db.is_in_transaction()
     for attempt in range(_ATTEMPTS):

@@ -14,6 +14,7 @@ import orjson
 
 from gql.errors import ConfigurationError, DatabaseUnavailable
 from gql.store import outage
+from gql.store.tracing import trace_statements
 
 SCHEMA_SQL = "schema.sql"
 APP_ROLE = "ordergraph_app"  # the role schema.sql creates for the server (owns nothing)
@@ -34,6 +35,7 @@ def _dumps(value: Any) -> str:
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
+    trace_statements(conn)  # nothing unless tracing is on
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
             name, schema="pg_catalog", encoder=_dumps, decoder=orjson.loads, format="text"

@@ -39,7 +39,8 @@ TRY_LOCK = "select pg_try_advisory_lock($1, $2)"
 READ = f"""
 select * from (
     (select e.log_xid::text::bigint as log_xid, e.global_position, e.event_id, e.order_id,
-            e.stream_version, e.event_type, e.correlation_id, e.causation_id, true as safe,
+            e.stream_version, e.event_type, e.correlation_id, e.causation_id, e.trace_parent,
+            true as safe,
             case when $4::text[] is null or e.event_type = any($4) then {EVENT_JSON}::text end as body
      from order_events e
      where (e.log_xid, e.global_position) > ($1::text::xid8, $2::bigint)
@@ -47,7 +48,8 @@ select * from (
      order by e.log_xid, e.global_position
      limit $3)
     union all
-    (select log_xid::text::bigint, global_position, null, null, null, null, null, null, false, null
+    (select log_xid::text::bigint, global_position, null, null, null, null, null, null, null, false,
+            null
      from order_events
      where log_xid >= (select pg_snapshot_xmin(pg_current_snapshot()))
        and (log_xid, global_position) > ($1::text::xid8, $2::bigint)
@@ -78,8 +80,8 @@ STOP = "update stream_consumers set stopped = $2 where name = $1"
 # Parked events to deliver again, with their JSON, in log order.
 REPLAYS = f"""
 select p.log_xid::text::bigint as log_xid, p.global_position, e.event_id, e.order_id,
-       e.stream_version, e.event_type, e.correlation_id, e.causation_id, true as safe,
-       {EVENT_JSON}::text as body
+       e.stream_version, e.event_type, e.correlation_id, e.causation_id, e.trace_parent,
+       true as safe, {EVENT_JSON}::text as body
 from consumer_parked p join order_events e on e.event_id = p.event_id
 where p.consumer = $1 and p.replay
 order by p.log_xid, p.global_position
@@ -173,6 +175,7 @@ class LogRow:
     correlation_id: uuid.UUID | None
     causation_id: uuid.UUID | None
     body: str | None
+    trace_parent: str | None = None  # the appending span's W3C traceparent, when it was traced
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,7 @@ def _consumer(row: asyncpg.Record) -> Consumer:
 def _log_row(row: asyncpg.Record) -> LogRow:
     return LogRow(Position(row["log_xid"], row["global_position"]), row["event_id"],
                   row["order_id"], row["stream_version"], row["event_type"],
-                  row["correlation_id"], row["causation_id"], row["body"])
+                  row["correlation_id"], row["causation_id"], row["body"], row["trace_parent"])
 
 
 async def connect(url: str, application_name: str) -> asyncpg.Connection:

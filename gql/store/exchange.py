@@ -25,7 +25,7 @@ EVENT_JSON = """json_build_object(
     'occurred_at', e.occurred_at, 'recorded_at', e.recorded_at,
     'correlation_id', e.correlation_id, 'causation_id', e.causation_id,
     'actor_type', e.actor_type, 'actor_id', e.actor_id, 'customer_id', e.customer_id,
-    'schema_version', e.schema_version, 'payload', e.payload,
+    'schema_version', e.schema_version, 'payload', e.payload, 'trace_parent', e.trace_parent,
     'customer', case when e.event_type = 'OrderPlaced' then (
         select json_build_object('name', c.name, 'email', c.email, 'registered_at', c.registered_at)
         from customers c where c.customer_id = e.customer_id) end)"""

@@ -21,7 +21,7 @@ ORDER_COLUMNS = ", ".join(f.column for f in CATALOGUE.read_model
 
 EVENT_COLUMNS = """event_id, order_id, stream_version, global_position, log_xid, event_type,
     occurred_at, recorded_at, correlation_id, causation_id, actor_type, actor_id, customer_id,
-    payload, schema_version"""
+    payload, schema_version, trace_parent"""
 
 # Every root read takes the viewer: the one customer whose rows it may return (og_sees in
 # schema.sql); null reads all. Edges from a visible row stay within its customer.
