@@ -152,11 +152,14 @@ def test_bench_fleet_smoke() -> None:
 
 
 def test_bench_traces_smoke() -> None:
-    """Q1 and W1 before traces, with tracing off, and on (exported to a discarding endpoint)."""
+    """Q1 and W1 before traces, with tracing off, and on at 100 % and 10 % (exported to a
+    discarding endpoint)."""
     rows = table(smoke("traces"), "| workload | tracing | req/s | p50 ms | p99 ms | bad | ratio | goal |")
-    assert [(r[0], r[1]) for r in rows] == [(w, t) for w in ("Q1", "W1") for t in ("before", "off", "on")]
+    assert [(r[0], r[1]) for r in rows] == [(w, t) for w in ("Q1", "W1")
+                                            for t in ("before", "off", "on", "10 %")]
     assert all(r[5] == "0" for r in rows)  # nothing failed
-    assert all("not judged (smoke)" in r[7] for r in rows if r[1] != "before")
+    assert all("not judged (smoke)" in r[7] for r in rows if r[1] in ("off", "on"))
+    assert all("of off" in r[6] for r in rows if r[1] == "10 %")
 
 
 def test_bench_control_smoke() -> None:
