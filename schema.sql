@@ -1035,8 +1035,18 @@ begin
     where c.customer_id = p_customer_id and not exists (select from inserted);
 end $$;
 
+-- Whether CustomerForgotten may be appended to an order (its declaration's condition): its
+-- customer's key is gone, and the order does not record the fact yet.
+create or replace function og_forgettable(p_customer uuid, p_order uuid) returns boolean
+language sql stable as $$
+    select not exists (select from customer_keys k where k.customer_id = p_customer)
+       and not exists (select from order_events x where x.order_id = p_order
+                                                    and x.event_type = 'CustomerForgotten')
+$$;
+
 -- forgetCustomer: an admin (or the owner, from the command line) destroys the customer's
--- key, so its sealed fields can never be read again, and clears its e-mail's blind index.
+-- key, so its sealed fields can never be read again, clears its e-mail's blind index, and
+-- appends CustomerForgotten to each of its orders (one correlation id for them all).
 -- Runs as the owner: the server's role may not delete keys or change customers itself.
 create or replace function og_forget_customer(
     p_customer_id uuid, p_role text default null, p_scope text default null,
@@ -1045,6 +1055,8 @@ returns timestamptz language plpgsql security definer set search_path from curre
 declare
     claimed text;
     forgotten timestamptz;
+    correlation uuid := gen_random_uuid();
+    o record;
 begin
     if p_role is not null then
         perform og_claim(p_role, p_scope, p_customer, p_subject);
@@ -1067,6 +1079,16 @@ begin
     delete from customer_keys k where k.customer_id = p_customer_id;
     update customers c set forgotten_at = now(), email_index = null
     where c.customer_id = p_customer_id returning c.forgotten_at into forgotten;
+    for o in select x.order_id from orders_current x where x.customer_id = p_customer_id
+             order by x.order_id loop
+        perform og_append(
+            p_event_id => gen_random_uuid(), p_order_id => o.order_id,
+            p_event_type => 'CustomerForgotten', p_payload => '{}', p_expected_version => null,
+            p_occurred_at => forgotten, p_correlation_id => correlation, p_causation_id => null,
+            p_actor_type => claimed,
+            p_actor_id => nullif(current_setting('ordergraph.subject', true), ''),
+            p_schema_version => null);
+    end loop;
     return forgotten;
 end $$;
 
