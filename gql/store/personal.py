@@ -40,8 +40,10 @@ def new_key() -> bytes:
     return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
 
 
-def _aad(customer_id: uuid.UUID, field: str) -> bytes:
-    return b"ordergraph/customer/" + customer_id.bytes + b"/" + field.encode()
+def _aad(customer_id: uuid.UUID | str, field: str) -> bytes:
+    """The associated data: the customer's id in its canonical text (as PostgreSQL renders it,
+    so the compiled path's answers need not parse it) and the field."""
+    return f"ordergraph/customer/{customer_id}/{field}".encode()
 
 
 def seal(key: bytes, customer_id: uuid.UUID, field: str, plain: str) -> bytes:
@@ -49,7 +51,7 @@ def seal(key: bytes, customer_id: uuid.UUID, field: str, plain: str) -> bytes:
     return nonce + AESGCM(key).encrypt(nonce, plain.encode(), _aad(customer_id, field))
 
 
-def unseal(key: bytes, customer_id: uuid.UUID, field: str, sealed: bytes) -> str:
+def unseal(key: bytes, customer_id: uuid.UUID | str, field: str, sealed: bytes) -> str:
     """The plaintext; raises InvalidTag when the key, customer or field is not the sealer's."""
     nonce, body = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
     return AESGCM(key).decrypt(nonce, body, _aad(customer_id, field)).decode()
