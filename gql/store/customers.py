@@ -7,9 +7,9 @@ returns has the plaintext shape readers know (`customer_id`, `name`, `email`,
 
 from __future__ import annotations
 
-import base64
 import functools
 import re
+import secrets
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -70,29 +70,25 @@ def sealed(key: bytes, customer_id: uuid.UUID, name: str, email: str,
 
 # The compiled path (gql/schema/plans.py) renders a sealed field as this one-key object, with
 # the ciphertext and the customer's key (null once forgotten); open_document opens it after
-# the statement, before the answer leaves the server. No other object of an answer has a key
-# with a colon (GraphQL names cannot, nor can declared payload keys).
-SEALED_MARK = "og:sealed"
+# the statement, before the answer leaves the server. The key is random per process and
+# never leaves it, so no stored value (a payload may hold keys of any name) can pass for it.
+SEALED_MARK = f"og:sealed:{secrets.token_hex(8)}"
 _MARK_BYTES = b'"' + SEALED_MARK.encode() + b'"'
 
 
 def sealed_sql(alias: str, field: str) -> str:
     """The compiled rendering of a customer's sealed `field` of row `alias`."""
     return (f"json_build_object('{SEALED_MARK}', json_build_array({alias}.customer_id, "
-            f"'{field}', encode({alias}.{field}, 'base64'), (select encode(k.key, 'base64') "
+            f"'{field}', encode({alias}.{field}, 'hex'), (select encode(k.key, 'hex') "
             f"from customer_keys k where k.customer_id = {alias}.customer_id)))")
 
 
-# The mark as PostgreSQL's json renders it (the base64 texts wrap with escaped newlines).
-# Outside a string of the answer only the statement writes `{"`: inside one a quote is escaped.
+# The mark as PostgreSQL's json renders it (ciphertext and key in hex). Outside a string of
+# the answer only the statement writes `{"`: inside one a quote is escaped.
 _MARK = re.compile(
     rb'\{\s*"' + re.escape(SEALED_MARK.encode()) + rb'"\s*:\s*\[\s*"([0-9a-f-]{36})"\s*,\s*'
-    rb'"(name|email)"\s*,\s*"([A-Za-z0-9+/=\\n]*)"\s*,\s*(?:"([A-Za-z0-9+/=\\n]*)"|null)\s*\]\s*\}')
+    rb'"(name|email)"\s*,\s*"([0-9a-f]*)"\s*,\s*(?:"([0-9a-f]*)"|null)\s*\]\s*\}')
 _ERASED_JSON = orjson.dumps(personal.ERASED)
-
-
-def _b64(text: bytes) -> bytes:
-    return base64.b64decode(text.replace(b"\\n", b""))
 
 
 @functools.lru_cache(maxsize=16_384)
@@ -100,8 +96,8 @@ def _opened(customer_id: bytes, field: bytes, ciphertext: bytes, key: bytes) -> 
     """A sealed field's plaintext as JSON. Remembered by ciphertext and key (pages repeat the
     same customers): a forgotten customer's answers carry no key, so nothing remembered is
     shown for it again."""
-    return orjson.dumps(personal.unseal(_b64(key), customer_id.decode(), field.decode(),
-                                        _b64(ciphertext)))
+    return orjson.dumps(personal.unseal(bytes.fromhex(key.decode()), customer_id.decode(),
+                                        field.decode(), bytes.fromhex(ciphertext.decode())))
 
 
 def _plaintext(match: re.Match[bytes]) -> bytes:
