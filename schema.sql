@@ -191,7 +191,11 @@ create table if not exists customers (
     email         bytea not null,
     email_index   bytea constraint customers_email_index_valid check (octet_length(email_index) = 32),
     forgotten_at  timestamptz,
-    constraint customers_forgotten check ((forgotten_at is null) = (email_index is not null))
+    constraint customers_forgotten check ((forgotten_at is null) = (email_index is not null)),
+    -- what the database can still check of a sealed value: its size (nonce and tag: 28
+    -- bytes, a name of 1 to 200 characters, an e-mail of 5 to 320, up to 4 bytes each)
+    constraint customers_sealed_size check (octet_length(name) between 29 and 828
+                                            and octet_length(email) between 33 and 1308)
 );
 create unique index if not exists customers_email_index_key on customers (email_index);
 

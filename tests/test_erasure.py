@@ -342,3 +342,15 @@ async def test_erasure_migrate_seals_the_customers_of_an_older_release(
         assert await _found_anywhere(pool, some_name, some_email) == []
     finally:
         await pool.close()
+
+
+async def test_erasure_the_longest_names_and_emails_fit_their_sealed_size(pool: asyncpg.Pool) -> None:
+    """The database checks a sealed value's size: the longest valid details (200 and 320
+    characters of four UTF-8 bytes each) fit it, a value that is not a sealed one does not."""
+    name, email = "𝄞" * 200, "𝄞" * 310 + "@x.example"  # 320 characters
+    customer_id = await _registered(pool, name, email)
+    [shown] = await load_customers(pool, [customer_id], None)
+    assert shown is not None and (shown["name"], shown["email"]) == (name, email)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await pool.execute("insert into customers (customer_id, name, email, email_index) "
+                           "values ($1, 'Eve', 'eve@example.org', $2)", uuid.uuid4(), b"i" * 32)
