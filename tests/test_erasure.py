@@ -354,3 +354,18 @@ async def test_erasure_the_longest_names_and_emails_fit_their_sealed_size(pool: 
     with pytest.raises(asyncpg.CheckViolationError):
         await pool.execute("insert into customers (customer_id, name, email, email_index) "
                            "values ($1, 'Eve', 'eve@example.org', $2)", uuid.uuid4(), b"i" * 32)
+
+
+async def test_erasure_the_command_line_forgets_again_after_a_restore(
+        pool: asyncpg.Pool, database_url: str) -> None:
+    forgotten, kept = (await _registered(pool, "Rhea Restored", "rhea@example.org"),
+                       await factories.customer(pool))
+    await order_in(pool, OrderStatus.PLACED, forgotten)
+    await forget_customer(pool, forgotten, SYSTEM.claims())
+    again = run("forget-customers", str(forgotten), str(kept), "--database-url", database_url)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == [f"{forgotten} was forgotten already", f"forgot {kept}"]
+    assert await pool.fetchval("select count(*) from customer_keys where customer_id = any($1)",
+                               [forgotten, kept]) == 0
+    unknown = run("forget-customers", str(uuid.uuid4()), "--database-url", database_url)
+    assert unknown.returncode == 1 and "no such customer" in unknown.stderr
