@@ -4,6 +4,7 @@ plaintext, everything else is as it was, and only an admin may do it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -14,7 +15,7 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gql.events import OrderStatus
@@ -369,3 +370,44 @@ async def test_erasure_the_command_line_forgets_again_after_a_restore(
                                [forgotten, kept]) == 0
     unknown = run("forget-customers", str(uuid.uuid4()), "--database-url", database_url)
     assert unknown.returncode == 1 and "no such customer" in unknown.stderr
+
+
+_NAMES = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=200).filter(
+    lambda n: n.strip(" "))
+_LOCALS = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp"),
+                                blacklist_characters="@"), min_size=1, max_size=40)
+
+
+def test_erasure_any_valid_details_read_back_until_forgotten(database_url: str) -> None:
+    """Any name and e-mail a client may send (hypothesis: any Unicode, up to the limits)
+    reads back as sent through the database, its row holds no trace of it, and forgetting
+    erases it."""
+    loop = asyncio.new_event_loop()
+    pool = loop.run_until_complete(create_pool(database_url, min_size=1, max_size=2))
+
+    @settings(max_examples=40, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(name=_NAMES, local=_LOCALS)
+    def check(name: str, local: str) -> None:
+        email = f"{local}@{uuid.uuid4().hex}.example"
+
+        async def run() -> None:
+            customer_id = await _registered(pool, name, email)
+            [shown] = await load_customers(pool, [customer_id], None)
+            assert shown is not None and (shown["name"], shown["email"]) == (name, email)
+            row = await pool.fetchrow("select name, email from customers where customer_id = $1",
+                                      customer_id)
+            for plain in (name, email):
+                if len(plain.encode()) >= 8:
+                    assert plain.encode() not in row["name"] + row["email"]
+            await forget_customer(pool, customer_id, SYSTEM.claims())
+            [shown] = await load_customers(pool, [customer_id], None)
+            assert shown is not None and shown["name"] == shown["email"] == personal.ERASED
+
+        loop.run_until_complete(run())
+
+    try:
+        check()
+    finally:
+        loop.run_until_complete(pool.close())
+        loop.close()
