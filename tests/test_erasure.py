@@ -411,3 +411,21 @@ def test_erasure_any_valid_details_read_back_until_forgotten(database_url: str) 
     finally:
         loop.run_until_complete(pool.close())
         loop.close()
+
+
+async def test_erasure_an_import_refuses_a_line_whose_customer_details_are_invalid(
+        pool: asyncpg.Pool, database_url: str, second_database_url: str, tmp_path: Path) -> None:
+    """The details are checked before they are sealed (the database can no longer read
+    them): a bad e-mail refuses its line only."""
+    for n in range(2):
+        await order_in(pool, OrderStatus.PLACED, await _registered(pool, f"Ok {n}", f"ok{n}@x.example"))
+    assert run("export", "--database-url", database_url, "--output",
+               str(tmp_path / "log.ndjson")).returncode == 0
+    lines = [orjson.loads(line) for line in (tmp_path / "log.ndjson").read_bytes().splitlines()]
+    bad = next(i for i, line in enumerate(lines) if line["event_type"] == "OrderPlaced")
+    lines[bad]["customer"]["email"] = "not an address"
+    (tmp_path / "bad.ndjson").write_bytes(b"\n".join(orjson.dumps(line) for line in lines))
+    result = run("import", str(tmp_path / "bad.ndjson"), "--database-url", second_database_url)
+    assert result.returncode == 1
+    assert f"line {bad + 1}: BAD_USER_INPUT" in result.stdout + result.stderr
+    assert "appended 1, deduplicated 0, refused 1" in result.stdout

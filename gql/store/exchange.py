@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from gql.errors import DomainError
 from gql.events import Position
 from gql.store import personal
 from gql.store.customers import SECRET, opened, sealed
@@ -224,7 +225,7 @@ async def import_batch(conn: asyncpg.Connection, events: Sequence[ImportedEvent]
         async with conn.transaction():
             known = await _write_batch(conn, events)
         return BatchResult(appended=len(events) - known, deduplicated=known)
-    except _Doubtful:
+    except (_Doubtful, DomainError):  # a customer's details refused before they are sealed
         pass
     except asyncpg.PostgresError as exc:
         if line_error(exc) is None:
@@ -239,6 +240,9 @@ async def import_batch(conn: asyncpg.Connection, events: Sequence[ImportedEvent]
                 refused = line_error(exc)
                 if refused is None:
                     raise
+                result.refused.append(Refused(event.line, refused.code, refused.message))
+                continue
+            except DomainError as refused:
                 result.refused.append(Refused(event.line, refused.code, refused.message))
                 continue
             if deduplicated:
