@@ -29,7 +29,7 @@ create or replace function og_relations() returns text[] language sql immutable 
                  'order_events', 'orders_current', 'order_events_position_seq', 'access_roles',
                  'append_grants', 'event_schema_versions', 'og_migrations', 'og_schema',
                  'order_tallies', 'stream_consumers', 'stream_consumers_consumer_id_seq',
-                 'consumer_parked']
+                 'consumer_parked', 'customer_keys', 'og_secrets']
 $$;
 
 do $$
@@ -180,15 +180,41 @@ create table if not exists og_schema (
     applied_at timestamptz not null default now()
 );
 
+-- A customer's personal data is sealed (gql/store/personal.py): `name` and `email` hold
+-- AES-256-GCM ciphertexts under the customer's key in `customer_keys`; `email_index` is the
+-- keyed blind index that keeps addresses unique. Forgetting a customer (og_forget_customer)
+-- deletes its key and clears its index: the ciphertexts stay, and nobody can open them.
 create table if not exists customers (
     customer_id   uuid primary key,
-    name          text not null
-        constraint customers_name_valid check (btrim(name) <> '' and length(name) <= 200),
-    email         text not null
-        constraint customers_email_valid check (email ~ '^[^@\s]+@[^@\s]+\.[^@\s]+$' and length(email) <= 320),
-    registered_at timestamptz not null default now()
+    registered_at timestamptz not null default now(),
+    name          bytea not null,
+    email         bytea not null,
+    email_index   bytea constraint customers_email_index_valid check (octet_length(email_index) = 32),
+    forgotten_at  timestamptz,
+    constraint customers_forgotten check ((forgotten_at is null) = (email_index is not null)),
+    -- what the database can still check of a sealed value: its size (nonce and tag: 28
+    -- bytes, a name of 1 to 200 characters, an e-mail of 5 to 320, up to 4 bytes each)
+    constraint customers_sealed_size check (octet_length(name) between 29 and 828
+                                            and octet_length(email) between 33 and 1308)
 );
-create unique index if not exists customers_email_key on customers (lower(email));
+create unique index if not exists customers_email_index_key on customers (email_index);
+
+-- One key per customer that is not forgotten; the server inserts it with the customer and
+-- reads it to open the customer's fields. Only og_forget_customer deletes one.
+create table if not exists customer_keys (
+    customer_id uuid primary key constraint customer_keys_customer_fkey references customers,
+    key         bytea not null constraint customer_keys_key_valid check (octet_length(key) = 32),
+    created_at  timestamptz not null default now()
+);
+
+-- The database's own secrets, made once: `email_index` keys the e-mails' blind index.
+create table if not exists og_secrets (
+    name  text primary key,
+    value bytea not null
+);
+insert into og_secrets (name, value)
+values ('email_index', uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()))
+on conflict (name) do nothing;
 
 create sequence if not exists order_events_position_seq;
 
@@ -762,6 +788,9 @@ end $$;
 create or replace trigger customers_register before insert on customers
     for each row execute function og_before_register();
 alter table customers enable always trigger customers_register;
+create or replace trigger customer_keys_register before insert on customer_keys
+    for each row execute function og_before_register();
+alter table customer_keys enable always trigger customer_keys_register;
 
 -- ---------------------------------------------------------------------------------------
 -- The append trigger: every writer goes through it
@@ -984,12 +1013,15 @@ begin
   select * into current from orders_current where order_id = p_order_id;
 end $$;
 
--- registerCustomer in one round trip: the customer, inserted unless it exists (`existed`),
--- under the caller's claims (the trigger above refuses roles that may not register).
+-- registerCustomer in one round trip: the customer (sealed by the server, with its key),
+-- inserted unless it exists (`existed`, with its key to compare the details), under the
+-- caller's claims (the trigger above refuses roles that may not register).
 create or replace function og_register_customer(
-    p_customer_id uuid, p_name text, p_email text, p_role text default null,
-    p_scope text default null, p_customer uuid default null, p_subject text default null)
-returns table (customer_id uuid, name text, email text, registered_at timestamptz, existed boolean)
+    p_customer_id uuid, p_name bytea, p_email bytea, p_email_index bytea, p_key bytea,
+    p_role text default null, p_scope text default null, p_customer uuid default null,
+    p_subject text default null)
+returns table (customer_id uuid, name bytea, email bytea, registered_at timestamptz,
+               forgotten_at timestamptz, key bytea, existed boolean)
 language plpgsql as $$
 #variable_conflict use_column
 begin
@@ -998,14 +1030,75 @@ begin
     end if;
     return query
     with inserted as (
-        insert into customers (customer_id, name, email) values (p_customer_id, p_name, p_email)
+        insert into customers (customer_id, name, email, email_index)
+        values (p_customer_id, p_name, p_email, p_email_index)
         on conflict (customer_id) do nothing
-        returning customer_id, name, email, registered_at, false as existed
+        returning customer_id, name, email, registered_at, forgotten_at
+    ), keyed as (
+        insert into customer_keys (customer_id, key) select i.customer_id, p_key from inserted i
     )
-    select * from inserted
+    select i.*, p_key, false from inserted i
     union all
-    select c.customer_id, c.name, c.email, c.registered_at, true from customers c
+    select c.customer_id, c.name, c.email, c.registered_at, c.forgotten_at, k.key, true
+    from customers c left join customer_keys k on k.customer_id = c.customer_id
     where c.customer_id = p_customer_id and not exists (select from inserted);
+end $$;
+
+-- Whether CustomerForgotten may be appended to an order (its declaration's condition): its
+-- customer's key is gone, and the order does not record the fact yet.
+create or replace function og_forgettable(p_customer uuid, p_order uuid) returns boolean
+language sql stable as $$
+    select not exists (select from customer_keys k where k.customer_id = p_customer)
+       and not exists (select from order_events x where x.order_id = p_order
+                                                    and x.event_type = 'CustomerForgotten')
+$$;
+
+-- forgetCustomer: an admin (or the owner, from the command line) destroys the customer's
+-- key, so its sealed fields can never be read again, clears its e-mail's blind index, and
+-- appends CustomerForgotten to each of its orders (one correlation id for them all).
+-- Runs as the owner: the server's role may not delete keys or change customers itself.
+create or replace function og_forget_customer(
+    p_customer_id uuid, p_role text default null, p_scope text default null,
+    p_customer uuid default null, p_subject text default null)
+returns timestamptz language plpgsql security definer set search_path from current as $$
+declare
+    claimed text;
+    forgotten timestamptz;
+    correlation uuid := gen_random_uuid();
+    o record;
+begin
+    if p_role is not null then
+        perform og_claim(p_role, p_scope, p_customer, p_subject);
+    end if;
+    claimed := nullif(current_setting('ordergraph.role', true), '');
+    if (claimed is null and og_server_session()) or claimed <> 'admin' then
+        perform og_fail('forbidden', format('role %s may not forget customers',
+                        coalesce(claimed, '(none)')), '{}');
+    end if;
+    select c.forgotten_at into forgotten from customers c
+    where c.customer_id = p_customer_id for update;
+    if not found then
+        perform og_fail('customer_not_found', format('no customer %s', p_customer_id),
+                        jsonb_build_object('field', 'customerId'));
+    elsif forgotten is not null then
+        perform og_fail('customer_already_forgotten',
+                        format('customer %s was forgotten at %s', p_customer_id, forgotten),
+                        jsonb_build_object('field', 'customerId'));
+    end if;
+    delete from customer_keys k where k.customer_id = p_customer_id;
+    update customers c set forgotten_at = now(), email_index = null
+    where c.customer_id = p_customer_id returning c.forgotten_at into forgotten;
+    for o in select x.order_id from orders_current x where x.customer_id = p_customer_id
+             order by x.order_id loop
+        perform og_append(
+            p_event_id => gen_random_uuid(), p_order_id => o.order_id,
+            p_event_type => 'CustomerForgotten', p_payload => '{}', p_expected_version => null,
+            p_occurred_at => forgotten, p_correlation_id => correlation, p_causation_id => null,
+            p_actor_type => claimed,
+            p_actor_id => nullif(current_setting('ordergraph.subject', true), ''),
+            p_schema_version => null);
+    end loop;
+    return forgotten;
 end $$;
 
 -- ---------------------------------------------------------------------------------------
@@ -1268,7 +1361,7 @@ begin
     -- every relation but the position sequence, which only the append trigger advances
     execute format('grant select on %s to ordergraph_app', array_to_string(
         array_remove(og_relations(), 'order_events_position_seq'), ', '));
-    grant insert on order_events, customers to ordergraph_app;
+    grant insert on order_events, customers, customer_keys to ordergraph_app;
     -- relays run as the server's role: they keep their consumers' positions
     grant insert, update, delete on stream_consumers, consumer_parked to ordergraph_app;
 end $$;

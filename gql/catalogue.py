@@ -77,6 +77,9 @@ _ITEM_PRICE = Rule(
 _HELD = Rule("d.quantity <= og_items_held(s.items, d.sku)", "quantity",
              "format('the order holds %s of sku %s', og_items_held(s.items, d.sku), d.sku)")
 
+# CustomerForgotten states a fact only the key's absence makes true (schema.sql, og_forgettable)
+FORGOTTEN = "og_forgettable(s.customer_id, s.order_id)"
+
 EVENTS = (
     EventDeclaration(
         "OrderPlaced", "placeOrder", "Starts a new order stream.",
@@ -180,6 +183,15 @@ EVENTS = (
                     "d.amount, s.captured_amount - s.refunded_amount)")),
         evolve={"refunded_amount": "s.refunded_amount + d.amount"},
         grants=(PAYMENTS, STAFF),
+    ),
+    EventDeclaration(
+        "CustomerForgotten", "recordCustomerForgotten",
+        "The order's customer was forgotten: its name and e-mail are erased for good; the order "
+        "is otherwise unchanged. forgetCustomer appends it to each of the customer's orders; it "
+        "is allowed only once the customer's key is destroyed, and once per order.",
+        data=(),
+        from_statuses=tuple(s.name for s in STATUSES),
+        allowed_while=FORGOTTEN,
     ),
 )
 

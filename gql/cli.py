@@ -193,6 +193,43 @@ def rebuild_projections(database_url: str | None) -> None:
               f"{result.changed_rows} rows differed from the live read model)")
 
 
+@cli.command("forget-customers")
+@click.argument("customer_ids", nargs=-1, required=True, metavar="CUSTOMER_ID…")
+@database_option
+def forget_customers(customer_ids: tuple[str, ...], database_url: str | None) -> None:
+    """Forget customers: destroy their keys (e.g. again after restoring a backup)."""
+    import uuid
+
+    from gql.errors import CustomerAlreadyForgotten, CustomerNotFound
+    from gql.identity import SYSTEM
+    from gql.store.customers import forget_customer
+
+    try:
+        ids = [uuid.UUID(text) for text in customer_ids]
+    except ValueError:
+        _fail("every CUSTOMER_ID must be a UUID", 2)
+
+    async def job(url: str, embedded: bool) -> list[str]:
+        pool = await _pool(url, embedded, min_size=1, max_size=1)
+        unknown = []
+        try:
+            for customer_id in ids:
+                try:
+                    await forget_customer(pool, customer_id, SYSTEM.claims())
+                    out.print(f"forgot {customer_id}")
+                except CustomerAlreadyForgotten:
+                    out.print(f"{customer_id} was forgotten already")
+                except CustomerNotFound:
+                    unknown.append(str(customer_id))
+        finally:
+            await pool.close()
+        return unknown
+
+    unknown = _with_database(database_url, job)
+    if unknown:
+        _fail(f"no such customer: {', '.join(unknown)}")
+
+
 @cli.command("export")
 @click.option("--after", default=None, metavar="POSITION",
               help="Start after this globalPosition (the last one a previous export wrote).")

@@ -13,6 +13,7 @@ or 400 for a request refused before it runs when the client asks for
 | `INVALID_TRANSITION` | InvalidTransition | the state machine forbids the event | 200 |
 | `ORDER_NOT_FOUND` | OrderNotFound | an unknown (or another customer's) order | 200 |
 | `CUSTOMER_NOT_FOUND` | CustomerNotFound | an unknown customer | 200 |
+| `CUSTOMER_ALREADY_FORGOTTEN` | CustomerAlreadyForgotten | `forgetCustomer` of a forgotten customer | 200 |
 | `ORDER_ALREADY_EXISTS` | OrderAlreadyExists | `placeOrder` on an existing stream | 200 |
 | `IDEMPOTENCY_CONFLICT` | IdempotencyConflict | an id reused with different content | 200 |
 | `FORBIDDEN` | Forbidden, LogImmutable | the role may not do this; the log is never changed | 200 |
@@ -73,6 +74,12 @@ class OrderNotFound(DomainError):
 
 class CustomerNotFound(DomainError):
     code = "CUSTOMER_NOT_FOUND"
+
+
+class CustomerAlreadyForgotten(DomainError):
+    """forgetCustomer of a customer whose key is already destroyed: nothing is left to erase."""
+
+    code = "CUSTOMER_ALREADY_FORGOTTEN"
 
 
 class OrderAlreadyExists(DomainError):

@@ -24,7 +24,7 @@ import orjson
 from gql.errors import BadUserInput
 from gql.events import Position
 from gql.store import Connection
-from gql.store.exchange import ImportedEvent, Refused, export_lines, import_batch
+from gql.store.exchange import ImportedCustomer, ImportedEvent, Refused, export_lines, import_batch
 from gql.store.tallies import tidy_tallies
 
 BATCH = 1000
@@ -126,9 +126,15 @@ def parse_line(number: int, raw: bytes) -> ImportedEvent:
             payload = {**payload, "customerId": str(customer_id)}
         named = data.get("customer")
         if isinstance(named, dict) and customer_id is not None:
-            customer = (customer_id, _required(_text(named, "name"), "customer.name"),
-                        _required(_text(named, "email"), "customer.email"),
-                        _time(named, "registered_at"))
+            forgotten_at = _time(named, "forgotten_at")
+            if forgotten_at is None:
+                customer = ImportedCustomer(
+                    customer_id, _required(_text(named, "name"), "customer.name"),
+                    _required(_text(named, "email"), "customer.email"),
+                    _time(named, "registered_at"))
+            else:  # forgotten where it was exported: nothing personal to take
+                customer = ImportedCustomer(customer_id, None, None, _time(named, "registered_at"),
+                                            forgotten_at)
     return ImportedEvent(
         line=number, event_id=_required(_uuid(data, "event_id"), "event_id"),
         order_id=_required(_uuid(data, "order_id"), "order_id"), event_type=event_type,

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncpg
 
 # Tables whose rows are the data, not the schema.
-DATA_TABLES = ("order_events", "orders_current", "customers", "og_migrations", "order_tallies")
+DATA_TABLES = ("order_events", "orders_current", "customers", "og_migrations", "order_tallies",
+               "customer_keys", "og_secrets")
 # ...and the columns of a reference table that say when, not what
 WHEN = {"og_schema": "digest"}
 

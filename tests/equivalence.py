@@ -18,6 +18,7 @@ from gql.schema.compiled import Compiler, Unsupported, with_viewer
 from gql.schema.context import Context
 from gql.schema.plans import compile_query
 from gql.store.access import load_grants
+from gql.store.reads import fetch_document
 
 
 @dataclass
@@ -63,4 +64,4 @@ async def answer_both(schema: strawberry.Schema, pool: asyncpg.Pool, settings: S
                                        grants.viewer(identity))
     except Unsupported as declined:
         return Answers(resolvers, None, str(declined), declined.lasting)
-    return Answers(resolvers, json.loads(await pool.fetchval(sql, *params)))
+    return Answers(resolvers, json.loads(await fetch_document(pool, sql, params)))

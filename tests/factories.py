@@ -41,6 +41,7 @@ def payload_for(event_type: EventType, customer_id: uuid.UUID | None = None) -> 
         EventType.ORDER_SHIPPED: {"carrier": "DHL", "trackingNumber": "TRK1"},
         EventType.ORDER_CANCELLED: {"reason": "changed mind", "reasonCode": "CUSTOMER_REQUEST"},
         EventType.REFUND_ISSUED: {"amount": "5.00", "reason": "a mug arrived broken"},
+        EventType.CUSTOMER_FORGOTTEN: {},
     }[event_type]
 
 
@@ -99,6 +100,9 @@ async def order_for(db: asyncpg.Pool, event_type: EventType, status: OrderStatus
     """An order in `status` that `event_type` may follow if the state machine lets it: the
     shortest path there after which the type's declared condition holds."""
     customer_id = customer_id or await customer(db)
+    if event_type == EventType.CUSTOMER_FORGOTTEN:
+        # what forgetCustomer does before it records the fact: the customer's key destroyed
+        await db.execute("delete from customer_keys where customer_id = $1", customer_id)
     for path in paths_to(status):
         order_id = await order_in(db, status, customer_id, path)
         if await allows(db, event_type, order_id):

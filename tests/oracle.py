@@ -23,6 +23,7 @@ from gql.events import Position
 from gql.schema.node import decode_node_id
 from gql.schema.pagination import decode_cursor, encode_cursor
 from gql.schema.scalars import iso
+from gql.store import personal
 
 Row = asyncpg.Record
 ORDER_PAGE, EVENT_PAGE, TIMELINE_PAGE = 20, 50, 100
@@ -79,7 +80,7 @@ async def _field(db: asyncpg.Pool, owner: str, row: Row | None, node: FieldNode)
     if not node.selection_set or name in ("items", "shippedItems", "actor"):
         return _scalar(owner, row, name, node)
     if name == "customer":
-        found = await db.fetchrow("select * from customers where customer_id = $1", row["customer_id"])
+        found = await _customer(db, row["customer_id"])
         return await _select(db, "Customer", found, node.selection_set)
     if name == "order":
         found = await db.fetchrow("select * from orders_current where order_id = $1", row["order_id"])
@@ -98,7 +99,7 @@ async def _root(db: asyncpg.Pool, name: str, args: dict[str, Any], node: FieldNo
         found = await db.fetchrow("select * from orders_current where order_id = $1", uuid.UUID(args["id"]))
         return await _select(db, "Order", found, node.selection_set) if found else None
     if name == "customer":
-        found = await db.fetchrow("select * from customers where customer_id = $1", uuid.UUID(args["id"]))
+        found = await _customer(db, uuid.UUID(args["id"]))
         return await _select(db, "Customer", found, node.selection_set) if found else None
     if name == "event":
         found = await db.fetchrow("select * from order_events where event_id = $1", uuid.UUID(args["id"]))
@@ -120,11 +121,23 @@ async def _root(db: asyncpg.Pool, name: str, args: dict[str, Any], node: FieldNo
     raise AssertionError(f"the oracle does not know Query.{name}")
 
 
+async def _customer(db: asyncpg.Pool, id: uuid.UUID) -> dict[str, Any] | None:
+    """A customer with its name and e-mail opened with its key (ERASED without one)."""
+    found = await db.fetchrow("select c.*, k.key from customers c left join customer_keys k "
+                              "using (customer_id) where c.customer_id = $1", id)
+    if found is None:
+        return None
+    opened = {f: personal.ERASED if found["key"] is None
+              else personal.unseal(found["key"], id, f, found[f]) for f in ("name", "email")}
+    return {**dict(found), **opened}
+
+
 async def _node(db: asyncpg.Pool, text: str, node: FieldNode) -> dict[str, Any] | None:
     kind, id = decode_node_id(text)
     table, key = {"Order": ("orders_current", "order_id"),
                   "Customer": ("customers", "customer_id")}.get(kind, ("order_events", "event_id"))
-    found = await db.fetchrow(f"select * from {table} where {key} = $1", id)
+    found = (await _customer(db, id) if kind == "Customer"
+             else await db.fetchrow(f"select * from {table} where {key} = $1", id))
     if found is None or (table == "order_events" and found["event_type"] != kind):
         return None
     return await _select(db, kind, found, node.selection_set)

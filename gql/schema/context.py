@@ -12,7 +12,7 @@ from strawberry.types import Info as StrawberryInfo
 from gql.config import Settings
 from gql.events import EventOrder, EventType, Position
 from gql.identity import Grants, Identity
-from gql.store import Pool, Row, reads
+from gql.store import Pool, Row, customers, reads
 
 # Each Order.events page is its own key, so that orders on one page batch into one query
 # per distinct (page size, cursor, types, order) combination.
@@ -38,7 +38,7 @@ class Loaders:
         return await reads.load_orders(self.pool, ids, self.viewer)
 
     async def _load_customers(self, ids: list[uuid.UUID]) -> list[Row | None]:
-        return await reads.load_customers(self.pool, ids, self.viewer)
+        return await customers.load_customers(self.pool, ids, self.viewer)
 
     async def _load_order_events(self, keys: list[EventsKey]) -> list[list[Row]]:
         groups: dict[tuple[Any, ...], list[uuid.UUID]] = {}

@@ -21,6 +21,7 @@ from gql.catalogue import CATALOGUE
 from gql.declaration import EventDeclaration, ReadModelField
 from gql.events import CODES, EventType, OrderStatus, Position
 from gql.schema.pagination import encode_cursor
+from gql.store.customers import sealed_sql
 from gql.traces import trace_id_of
 
 
@@ -120,7 +121,10 @@ def _state_field(f: ReadModelField) -> Field:
 
 ORDER = tuple(column(f.graphql, f.column, _READ_FORMS[f.kind])
               for f in CATALOGUE.read_model if f.graphql)
-CUSTOMER = (column("id", "customer_id"), column("name", "name"), column("email", "email"))
+# name and email are sealed (gql/store/personal.py): the resolvers get them opened by the
+# store; the compiled path renders them sealed, and the store opens them after the statement
+CUSTOMER = (column("id", "customer_id"), column("forgottenAt", "forgotten_at"),
+            *(Field(f, lambda row, f=f: row[f], lambda k, f=f: sealed_sql(k, f)) for f in ("name", "email")))
 # og_state_at's row: before the first event its columns are null and the state is empty
 STATE = tuple(_state_field(f) for f in CATALOGUE.read_model if f.graphql and f.in_state)
 

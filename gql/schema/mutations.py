@@ -12,8 +12,10 @@ from gql.declaration import EventDeclaration
 from gql.events import EventType
 from gql.schema.context import Info
 from gql.schema.inputs import INPUTS, EventMetadata, RegisterCustomerInput, new_event, no_nul
+from gql.schema.scalars import UUID
 from gql.schema.types import Customer, Order, OrderEvent, event_from_row
 from gql.store.append import append_event, register_customer
+from gql.store.customers import forget_customer, load_customers
 
 
 @strawberry.type(description="What an append recorded, and the order after it.")
@@ -49,6 +51,16 @@ async def _register_customer(self: Mutation, info: Info, input: RegisterCustomer
     return Customer.from_row(registered.customer)
 
 
+async def _forget_customer(self: Mutation, info: Info, customer_id: UUID) -> Customer:
+    """The database alone decides who may (admin): a refusal changes nothing."""
+    db = info.context.for_writes()
+    customer = uuid.UUID(str(customer_id))
+    await forget_customer(db, customer, info.context.identity.claims())
+    [row] = await load_customers(db, [customer], None)
+    assert row is not None
+    return Customer.from_row(row)
+
+
 def _append_mutation(event: EventDeclaration) -> Any:
     """The mutation appending one event type: `name(input: NameInput!): AppendResult!`."""
     async def resolve(self: Mutation, info: Info, input: EventMetadata) -> AppendResult:
@@ -66,6 +78,10 @@ def _mutation_class() -> type:
         "register_customer": strawberry.mutation(
             resolver=_register_customer,
             description="Create a customer; the same details again return it."),
+        "forget_customer": strawberry.mutation(
+            resolver=_forget_customer,
+            description="Admin only: erase a customer's name and e-mail for good, by destroying "
+            "the key they are sealed with (see README, \"Forgetting a customer\")."),
         **{e.mutation: _append_mutation(e) for e in CATALOGUE.events},
     }
     return strawberry.type(type("Mutation", (), namespace))

@@ -127,8 +127,12 @@ Order = _order_class()
 @strawberry.type(description="Someone who places orders.")
 class Customer(Node):
     id: UUID
-    name: str
-    email: str
+    name: str = strawberry.field(
+        description="Sealed at rest; reads \"(erased)\" once the customer is forgotten.")
+    email: str = strawberry.field(
+        description="Sealed at rest; reads \"(erased)\" once the customer is forgotten.")
+    forgotten_at: DateTime | None = strawberry.field(
+        description="When forgetCustomer erased the name and e-mail; null while they are kept.")
 
     @strawberry.field(description="The customer's global id (see Node).")
     def node_id(self) -> strawberry.ID:

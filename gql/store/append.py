@@ -8,12 +8,15 @@ from typing import Any
 
 import asyncpg
 
-from gql.errors import IdempotencyConflict, ServiceUnavailable
+from gql.errors import ServiceUnavailable
 from gql.events import NewEvent
 from gql.metrics import APPENDS
+from gql.store.customers import Registered, register_customer
 from gql.store.errors import RETRYABLE, domain_error, is_transient
 from gql.store.reads import ORDER_COLUMNS
 from gql.traces import traceparent
+
+__all__ = ["Appended", "Registered", "append_event", "register_customer"]
 
 _ORDER = [column.strip() for column in ORDER_COLUMNS.split(",")]
 # The event, and the order's read model as the append left it (one round trip for both).
@@ -30,13 +33,6 @@ APPEND_CALL = """og_append(
 APPEND = f"""
 select (a.event).*, a.deduplicated, {", ".join(f"(a.current).{c} as current_{c}" for c in _ORDER)}
 from {APPEND_CALL}
-"""
-
-# og_register_customer (schema.sql) inserts unless the customer exists, and returns it
-REGISTER_CUSTOMER = """
-select customer_id, name, email, registered_at, existed
-from og_register_customer(p_customer_id => $1, p_name => $2, p_email => $3, p_role => $4,
-                          p_scope => $5, p_customer => $6, p_subject => $7)
 """
 
 # A concurrent writer may win a unique key (or create the stream) between our check and
@@ -109,28 +105,3 @@ async def _append(db: asyncpg.Pool | asyncpg.Connection, statement: str,
                        "deduplicated" if row["deduplicated"] else "appended").inc()
         return row
     raise AssertionError("unreachable")
-
-
-@dataclass(frozen=True)
-class Registered:
-    customer: asyncpg.Record
-    existed: bool
-
-
-async def register_customer(
-    db: asyncpg.Pool | asyncpg.Connection, customer_id: uuid.UUID, name: str, email: str,
-    claims: Claims,
-) -> Registered:
-    """Create a customer; registering the same one again returns it unchanged. The
-    database refuses it unless the grants let `claims` register customers."""
-    try:
-        row = await db.fetchrow(REGISTER_CUSTOMER, customer_id, name, email, *claims)
-    except asyncpg.PostgresError as exc:
-        raise domain_error(exc) or exc from None
-    assert row is not None
-    if row["existed"] and (row["name"], row["email"]) != (name, email):
-        raise IdempotencyConflict(
-            f"customer {customer_id} is already registered with other details",
-            field="customerId",
-        )
-    return Registered(customer=row, existed=row["existed"])

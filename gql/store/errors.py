@@ -25,9 +25,9 @@ _BY_CONSTRAINT: dict[str, tuple[type[errors.DomainError], dict[str, str]]] = {
     "order_events_actor_type_valid": (errors.BadUserInput, {"field": "actor.type"}),
     "order_events_actor_id_valid": (errors.BadUserInput, {"field": "actor.id"}),
     "order_events_occurred_at_range": (errors.BadUserInput, {"field": "occurredAt"}),
-    "customers_name_valid": (errors.BadUserInput, {"field": "name"}),
-    "customers_email_valid": (errors.BadUserInput, {"field": "email"}),
-    "customers_email_key": (errors.BadUserInput, {"field": "email"}),
+    "customers_email_index_key": (errors.BadUserInput, {"field": "email"}),
+    "customer_not_found": (errors.CustomerNotFound, {"field": "customerId"}),
+    "customer_already_forgotten": (errors.CustomerAlreadyForgotten, {"field": "customerId"}),
 }
 
 _MESSAGES = {
@@ -37,9 +37,7 @@ _MESSAGES = {
     "order_events_actor_type_valid": "actor.type is longer than 100 characters",
     "order_events_actor_id_valid": "actor.id is longer than 200 characters",
     "order_events_occurred_at_range": "occurredAt must lie between 1970-01-01 and 9999-12-31",
-    "customers_name_valid": "name must be 1 to 200 characters",
-    "customers_email_valid": "email must be an address such as ann@example.com",
-    "customers_email_key": "a customer with this email is already registered",
+    "customers_email_index_key": "a customer with this email is already registered",
     "orders_current_pkey": "the order already exists",
 }
 

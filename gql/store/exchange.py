@@ -9,15 +9,22 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
+from gql.errors import DomainError
 from gql.events import Position
+from gql.store import personal
+from gql.store.customers import SECRET, opened, sealed
 from gql.store.errors import line_error
 
 # One NDJSON line per event, rendered by PostgreSQL (EVENT_JSON, also the body of every event
 # streamed out, gql/store/consumers.py): every column of the log as stored (not
-# upcast), the position readers know, and for OrderPlaced the customer it names, so that a
-# fresh database can take the file alone. Only the safe prefix of the log (below the oldest
-# running transaction) is exported, so `--after` the last exported position misses nothing.
+# upcast), the position readers know, and for OrderPlaced when its customer registered (and
+# was forgotten). Personal data is sealed (gql/store/personal.py), so PostgreSQL cannot render
+# it: streamed events carry none, and the export opens the customer's name and e-mail in
+# Python (export_lines), so that a fresh database can take the file alone. Only the safe
+# prefix of the log (below the oldest running transaction) is exported, so `--after` the last
+# exported position misses nothing.
 EVENT_JSON = """json_build_object(
     'event_id', e.event_id, 'order_id', e.order_id, 'stream_version', e.stream_version,
     'position', og_position(e.log_xid, e.global_position), 'global_position', e.global_position,
@@ -27,23 +34,34 @@ EVENT_JSON = """json_build_object(
     'actor_type', e.actor_type, 'actor_id', e.actor_id, 'customer_id', e.customer_id,
     'schema_version', e.schema_version, 'payload', e.payload, 'trace_parent', e.trace_parent,
     'customer', case when e.event_type = 'OrderPlaced' then (
-        select json_build_object('name', c.name, 'email', c.email, 'registered_at', c.registered_at)
+        select json_build_object('registered_at', c.registered_at, 'forgotten_at', c.forgotten_at)
         from customers c where c.customer_id = e.customer_id) end)"""
 EXPORT = f"""
-select {EVENT_JSON}::text
+select {EVENT_JSON}::text, c.customer_id, c.name, c.email, c.registered_at, c.forgotten_at,
+       (select k.key from customer_keys k where k.customer_id = c.customer_id) as key
 from order_events e
+left join customers c on e.event_type = 'OrderPlaced' and c.customer_id = e.customer_id
 where (e.log_xid, e.global_position) > ($1::xid8, $2::bigint)
   and e.log_xid < pg_snapshot_xmin(pg_current_snapshot())
   and ($3::text[] is null or e.event_type = any($3))
 order by e.log_xid, e.global_position
 """
 
-# Customers named by a batch's OrderPlaced lines; one already there is left as it is.
+# Customers named by a batch's OrderPlaced lines, sealed by _customers; one already there is
+# left as it is (and keeps its key). A forgotten one comes without a key.
 IMPORT_CUSTOMERS = """
-insert into customers (customer_id, name, email, registered_at)
-select c.id, c.name, c.email, coalesce(c.registered_at, now())
-from unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) as c(id, name, email, registered_at)
-on conflict (customer_id) do nothing
+with inserted as (
+    insert into customers (customer_id, name, email, email_index, registered_at, forgotten_at)
+    select c.id, c.name, c.email, c.email_index, coalesce(c.registered_at, now()), c.forgotten_at
+    from unnest($1::uuid[], $2::bytea[], $3::bytea[], $4::bytea[], $5::timestamptz[],
+                $6::timestamptz[]) as c(id, name, email, email_index, registered_at, forgotten_at)
+    on conflict (customer_id) do nothing
+    returning customer_id
+)
+insert into customer_keys (customer_id, key)
+select i.customer_id, k.key from inserted i
+join unnest($1::uuid[], $7::bytea[]) as k(id, key) on k.id = i.customer_id
+where k.key is not null
 """
 
 _BATCH = """
@@ -96,7 +114,18 @@ class ImportedEvent:
     actor_type: str | None
     actor_id: str | None
     schema_version: int | None
-    customer: tuple[uuid.UUID, str, str, datetime | None] | None
+    customer: ImportedCustomer | None
+
+
+@dataclass(frozen=True)
+class ImportedCustomer:
+    """An OrderPlaced line's customer: its details, or none when it was forgotten."""
+
+    customer_id: uuid.UUID
+    name: str | None
+    email: str | None
+    registered_at: datetime | None
+    forgotten_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,7 +148,18 @@ async def export_lines(conn: asyncpg.Connection, *, after: Position, types: Sequ
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         async for row in conn.cursor(EXPORT, after.xid, after.seq, list(types) if types else None,
                                      prefetch=prefetch):
-            yield row[0]
+            yield _with_customer(row) if row["customer_id"] is not None else row[0]
+
+
+def _with_customer(row: asyncpg.Record) -> str:
+    """The line with its customer's name and e-mail opened (null once forgotten)."""
+    line = orjson.loads(row[0])
+    shown = opened(row)
+    forgotten = shown["forgotten_at"] is not None
+    line["customer"] = {"name": None if forgotten else shown["name"],
+                        "email": None if forgotten else shown["email"],
+                        **line["customer"]}
+    return orjson.dumps(line).decode()
 
 
 def _columns(events: Sequence[ImportedEvent]) -> list[list[Any]]:
@@ -135,8 +175,22 @@ def _columns(events: Sequence[ImportedEvent]) -> list[list[Any]]:
 
 async def _customers(conn: asyncpg.Connection, events: Sequence[ImportedEvent]) -> None:
     customers = [e.customer for e in events if e.customer]
-    if customers:
-        await conn.execute(IMPORT_CUSTOMERS, *(list(c) for c in zip(*customers, strict=True)))
+    if not customers:
+        return
+    secret = await conn.fetchval(SECRET)
+    columns: list[list[Any]] = [[] for _ in range(7)]
+    for c in customers:
+        key = personal.new_key()
+        if c.name is None or c.email is None:  # forgotten: sealed under a key thrown away
+            name, email, _ = sealed(key, c.customer_id, personal.ERASED, personal.ERASED, secret)
+            index, key = None, None
+        else:
+            personal.check(c.name, c.email)
+            name, email, index = sealed(key, c.customer_id, c.name, c.email, secret)
+        for column, value in zip(columns, (c.customer_id, name, email, index, c.registered_at,
+                                           c.forgotten_at, key), strict=True):
+            column.append(value)
+    await conn.execute(IMPORT_CUSTOMERS, *columns)
 
 
 class _Doubtful(Exception):
@@ -171,7 +225,7 @@ async def import_batch(conn: asyncpg.Connection, events: Sequence[ImportedEvent]
         async with conn.transaction():
             known = await _write_batch(conn, events)
         return BatchResult(appended=len(events) - known, deduplicated=known)
-    except _Doubtful:
+    except (_Doubtful, DomainError):  # a customer's details refused before they are sealed
         pass
     except asyncpg.PostgresError as exc:
         if line_error(exc) is None:
@@ -186,6 +240,9 @@ async def import_batch(conn: asyncpg.Connection, events: Sequence[ImportedEvent]
                 refused = line_error(exc)
                 if refused is None:
                     raise
+                result.refused.append(Refused(event.line, refused.code, refused.message))
+                continue
+            except DomainError as refused:
                 result.refused.append(Refused(event.line, refused.code, refused.message))
                 continue
             if deduplicated:

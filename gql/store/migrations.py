@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from gql.catalogue import CATALOGUE
 from gql.declaration import Catalogue
 from gql.errors import ConfigurationError
 from gql.store.connection import schema_sql
+from gql.store.customers import seal_plain
 from gql.store.rules import generate, generate_reads
 
 # The same key schema.sql takes, so every path that changes the schema queues on one lock.
@@ -72,6 +74,10 @@ COUNT_ORDERS = "select count(*) from orders_current"
 # where schema.sql takes the declarations' SQL: their tables and rules, then their reads
 MARKER = "-- @catalogue\n"
 READS_MARKER = "-- @catalogue reads\n"
+
+# Steps that need Python after their SQL (the sealing of personal data): run in the same
+# transaction, before the next numbered step.
+AFTER: dict[int, Callable[[asyncpg.Connection], Awaitable[None]]] = {8: seal_plain}
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -173,6 +179,8 @@ async def migrate(conn: asyncpg.Connection, catalogue: Catalogue = CATALOGUE) ->
             tallied = todo is None or await conn.fetchval(HAS_TALLIES)
             for m in todo or []:
                 await conn.execute(m.sql)
+                if m.version in AFTER:
+                    await AFTER[m.version](conn)
                 await conn.execute(RECORD, m.version, m.name)
             for (drop,) in await conn.fetch(ROUTINES):
                 await conn.execute(drop)

@@ -11,6 +11,7 @@ import asyncpg
 
 from gql.catalogue import CATALOGUE
 from gql.events import EventOrder, EventType, Position, TimeAxis
+from gql.store.customers import open_document, open_text
 from gql.store.lane import ReadLane
 
 Db = asyncpg.Pool | asyncpg.Connection
@@ -30,10 +31,6 @@ select {ORDER_COLUMNS} from orders_current
 where order_id = any($1::uuid[]) and og_sees($2::uuid, customer_id)
 """
 
-LOAD_CUSTOMERS = """
-select customer_id, name, email, registered_at from customers
-where customer_id = any($1::uuid[]) and og_sees($2::uuid, customer_id)
-"""
 
 # The page functions live in schema.sql, shared with the compiled fast path.
 LIST_ORDERS = f"""
@@ -135,13 +132,6 @@ async def load_orders(db: Db, ids: Sequence[uuid.UUID],
                       viewer: uuid.UUID | None) -> list[asyncpg.Record | None]:
     rows = await db.fetch(LOAD_ORDERS, list(ids), viewer)
     by_id = {row["order_id"]: row for row in rows}
-    return [by_id.get(i) for i in ids]
-
-
-async def load_customers(db: Db, ids: Sequence[uuid.UUID],
-                         viewer: uuid.UUID | None) -> list[asyncpg.Record | None]:
-    rows = await db.fetch(LOAD_CUSTOMERS, list(ids), viewer)
-    by_id = {row["customer_id"]: row for row in rows}
     return [by_id.get(i) for i in ids]
 
 
@@ -284,11 +274,12 @@ async def last_safe_position(db: Db) -> Position:
 
 
 async def fetch_document(db: Db | ReadLane, sql: str, params: Sequence[object]) -> bytes:
-    """A compiled GraphQL document's `data`, rendered as UTF-8 JSON by PostgreSQL."""
-    return await db.fetchval(sql, *params)
+    """A compiled GraphQL document's `data`, rendered as UTF-8 JSON by PostgreSQL, with its
+    customers' sealed fields opened."""
+    return open_document(await db.fetchval(sql, *params))
 
 
 async def render_events(db: Db, sql: str, params: Sequence[object]) -> dict[int, str]:
     """A compiled subscription's payloads for a batch of events (gql/schema/plans.py,
     `compile_subscription`): the `data` JSON text by the event's place in the batch."""
-    return {row[0]: row[1] for row in await db.fetch(sql, *params)}
+    return {row[0]: open_text(row[1]) for row in await db.fetch(sql, *params)}

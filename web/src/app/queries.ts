@@ -72,9 +72,10 @@ export type StatusChange = {
   };
 };
 
-/** Item events and refunds change a card's amounts and item count but not its column. */
+/** Item events and refunds change a card's amounts and item count but not its column; a
+ * forgotten customer changes the name it shows. */
 export const ITEM_CHANGES = `subscription BoardItems($after: String) {
-  orderEvents(types: [ITEM_ADDED_TO_ORDER, ITEM_REMOVED_FROM_ORDER, REFUND_ISSUED], after: $after) {
+  orderEvents(types: [ITEM_ADDED_TO_ORDER, ITEM_REMOVED_FROM_ORDER, REFUND_ISSUED, CUSTOMER_FORGOTTEN], after: $after) {
     globalPosition order { ${CARD_FIELDS} }
   }
 }`;

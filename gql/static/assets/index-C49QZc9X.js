@@ -14,7 +14,7 @@ import{t as e}from"./client-0hRshvCi.js";var t=`ordergraph.token`;function n(){l
 }`}var ae=`query Customer($id: UUID!) { customer(id: $id) { id name email } }`,A=`subscription Board($after: String) {
   orderStatusChanged(after: $after) { previousStatus status event { globalPosition } order { ${k} } }
 }`,j=`subscription BoardItems($after: String) {
-  orderEvents(types: [ITEM_ADDED_TO_ORDER, ITEM_REMOVED_FROM_ORDER, REFUND_ISSUED], after: $after) {
+  orderEvents(types: [ITEM_ADDED_TO_ORDER, ITEM_REMOVED_FROM_ORDER, REFUND_ISSUED, CUSTOMER_FORGOTTEN], after: $after) {
     globalPosition order { ${k} }
   }
 }`,M=`__typename id streamVersion globalPosition type occurredAt recordedAt correlationId causationId

@@ -1,4 +1,4 @@
--- 0008: each event keeps the W3C traceparent of the span that appended it (null when the
+-- 0010: each event keeps the W3C traceparent of the span that appended it (null when the
 -- writer was not traced), so that what the event causes later (relays, live deliveries)
 -- continues the appending request's trace.
 
