@@ -10,8 +10,8 @@ writer appends `rate` events/s round-robin over 100 orders while N WebSocket cli
 (graphql-transport-ws), subscriber i on server i mod `--servers`, follow them, and every
 client records when each event arrives. `--writers 0,32` measures a second row with the same
 clients connected: 32 writers appending flat out (0 is the paced writer). Below 100
-subscribers each follows every event (`orderEvents`, the live board); from 100 on,
-subscriber i follows one order's timeline (`orderEvents(orderId: order i mod 100)`).
+subscribers (`--orders`) each follows every event (`orderEvents`, the live board); from 100
+on, subscriber i follows one order's timeline (`orderEvents(orderId: order i mod 100)`).
 The floor is a bare asyncpg connection LISTENing on the same channel in the same process and
 event loop: the NOTIFY itself, with no read of the log, no GraphQL and no WebSocket. The
 doorbell carries no position, so an event's floor is the first NOTIFY to arrive after its
@@ -23,7 +23,10 @@ Memory per subscriber is the servers' RSS growth divided by N; CPU is the server
 one core while writing, and their CPU time per delivered event (CPU seconds over deliveries,
 in microseconds); `load` is the machine's 1-minute load average after the row (other work on
 the machine inflates both latencies). The servers and this process are pinned to different
-cores. `log reads/s` and `checks/s` are the doorbell's database work per server
+cores; with `--split-cores`, PostgreSQL and the writers have core 1 to themselves and the
+servers and clients share core 0, so that delivering does not take the database's CPU (on two
+cores, the appends/s with subscribers otherwise measure the sharing of the cores more than live
+delivery's own cost). `log reads/s` and `checks/s` are the doorbell's database work per server
 (`ordergraph_live_log_reads_total`, `ordergraph_doorbell_checks_total`): the hub's reads of
 the log and the listener's snapshot checks, one statement each, whatever N is.
 
@@ -212,17 +215,26 @@ def _write_in_child(url: str, orders: list[uuid.UUID], writers: int, rate: float
     return asyncio.run(run())
 
 
-def _unpin() -> None:
-    os.sched_setaffinity(0, range(os.cpu_count() or 1))
+def _pin(cpus: list[int]) -> None:
+    os.sched_setaffinity(0, cpus)
+
+
+async def _pin_postgres(pool: asyncpg.Pool, cpu: int) -> None:
+    """The PostgreSQL server on one core: the postmaster (whose new backends inherit it) and
+    every process it has started."""
+    postmaster = psutil.Process(await pool.fetchval("select pg_backend_pid()")).parent()
+    assert postmaster is not None
+    for process in (postmaster, *postmaster.children()):
+        process.cpu_affinity([cpu])
 
 
 class Writer:
     """Runs each writing phase in one child process kept for the whole run."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cpus: list[int]) -> None:
         self.url = url
         self.executor = concurrent.futures.ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=_unpin)
+            1, mp_context=multiprocessing.get_context("spawn"), initializer=_pin, initargs=(cpus,))
 
     async def run(self, orders: list[uuid.UUID], writers: int, rate: float, seconds: float,
                   ) -> tuple[Sent, float]:
@@ -383,8 +395,11 @@ def _summary(p: Phase) -> dict[str, float]:
 async def main(server_url: str, args: argparse.Namespace) -> list[dict[str, float]]:
     async with fresh_database(server_url) as url:
         pool = await create_pool(url, min_size=2, max_size=8)
-        orders = await place_orders(pool, BOARD)
-        writer = Writer(url)
+        orders = await place_orders(pool, args.orders)
+        every = list(range(os.cpu_count() or 1))
+        if args.split:
+            await _pin_postgres(pool, 1)
+        writer = Writer(url, [1] if args.split else every)
         ports = [_free_port() for _ in range(args.servers)]
         bases = [f"http://127.0.0.1:{port}" for port in ports]
         procs = [_start_server(url, port, 0 if args.pin else None) for port in ports]
@@ -464,6 +479,11 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, help="events appended per second (default 200)")
     parser.add_argument("--seconds", type=float, help="measured writing per row (default 10)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every subscriber count")
+    parser.add_argument("--orders", type=int, default=BOARD,
+                        help=f"orders written to (default {BOARD}); from this many subscribers on, "
+                             "subscriber i follows order i mod N")
+    parser.add_argument("--split-cores", dest="split", action="store_true",
+                        help="PostgreSQL and the writers on core 1, the servers and the clients on core 0")
     parser.add_argument("--servers", type=int, default=1,
                         help="ordergraph serve processes; subscriber i connects to server i mod N")
     parser.add_argument("--writers", type=lambda v: [int(n) for n in v.split(",")], default=[0],
@@ -482,9 +502,9 @@ if __name__ == "__main__":
     args.rate = args.rate or (50.0 if args.smoke else 200.0)
     args.seconds = args.seconds or (1.0 if args.smoke else 10.0)
     if args.pin and (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(0, {1})
+        os.sched_setaffinity(0, {0} if args.split else {1})
     else:
-        args.pin = False
+        args.pin = args.split = False
     with contextlib.suppress(ImportError):
         import uvloop
 
