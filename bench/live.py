@@ -63,6 +63,7 @@ import asyncpg
 import httpx
 import psutil
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from bench.common import (
     SMOKE,
@@ -102,9 +103,11 @@ def _free_port() -> int:
 
 def _start_server(url: str, port: int, cpu: int | None) -> subprocess.Popen[bytes]:
     prefix = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    # one server may hold every subscriber: above the default cap of 1,000 connections
+    env = {**os.environ, "ORDERGRAPH_MAX_CONNECTIONS": "10000"}
     return subprocess.Popen(
         [*prefix, sys.executable, "-m", "gql", "serve", "--database-url", url, "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
 async def _until(check: object, seconds: float, what: str) -> None:
@@ -138,7 +141,8 @@ async def _subscriber(ws_url: str, order_id: uuid.UUID | None, seen: list[tuple[
         await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
             "query": QUERY, "variables": {"id": order_id and str(order_id)}}}))
         ready.set()
-        await _read(ws, seen)
+        with contextlib.suppress(ConnectionClosed):  # the server stopped: the run is over
+            await _read(ws, seen)
 
 
 async def _read(ws: ClientConnection, seen: list[tuple[str, float]]) -> None:
