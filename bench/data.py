@@ -3,7 +3,7 @@
     python -m bench.data --orders 20000 [--seed 7]      # load into a fresh embedded database, time it
     python -m bench.data --smoke                        # 200 orders: checks it works, measures nothing
 
-The loader COPYs customers and a staging table of events in one round trip each, then moves the
+The loader COPYs customers (sealed as the store seals them) and a staging table of events in one round trip each, then moves the
 events into `order_events` with one `INSERT … SELECT` per stream version: the log's triggers
 still run for every row (state machine, amounts, projection into `orders_current`), so a row
 the domain would refuse aborts the load. Only the NOTIFY trigger is off while loading (nobody
@@ -27,6 +27,8 @@ import asyncpg
 import orjson
 
 from gql.seed import CARRIERS, CATALOG, CURRENCIES, FIRST, LAST, PROVIDERS
+from gql.store import personal
+from gql.store.customers import SECRET, sealed
 
 ANCHOR = datetime(2026, 11, 1, tzinfo=UTC)
 EVENT_FIELDS = ("event_id", "order_id", "event_type", "occurred_at", "correlation_id", "causation_id",
@@ -183,9 +185,14 @@ async def load(url: str, data: Dataset) -> float:
     conn = await asyncpg.connect(url)
     try:
         async with conn.transaction():
-            await conn.copy_records_to_table(
-                "customers", columns=["customer_id", "name", "email"],
-                records=[(c.customer_id, c.name, c.email) for c in data.customers])
+            secret = await conn.fetchval(SECRET)
+            keys = {c.customer_id: personal.new_key() for c in data.customers}
+            await conn.copy_records_to_table(  # sealed as the store seals them, a key each
+                "customers", columns=["customer_id", "name", "email", "email_index"],
+                records=[(c.customer_id, *sealed(keys[c.customer_id], c.customer_id, c.name, c.email,
+                                                 secret)) for c in data.customers])
+            await conn.copy_records_to_table("customer_keys", columns=["customer_id", "key"],
+                                             records=list(keys.items()))
             await conn.execute(STAGE)
             rows = [(version, seq, *(getattr(e, f) for f in EVENT_FIELDS[:-1]),
                      orjson.dumps(e.payload).decode())
