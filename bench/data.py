@@ -3,12 +3,12 @@
     python -m bench.data --orders 20000 [--seed 7]      # load into a fresh embedded database, time it
     python -m bench.data --smoke                        # 200 orders: checks it works, measures nothing
 
-The loader COPYs customers (sealed as the store seals them) and a staging table of events in one round trip each, then moves the
-events into `order_events` with one `INSERT … SELECT` per stream version: the log's triggers
-still run for every row (state machine, amounts, projection into `orders_current`), so a row
-the domain would refuse aborts the load. Only the NOTIFY trigger is off while loading (nobody
-listens yet, and 160,000 notifications in one transaction are pure waste). A VACUUM ANALYZE
-ends it, as autovacuum would on a live system.
+The loader COPYs customers (sealed as the store seals them) and a staging table of events in
+one round trip each, then moves the events into `order_events` with one `INSERT … SELECT` per
+stream version: the log's triggers still run for every row (state machine, amounts,
+projection into `orders_current`), so a row the domain would refuse aborts the load. Only the
+NOTIFY trigger is off while loading (nobody listens yet, and 160,000 notifications in one
+transaction are pure waste). A VACUUM ANALYZE ends it, as autovacuum would on a live system.
 """
 
 from __future__ import annotations
