@@ -62,7 +62,11 @@ def before_rev(given: str | None) -> str:
     found = subprocess.run(["git", "log", "--diff-filter=A", "--format=%H", "--", "gql/traces.py"],
                            capture_output=True, text=True, cwd=ROOT)
     added = found.stdout.split()
-    return f"{added[-1]}^" if added else "HEAD"
+    if not added:
+        return "HEAD"
+    parent = subprocess.run(["git", "rev-parse", f"{added[-1]}^"], capture_output=True, text=True,
+                            cwd=ROOT, check=True)
+    return parent.stdout.strip()
 
 
 def extract(rev: str, into: Path) -> Path:

@@ -40,8 +40,10 @@ def statement_name(query: str) -> str:
 
 def _record(query: asyncpg.connection.LoggedQuery) -> None:
     tracer = traces.TRACER
-    if tracer is None or not trace.get_current_span().get_span_context().is_valid:
-        return  # a statement outside any span (a background poll) starts no trace of its own
+    if tracer is None or not trace.get_current_span().is_recording():
+        # a statement outside any span (a background poll) starts no trace of its own, and
+        # one inside a trace the sampler left out would be left out too: no span is made
+        return
     end = time.time_ns()
     name = statement_name(query.query)
     span = tracer.start_span(f"sql {name}", kind=SpanKind.CLIENT, start_time=end - int(query.elapsed * 1e9),
