@@ -68,7 +68,8 @@ def ours(pool: asyncpg.Pool) -> Append:
 def raw(pool: asyncpg.Pool) -> Append:
     async def one(order_id: uuid.UUID) -> object:
         return await pool.fetchrow(APPEND, uuid.uuid4(), order_id, "ItemAddedToOrder", ITEM,
-                                   None, None, None, None, None, None, None, *SYSTEM.claims())
+                                   None, None, None, None, None, None, None, *SYSTEM.claims(),
+                                   None)  # no traceparent: the bench is not traced
     return one
 
 

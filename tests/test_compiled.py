@@ -58,6 +58,10 @@ CORPUS: list[tuple[str, dict[str, Any]]] = [
      {"id": "$CUSTOMER"}),
     ("""query($after: String) { orders(first: 4, after: $after) { nodes { id } } }""",
      {"after": "$CURSOR"}),
+    # an empty page of a non-empty list: no edge, so no start or end cursor (the look-ahead
+    # row that tells hasNextPage is not an edge)
+    ("""query($id: UUID!) { customer(id: $id) { orders(first: 0) { edges { cursor }
+        pageInfo { hasNextPage startCursor endCursor } } } }""", {"id": "$CUSTOMER"}),
     ("""{ events(types: [ORDER_CANCELLED], occurredBefore: "2026-01-02T00:00:00Z") { nodes {
         occurredAt recordedAt ... on OrderCancelled { reason } } } }""", {}),
     ("""query($before: DateTime) { __typename orders(first: 10, placedBefore: $before) {

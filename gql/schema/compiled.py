@@ -326,7 +326,8 @@ class Compiler:
 
         def end(direction: str) -> str:  # the cursor of one row, the first or the last
             row = f"(array_agg({r}.og_row order by {r}.og_n{direction}) {within})[1]"
-            return f"case when count(*) > 0 then {cursor(f'({row})')} end"
+            # rows of the page only: the look-ahead row (og_n = size + 1) is no edge's
+            return f"case when count(*) {within} > 0 then {cursor(f'({row})')} end"
 
         page_info = {
             "hasNextPage": value(f"count(*) > {size}"),
