@@ -37,10 +37,10 @@ def operation(pool: asyncpg.Pool, workload: str, params: list[str], form: str = 
             order_id, customer = uuid.uuid4(), params[n % len(params)]
             placed = {"customerId": customer, "currency": "EUR", "items": PLACED_ITEMS}
             await pool.fetchrow(APPEND, uuid.uuid4(), order_id, "OrderPlaced", placed,
-                                None, None, None, None, None, None, 1, *SYSTEM.claims())
+                                None, None, None, None, None, None, 1, *SYSTEM.claims(), None)
             return await pool.fetchrow(APPEND, uuid.uuid4(), order_id, "ItemAddedToOrder",
                                        ADDED_ITEM, None, None, None, None, None, None, 1,
-                                       *SYSTEM.claims())
+                                       *SYSTEM.claims(), None)  # no traceparent: not traced
         return append_two
     sql = (RAW_JSON_SQL if form == "json" else RAW_SQL)[workload]
     if workload in BY_ORDER_ID:
