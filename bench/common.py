@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -114,3 +115,40 @@ def write_report(out: Path, bench: str, text: str) -> Path:
     path = out / f"{bench}-{datetime.now(UTC):%Y%m%d-%H%M%S}.md"
     path.write_text(text)
     return path
+
+
+def wrk_bench_parser(description: str | None) -> argparse.ArgumentParser:
+    """The options of a bench whose servers wrk loads with the data of bench/data.py, cell
+    after cell in alternating rounds (bench.control, bench.traces); add its own, then call
+    `wrk_bench_settings`."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seconds", type=float)
+    parser.add_argument("--warmup", type=float)
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--pool", type=int, default=10)
+    parser.add_argument("--out", help="default bench/out, bench/out/smoke with --smoke")
+    parser.add_argument("--smoke", action="store_true",
+                        help="200 orders, 1 s cells, 1 round: checks, measures nothing")
+    return parser
+
+
+def wrk_bench_settings(args: argparse.Namespace, ports: list[int]) -> Path:
+    """What the options left unset (5,000 orders, 10 s cells after 2 s of warm-up, 3 rounds;
+    with --smoke 200 orders, 1 s cells, no warm-up, 1 round), the servers' ports (`ports`, or
+    free ones with --smoke), servers on cpu 0 and wrk on cpu 1; returns the work directory."""
+    smoke = args.smoke
+    args.orders = args.orders or (200 if smoke else 5_000)
+    args.seconds = args.seconds or (1.0 if smoke else 10.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.0 if smoke else 2.0)
+    args.rounds = args.rounds or (1 if smoke else 3)
+    args.ports = free_ports(len(ports)) if smoke else ports
+    args.out = args.out or str(Path(__file__).resolve().parent / "out" / ("smoke" if smoke else ""))
+    two = (os.cpu_count() or 1) >= 2
+    args.server_cpu, args.loadgen_cpu = (0, 1) if two else (None, None)
+    work = Path(args.out) / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    return work

@@ -34,10 +34,17 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from bench import data, peers
-from bench.common import SMOKE, empty_database, free_ports, fresh_database, machine, postgres, write_report
+from bench.common import (
+    SMOKE,
+    empty_database,
+    fresh_database,
+    machine,
+    postgres,
+    write_report,
+    wrk_bench_parser,
+    wrk_bench_settings,
+)
 from bench.compare import BENCH, _git, _ids, ensure_wrk, wrk
 from bench.workloads import request_bodies
 from gql.store.connection import APP_ROLE, as_role
@@ -214,37 +221,16 @@ async def prepare(server: str, args: argparse.Namespace, work: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--orders", type=int)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--seconds", type=float)
-    parser.add_argument("--warmup", type=float)
-    parser.add_argument("--rounds", type=int)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--pool", type=int, default=10)
+    parser = wrk_bench_parser(__doc__)
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="Q1,W1 (default: both)")
     parser.add_argument("--before",
                         help="the commit measured as 'before' (default: the last one without traces)")
-    parser.add_argument("--out", help="default bench/out, bench/out/smoke with --smoke")
-    parser.add_argument("--smoke", action="store_true",
-                        help="200 orders, 1 s cells, 1 round: checks, measures nothing")
     args = parser.parse_args()
-    smoke = args.smoke
     args.workloads = tuple(w for w in args.workloads.split(",") if w)
     if not args.workloads or set(args.workloads) - set(WORKLOADS):
         parser.error(f"--workloads takes {', '.join(WORKLOADS)}")
-    args.orders = args.orders or (200 if smoke else 5_000)
-    args.seconds = args.seconds or (1.0 if smoke else 10.0)
-    args.warmup = args.warmup if args.warmup is not None else (0.0 if smoke else 2.0)
-    args.rounds = args.rounds or (1 if smoke else 3)
-    args.ports = free_ports(4) if smoke else [8871, 8872, 8873, 8874]
-    args.out = args.out or str(BENCH / "out" / ("smoke" if smoke else ""))
-    two = (psutil.cpu_count() or 1) >= 2
-    args.server_cpu, args.loadgen_cpu = (0, 1) if two else (None, None)
+    work = wrk_bench_settings(args, [8871, 8872, 8873, 8874])
     ensure_wrk()
-    work = Path(args.out) / "work"
-    work.mkdir(parents=True, exist_ok=True)
     with postgres() as server:
         asyncio.run(prepare(server, args, work))
 
