@@ -18,12 +18,11 @@ from typing import Any
 
 import orjson
 import structlog
-from graphql import GraphQLError, OperationDefinitionNode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql.http.access import IDENTITY
 from gql.identity import Identity
-from gql.schema.fastpath import parsed
+from gql.schema.fastpath import requested_operation
 
 NOTES = "ordergraph.log"  # on the scope of a logged request: what the GraphQL layer noted
 _PLAIN_ID = re.compile(r"^[\w.:-]{1,64}$")
@@ -39,19 +38,17 @@ def note(scope: Scope, **fields: Any) -> None:
             notes.setdefault(key, value)
 
 
-def operation_name(query: str) -> str | None:
-    """The name of a document's only operation (None: several, none, or unnamed)."""
-    try:
-        operations = [d for d in parsed(query).definitions if isinstance(d, OperationDefinitionNode)]
-    except GraphQLError:
-        return None
-    return operations[0].name.value if len(operations) == 1 and operations[0].name else None
+def operation_name(query: str, operation: str | None = None) -> str | None:
+    """The name of the operation a request runs: the one it names, or the document's only one."""
+    if operation:
+        return operation
+    chosen = requested_operation(query, None)
+    return chosen.name.value if chosen and chosen.name else None
 
 
 def note_operation(scope: Scope, query: str, operation: str | None) -> None:
-    """The name of the operation a request runs: the one it names, or the document's only one."""
     if NOTES in scope:
-        note(scope, operation=operation or operation_name(query))
+        note(scope, operation=operation_name(query, operation))
 
 
 def note_errors(scope: Scope, body: bytes) -> None:

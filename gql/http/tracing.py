@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gql import traces
-from gql.schema.fastpath import parsed
+from gql.schema.fastpath import requested_operation
 
 SPAN = "ordergraph.span"  # on the scope of a traced request: its span
 
@@ -31,16 +30,10 @@ def annotate_operation(scope: Scope, query: str, operation: str | None) -> None:
     """The operation's name and type (query, mutation, subscription) on the request's span."""
     if SPAN not in scope:
         return
-    try:
-        operations = [d for d in parsed(query).definitions if isinstance(d, OperationDefinitionNode)]
-    except GraphQLError:
-        return
-    chosen = next((o for o in operations if operation is None or (o.name and o.name.value == operation)),
-                  None)
-    if chosen is None:
-        return
-    annotate(scope, graphql__operation__name=operation or (chosen.name.value if chosen.name else None),
-             graphql__operation__type=chosen.operation.value)
+    chosen = requested_operation(query, operation)
+    if chosen is not None:
+        annotate(scope, graphql__operation__name=chosen.name.value if chosen.name else None,
+                 graphql__operation__type=chosen.operation.value)
 
 
 class Traced:

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import strawberry
-from graphql import DocumentNode, OperationDefinitionNode, parse
+from graphql import DocumentNode, GraphQLError, OperationDefinitionNode, parse
 from graphql.execution.values import get_variable_values
 
 from gql.config import Settings
@@ -49,6 +49,15 @@ def _operation(document: DocumentNode, name: str | None) -> OperationDefinitionN
     if name is None:
         return operations[0] if len(operations) == 1 else None
     return next((o for o in operations if o.name and o.name.value == name), None)
+
+
+def requested_operation(query: str, name: str | None) -> OperationDefinitionNode | None:
+    """The operation a request runs: the one it names, or its document's only one; None when
+    the document does not parse or has no such operation (the request then fails on its own)."""
+    try:
+        return _operation(parsed(query), name)
+    except GraphQLError:
+        return None
 
 
 @dataclass(frozen=True)
