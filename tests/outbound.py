@@ -54,12 +54,15 @@ class Relay:
 
 
 @contextlib.asynccontextmanager
-async def relays(*started: Relay) -> AsyncIterator[None]:
+async def relays(*started: Relay | list[Relay]) -> AsyncIterator[None]:
+    """Kills the relays on the way out, whatever happened; a list given here is read then, so
+    relays appended to it inside the block are killed too."""
     try:
         yield
     finally:
-        for relay in started:
-            await relay.kill()
+        for given in started:
+            for relay in given if isinstance(given, list) else [given]:
+                await relay.kill()
 
 
 async def writer(pool: asyncpg.Pool, customer_id: uuid.UUID, stop: asyncio.Event,

@@ -76,7 +76,7 @@ async def test_relay_nats_killed_three_times_stores_each_event_once_in_log_order
     writers = [asyncio.create_task(writer(pool, customer_id, stop)) for _ in range(8)]
     rng = random.Random(3)
     started: list[Relay] = []
-    async with relays(*started):
+    async with relays(started):  # the list: relays started in the block are killed too
         for _ in range(3):
             relay = await nats_relay(database_url, stream, "killed").start()
             started.append(relay)
