@@ -23,6 +23,7 @@ from collections.abc import Callable
 import asyncpg
 
 from gql.metrics import DOORBELL_CHECKS, LISTENER_UP
+from gql.waiting import until_set
 
 CHANNEL = "ordergraph_events"  # the channel schema.sql's og_after_append notifies
 APPLICATION_NAME = "ordergraph-listener"
@@ -92,8 +93,8 @@ class Listener:
                     self._lost_at = time.monotonic()
             finally:
                 self._set_connected(False)
-            with contextlib.suppress(TimeoutError):  # the backoff, or until told to try now
-                await asyncio.wait_for(self._retry.wait(), backoff * random.uniform(0.5, 1.0))
+            # the backoff, or until told to try now
+            await until_set(self._retry, backoff * random.uniform(0.5, 1.0))
             self._retry.clear()
             backoff = min(backoff * 2, self.max_backoff)
 
@@ -121,8 +122,7 @@ class Listener:
             self.ring()
             self._heard.set()
             while not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), self.check_interval)
+                await until_set(lost, self.check_interval)
                 if follow_up.done():  # it failed: the connection is not to be trusted
                     follow_up.result()
                 if not lost.is_set():  # a half-open TCP connection never terminates by itself

@@ -35,6 +35,7 @@ from gql.listener import Listener
 from gql.metrics import LOG_READS, RENDERED, SUBSCRIPTIONS
 from gql.store import DATABASE_ERRORS, Pool, Row, reads
 from gql.store.outage import DatabaseHealth, is_outage
+from gql.waiting import until_set
 
 log = logging.getLogger("ordergraph.live")
 
@@ -216,8 +217,7 @@ class LiveHub:
         poll = self.settings.safety_poll_interval
         retry = 0.0  # while events are held back: seconds until the next read
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), retry or poll)
+            await until_set(self._wake, retry or poll)
             self._wake.clear()
             if not self._subscribers:  # nobody to deliver to: the first subscriber catches up
                 self._stale, retry = True, 0.0

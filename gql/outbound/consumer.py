@@ -28,6 +28,7 @@ from gql.listener import Listener
 from gql.metrics import RELAYED
 from gql.store import DATABASE_ERRORS, Connection, consumers
 from gql.store.consumers import Consumer, LogRow, ParkedEvent
+from gql.waiting import until_set
 
 log = logging.getLogger("ordergraph.outbound")
 
@@ -201,8 +202,7 @@ class ConsumerRunner:
                 if ahead is not None:
                     continue
                 retry = min(retry * 2 or HELD_RETRY[0], HELD_RETRY[1]) if held else 0.0
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), retry or self.poll_interval)
+                await until_set(self._wake, retry or self.poll_interval)
                 self._wake.clear()
         finally:
             await _cancelled(ahead)

@@ -1,0 +1,21 @@
+"""Waiting on an asyncio.Event for at most a while, in loops that must end when cancelled.
+
+On Python 3.11 `asyncio.wait_for(event.wait(), t)` returns normally when the event is set in
+the same turn of the loop as its task is cancelled: the cancel is lost, and a loop built on it
+runs on (a relay that ignores its stop, a server whose shutdown never ends). `asyncio.timeout`
+keeps the cancel, so every bounded wait on an event goes through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+
+async def until_set(event: asyncio.Event, seconds: float) -> bool:
+    """True once `event` is set, False when `seconds` passed first; a cancel propagates."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
