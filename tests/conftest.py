@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import itertools
 import os
+import re
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -61,21 +63,46 @@ def server_url() -> Iterator[str]:
         yield url
 
 
+# the databases of this run's process; those of a run no longer running are dropped at start
+_OURS = re.compile(r"^og_(?:template|test|empty)_(\d+)(?:_\d+)?$")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 @pytest.fixture(scope="session")
-def template_name(server_url: str) -> str:
+def template_name(server_url: str) -> Iterator[str]:
+    """The migrated database every test's is cloned from, dropped when the run ends. A shared
+    server (ORDERGRAPH_TEST_DATABASE_URL) may hold those of a run that was killed: they go."""
     name = f"og_template_{os.getpid()}"
 
     async def create() -> None:
         admin = await asyncpg.connect(server_url)
-        await admin.execute(f'drop database if exists "{name}"')
+        for (left,) in await admin.fetch("select datname from pg_database where datname like 'og\\_%'"):
+            found = _OURS.match(left)
+            if found and (int(found[1]) == os.getpid() or not _running(int(found[1]))):
+                await admin.execute(f'drop database if exists "{left}" with (force)')
         await admin.execute(f'create database "{name}"')
         await admin.close()
         conn = await asyncpg.connect(with_database(server_url, name))
         await migrate(conn)
         await conn.close()
 
+    async def drop() -> None:
+        admin = await asyncpg.connect(server_url)
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+        await admin.close()
+
     asyncio.run(create())
-    return name
+    yield name
+    asyncio.run(drop())
 
 
 @contextlib.asynccontextmanager
@@ -147,9 +174,13 @@ def _run_server(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, s
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 60
     while not server.started:
         if not thread.is_alive():
             raise RuntimeError("the test server did not start")
+        if time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("the test server did not start within 60 s")
         threading.Event().wait(0.02)
     port = server.servers[0].sockets[0].getsockname()[1]
     return server, thread, f"http://127.0.0.1:{port}"
