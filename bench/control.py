@@ -10,8 +10,9 @@ One PostgreSQL (embedded, or DATABASE_URL's server) gets a fresh database with t
 bench/data.py. Four `ordergraph serve` processes serve it, pinned to one core, one loaded at a
 time: "documents" (ORDERGRAPH_DOCUMENTS holding Q1, trusted-only mode: Q1's text is the
 trusted document's, so both forms run), "off" (no limits), "memory" and "Redis" (budgets of
-requests and of estimated cost far above what the run spends, so every request is counted
-and none refused; Redis at --redis, keys under a prefix of this run), and "logs"
+requests and of estimated cost far above what the run spends, so every request is charged
+and none refused: in memory one by one, in Redis from leases; Redis at --redis, keys under a
+prefix of this run), and "logs"
 (ORDERGRAPH_LOG_REQUESTS=1: a JSON line per request into its log file). wrk (bench/wrk.lua, ids
 varying per request) is pinned to the other core. Cells alternate within every round, each
 round starting one cell later than the one before; the table gives the best round per cell.

@@ -47,6 +47,10 @@ HTTP_REFUSED = Counter(
     "headers or body too slow, headers too large",
     ["reason"],
 )
+REDIS_ROUND_TRIPS = Counter(
+    "ordergraph_rate_limit_redis_round_trips_total",
+    "Script calls that charged rate-limit counters in Redis (each takes a lease)",
+)
 RELAYED = Counter(
     "ordergraph_relay_events_total",
     "Events a durable consumer handed out: delivered (confirmed by its sink), parked, replayed",

@@ -16,10 +16,11 @@ import coredis
 import httpx
 import jwt
 from graphql import parse
+from prometheus_client import REGISTRY
 
 from gql.config import Settings
 from gql.errors import RateLimited
-from gql.http.ratelimits import RateLimits
+from gql.http.ratelimits import LEASE_SHARE, RateLimits
 from gql.schema import build_schema
 from gql.schema.cost import select_operation
 from tests.conftest import serving
@@ -179,3 +180,53 @@ async def test_ratelimits_in_redis_keep_both_counters_with_their_windows() -> No
     else:
         raise AssertionError("the cost budget was not enforced")
     await redis.delete(keys)
+
+
+def _redis_limits(requests: str, prefix: str, cost: str = "") -> RateLimits:
+    return RateLimits(Settings(database_url="", rate_limit_requests=requests, rate_limit_cost=cost,
+                               rate_limit_redis=REDIS, rate_limit_prefix=prefix))
+
+
+def _round_trips() -> float:
+    return REGISTRY.get_sample_value("ordergraph_rate_limit_redis_round_trips_total") or 0.0
+
+
+async def test_ratelimits_a_large_budget_is_spent_from_leases_not_a_round_trip_each() -> None:
+    """A server asks Redis once for a slice of a large budget and spends it locally; once the
+    window ends, so does its slice."""
+    prefix = f"ordergraph-test-{uuid.uuid4().hex}"
+    limits = _redis_limits("100000 per 2 seconds", prefix)
+    before = _round_trips()
+    assert await _admitted(limits, "subject:busy", 2_000) == 2_000
+    assert _round_trips() - before == 1  # one slice: 100,000 / LEASE_SHARE covers them all
+    redis = coredis.Redis.from_url(REDIS, decode_responses=True)
+    (key,) = await redis.keys(f"{prefix}:*")
+    assert int(await redis.get(key) or 0) == 100_000 // LEASE_SHARE  # the slice, taken at once
+    await asyncio.sleep(2.1)  # the window (and the slice with it) ends
+    assert await _admitted(limits, "subject:busy", 1) == 1
+    assert _round_trips() - before == 2
+    assert int(await redis.get(key) or 0) == 100_000 // LEASE_SHARE
+    await redis.delete([key])
+
+
+async def test_ratelimits_servers_taking_leases_never_admit_more_than_the_budget() -> None:
+    """Three servers spending one caller's budget from leases, concurrently, with both budgets:
+    together they admit the budget that runs out first, and no request more."""
+    prefix = f"ordergraph-test-{uuid.uuid4().hex}"
+    for requests, cost, each, admitted in (("500 per 30 seconds", "", 400, 500),
+                                           ("10000 per 30 seconds", "2000 per 30 seconds", 400, 1000)):
+        servers = [_redis_limits(requests, f"{prefix}-{requests}", cost) for _ in range(3)]
+
+        async def one(limits: RateLimits) -> bool:
+            try:
+                await limits.charge("subject:shared", 2)  # the cost budget: two units a request
+            except RateLimited:
+                return False
+            return True
+
+        results = await asyncio.gather(*(one(servers[n % 3]) for n in range(3 * each)))
+        # never more; fewer only by what a server ends holding: less than one request's share
+        assert admitted - len(servers) < sum(results) <= admitted, (requests, cost)
+        if not cost:  # a share of one: nothing is left over
+            assert sum(results) == admitted
+        assert not any(results[-30:])  # the last ones, on every server, refused

@@ -2,15 +2,17 @@
 
 A caller is its token's subject, or its client address when it has no token (open mode).
 Counts are kept in memory (one server) or in Redis (`ORDERGRAPH_RATE_LIMIT_REDIS`), where a
-fleet of servers shares them. Windows are fixed: a budget of "100/minute" is 100 requests in
-each minute of the clock, and a refused caller is told when the window ends (Retry-After).
-When Redis cannot be reached the request goes through and a warning is logged: the limits
-protect the service, they must not take it down.
+fleet of servers shares them, each spending slices it leased (Leases). Windows are fixed: a
+budget of "100/minute" is 100 requests in the minute from the caller's first request, and a
+refused caller is told when the window ends (Retry-After). When Redis cannot be reached the
+request goes through and a warning is logged: the limits protect the service, they must not
+take it down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import math
@@ -26,10 +28,12 @@ from limits.storage import storage_from_string
 
 from gql.config import Settings
 from gql.errors import ConfigurationError, RateLimited
+from gql.metrics import REDIS_ROUND_TRIPS
 
 log = logging.getLogger("ordergraph.ratelimits")
 _WARN_EVERY = 60.0  # seconds between two warnings that the storage is unreachable
-_CALLERS_KEPT = 10_000  # callers whose storage keys are remembered
+_CALLERS_KEPT = 10_000  # callers whose storage keys (and leases) are remembered
+LEASE_SHARE = 16  # a lease takes this fraction of what is left of a budget (Leases)
 
 
 def _budget(name: str, value: str) -> RateLimitItem | None:
@@ -65,7 +69,8 @@ def _prefix(settings: Settings) -> str:
 
 
 # Every counter of a charge in one round trip: INCRBY each key, and give a key its window's
-# expiry when this increment created it (as `limits`' own incr_expire script, for several keys).
+# expiry when this increment created it (as `limits`' own incr_expire script, for several keys);
+# then each key's milliseconds left, which is how long a lease taken from it lasts.
 INCR_ALL = """
 local values = {}
 for i, key in ipairs(KEYS) do
@@ -73,73 +78,30 @@ for i, key in ipairs(KEYS) do
     local value = redis.call('incrby', key, amount)
     if value == amount then redis.call('expire', key, ARGV[2 * i - 1]) end
     values[i] = value
+    values[#KEYS + i] = redis.call('pttl', key)
 end
 return values
 """
 
-Counts = Callable[[tuple[str, ...], tuple[int, ...], Sequence[int]], Awaitable[list[int]]]
-
-
-def memory_counts(storage: Storage) -> Counts:
-    """Each counter incremented in memory, at once."""
-    async def incr(keys: tuple[str, ...], expiries: tuple[int, ...], amounts: Sequence[int]) -> list[int]:
-        return [await storage.incr(key, expiry, amount)
-                for key, expiry, amount in zip(keys, expiries, amounts, strict=True)]
-    return incr
+Counted = tuple[list[int], list[int]]  # each counter's value after the charge, its ms left
+Counts = Callable[[tuple[str, ...], tuple[int, ...], Sequence[int]], Awaitable[Counted]]
 
 
 def redis_counts(url: str, prefix: str) -> Counts:
-    """Every counter of a charge by one script call: one Redis round trip per charge. Keys are
-    those `limits` uses (`<prefix>:<key>`), so its window statistics read the same counters."""
+    """Every counter of a charge by one script call: one Redis round trip. Keys are those
+    `limits` uses (`<prefix>:<key>`), so its window statistics read the same counters."""
     client = coredis.Redis.from_url(url)
     script = client.register_script(INCR_ALL)
 
-    async def incr(keys: tuple[str, ...], expiries: tuple[int, ...], amounts: Sequence[int]) -> list[int]:
+    async def incr(keys: tuple[str, ...], expiries: tuple[int, ...], amounts: Sequence[int]) -> Counted:
         args: list[int] = []
         for expiry, amount in zip(expiries, amounts, strict=True):
             args += (expiry, amount)
-        values = await script.execute(keys=[f"{prefix}:{key}" for key in keys], args=args)
-        return [int(value) for value in values]  # type: ignore[union-attr]
+        found = await script.execute(keys=[f"{prefix}:{key}" for key in keys], args=args)
+        REDIS_ROUND_TRIPS.inc()
+        values = [int(value) for value in found]  # type: ignore[union-attr]
+        return values[:len(keys)], values[len(keys):]
     return incr
-
-
-class Coalescer:
-    """Charges of the same counters that arrive while the previous charge of them is on its way
-    go to the storage together, as one: the counters end as they would after one charge each,
-    and each caller learns the values just after its own share, as if it had been sent alone.
-    Under load this spares a Redis round trip (and its client's CPU) per request."""
-
-    def __init__(self, counts: Counts) -> None:
-        self.counts = counts
-        self._waiting: dict[tuple[str, ...], list[tuple[Sequence[int], asyncio.Future[list[int]]]]] = {}
-        self._sending: dict[tuple[str, ...], asyncio.Task[None]] = {}
-
-    async def incr(self, keys: tuple[str, ...], expiries: tuple[int, ...], amounts: Sequence[int],
-                   ) -> list[int]:
-        future: asyncio.Future[list[int]] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(keys, []).append((amounts, future))
-        if keys not in self._sending:
-            self._sending[keys] = asyncio.create_task(self._send(keys, expiries))
-        return await future
-
-    async def _send(self, keys: tuple[str, ...], expiries: tuple[int, ...]) -> None:
-        try:
-            while batch := self._waiting.pop(keys, None):
-                totals = [sum(amounts[i] for amounts, _ in batch) for i in range(len(keys))]
-                try:
-                    counters = await self.counts(keys, expiries, totals)
-                except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                values = [counter - total for counter, total in zip(counters, totals, strict=True)]
-                for amounts, future in batch:
-                    values = [value + amount for value, amount in zip(values, amounts, strict=True)]
-                    if not future.done():  # a caller that left (cancelled) still counted
-                        future.set_result(values)
-        finally:
-            del self._sending[keys]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +114,107 @@ class _Counters:
     expiries: tuple[int, ...]
 
 
+Spend = Callable[[_Counters, Sequence[int]], Awaitable[list[int]]]
+
+
+def memory_counts(storage: Storage) -> Spend:
+    """Each counter incremented in memory, at once."""
+    async def incr(counters: _Counters, amounts: Sequence[int]) -> list[int]:
+        return [await storage.incr(key, expiry, amount)
+                for key, expiry, amount in zip(counters.stored, counters.expiries, amounts, strict=True)]
+    return incr
+
+
+@dataclass(slots=True)
+class _Lease:
+    """What this server took of a Redis counter and has not spent yet: `left` units of a
+    counter that stood at `top` once taken (counting only what fits in the budget), until the
+    counter's window ends (`until`, monotonic)."""
+
+    left: int
+    top: int
+    until: float
+
+
+class Leases:
+    """Redis counters spent in leases. A server that has to ask Redis takes, beside its
+    request's share, a slice of what is left of the caller's budget (1/LEASE_SHARE of it) and
+    spends the slice locally until the slice or the window ends; while it asks, the caller's
+    other requests on this server wait for that answer instead of asking too. A large budget
+    then costs a round trip per slice rather than per request; a small one (under twice
+    LEASE_SHARE) is asked for at every request that fits, as before. A caller known to have
+    spent its budget is refused without asking until the window ends.
+
+    No more than the budget is admitted, in a fleet as in one server; a caller may be refused
+    before its budget is spent by slices other servers took and have not used (each at most
+    1/LEASE_SHARE of what was left when taken)."""
+
+    def __init__(self, counts: Counts) -> None:
+        self.counts = counts
+        self._leases: dict[str, _Lease] = {}
+        self._asking: dict[tuple[str, ...], asyncio.Future[list[int]]] = {}
+
+    async def incr(self, counters: _Counters, amounts: Sequence[int]) -> list[int]:
+        while True:
+            leases = [self._live(key) for key in counters.stored]
+            budgets = [budget.amount for budget, _ in counters.budgets]
+            covered = True
+            for lease, budget, amount in zip(leases, budgets, amounts, strict=True):
+                if lease is not None and lease.left + max(0, budget - lease.top) < amount:
+                    # spent in this window, as far as anyone could take: refused, no round trip
+                    return [0 if other is None else other.top - other.left + spend
+                            for other, spend in zip(leases, amounts, strict=True)]
+                covered = covered and lease is not None and lease.left >= amount
+            if covered:  # no await between the test and the spending
+                values = []
+                for lease, amount in zip(leases, amounts, strict=True):
+                    assert lease is not None
+                    lease.left -= amount
+                    values.append(lease.top - lease.left)
+                return values
+            asking = self._asking.get(counters.stored)
+            if asking is None:
+                break
+            with contextlib.suppress(Exception):  # its failure is its asker's to report
+                await asyncio.shield(asking)
+        wants = [max(amount, (budget - (lease.top if lease else 0)) // LEASE_SHARE)
+                 for budget, lease, amount in zip(budgets, leases, amounts, strict=True)]
+        asking = asyncio.ensure_future(self._take(counters, budgets, wants, amounts))
+        self._asking[counters.stored] = asking
+        asking.add_done_callback(lambda done: self._asking.pop(counters.stored, None)
+                                 if self._asking.get(counters.stored) is done else None)
+        return await asyncio.shield(asking)  # a caller that leaves does not undo the lease
+
+    async def _take(self, counters: _Counters, budgets: Sequence[int], wants: Sequence[int],
+                    amounts: Sequence[int]) -> list[int]:
+        found, left_ms = await self.counts(counters.stored, counters.expiries, wants)
+        values = []
+        for key, budget, want, amount, value, ms in zip(counters.stored, budgets, wants, amounts,
+                                                        found, left_ms, strict=True):
+            usable = min(want, max(0, budget - (value - want)))  # of the slice, within the budget
+            values.append(value - want + amount)  # the counter as if this request came alone
+            lease = self._live(key)
+            if lease is None:
+                lease = self._leases[key] = _Lease(0, 0, time.monotonic() + ms / 1000)
+            lease.left += usable - (amount if usable >= amount else 0)
+            lease.top = max(lease.top, value - want + usable)
+        return values
+
+    def seconds_left(self, key: str) -> float | None:
+        """Until the window of a counter this server holds a lease of ends."""
+        lease = self._live(key)
+        return None if lease is None else lease.until - time.monotonic()
+
+    def _live(self, key: str) -> _Lease | None:
+        lease = self._leases.get(key)
+        if lease is not None and lease.until <= time.monotonic():
+            del self._leases[key]
+            return None
+        if lease is None and len(self._leases) >= _CALLERS_KEPT:
+            self._leases.clear()
+        return lease
+
+
 class RateLimits:
     """The budgets of the settings and the counts that spend them."""
 
@@ -160,9 +223,9 @@ class RateLimits:
         self.cost = _budget("rate_limit_cost", settings.rate_limit_cost)
         self.limiter = FixedWindowRateLimiter(storage_of(settings))
         url = _redis_url(settings)
-        # memory answers at once: coalescing would only add its task and futures
-        self._count = (Coalescer(redis_counts(url, _prefix(settings))).incr if url
-                       else memory_counts(self.limiter.storage))
+        # memory answers at once: leases would only add their work
+        self._leases = Leases(redis_counts(url, _prefix(settings))) if url else None
+        self._count: Spend = self._leases.incr if self._leases else memory_counts(self.limiter.storage)
         self._warned = 0.0
         # each caller's counters, worked out once per caller, not per request
         self._keys: dict[str, _Counters] = {}
@@ -191,11 +254,15 @@ class RateLimits:
         try:
             counters = self._counters(caller)  # as FixedWindowRateLimiter.hit, all at once
             spent = [1 if what == "requests" else max(cost, 0) for _, what in counters.budgets]
-            values = await self._count(counters.stored, counters.expiries, spent)
-            for (budget, what), amount, value in zip(counters.budgets, spent, values, strict=True):
+            values = await self._count(counters, spent)
+            for (budget, what), stored, amount, value in zip(counters.budgets, counters.stored, spent,
+                                                             values, strict=True):
                 if amount and value > budget.amount:
-                    stats = await self.limiter.get_window_stats(budget, what, counters.key)
-                    wait = max(1, math.ceil(stats.reset_time - time.time()))
+                    left = self._leases.seconds_left(stored) if self._leases else None
+                    if left is None:
+                        stats = await self.limiter.get_window_stats(budget, what, counters.key)
+                        left = stats.reset_time - time.time()
+                    wait = max(1, math.ceil(left))
                     raise RateLimited(f"too many {'requests' if what == 'requests' else 'fields'}: "
                                       f"the budget is {budget}; try again in {wait} s", wait)
         except RateLimited:
