@@ -23,7 +23,7 @@ from collections.abc import Callable
 import asyncpg
 
 from gql.metrics import DOORBELL_CHECKS, LISTENER_UP
-from gql.waiting import until_set
+from gql.waiting import stopped, until_set
 
 CHANNEL = "ordergraph_events"  # the channel schema.sql's og_after_append notifies
 APPLICATION_NAME = "ordergraph-listener"
@@ -70,11 +70,8 @@ class Listener:
         self._task = asyncio.create_task(self._run(), name="ordergraph-listener")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stopped(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         backoff = self.min_backoff

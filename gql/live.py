@@ -35,7 +35,7 @@ from gql.listener import Listener
 from gql.metrics import LOG_READS, RENDERED, SUBSCRIPTIONS
 from gql.store import DATABASE_ERRORS, Pool, Row, reads
 from gql.store.outage import DatabaseHealth, is_outage
-from gql.waiting import until_set
+from gql.waiting import stopped, until_set
 
 log = logging.getLogger("ordergraph.live")
 
@@ -199,10 +199,7 @@ class LiveHub:
         await self.listener.stop()
         if self._own_health:
             await self.health.stop()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        await stopped(self._reader)
         for subs in self._subscribers.values():
             for sub in subs:
                 sub.close()

@@ -9,6 +9,7 @@ keeps the cancel, so every bounded wait on an event goes through here.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 
 async def until_set(event: asyncio.Event, seconds: float) -> bool:
@@ -19,3 +20,18 @@ async def until_set(event: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+async def stopped(task: asyncio.Future[Any] | None, *ignored: type[Exception]) -> None:
+    """Cancel `task` and wait until it has ended, its cancel (and `ignored` errors) swallowed.
+    A cancel of the caller itself while it waits still propagates: a loop that stops a helper
+    task is not kept running by it."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, *ignored):
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

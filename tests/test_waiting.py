@@ -1,5 +1,6 @@
 """A bounded wait on an event keeps its task's cancel, even when the event is set in the same
-turn of the loop: the live hub, the listener and the relays stop when told to."""
+turn of the loop, and so does stopping a helper task: the live hub, the listener and the
+relays stop when told to."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gql.waiting import until_set
+from gql.waiting import stopped, until_set
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gql"
 
@@ -37,6 +38,42 @@ async def test_until_set_says_whether_the_event_came() -> None:
     assert not await until_set(event, 0.01)
     asyncio.get_running_loop().call_later(0.01, event.set)
     assert await until_set(event, 5)
+
+
+async def test_stopping_a_helper_keeps_the_stoppers_own_cancel() -> None:
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.1)  # a read ahead giving its connection back
+            raise
+
+    async def stopper() -> None:
+        helper = asyncio.create_task(slow_to_stop())
+        await asyncio.sleep(0)
+        await stopped(helper)
+        await asyncio.sleep(10)  # where a lost cancel would leave it
+
+    task = asyncio.create_task(stopper())
+    await asyncio.sleep(0.05)  # inside stopped(), waiting for the helper
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        async with asyncio.timeout(2):
+            await task
+
+
+async def test_stopping_a_helper_swallows_its_cancel_and_the_named_errors() -> None:
+    async def failing() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise OSError("connection reset") from None
+
+    helper = asyncio.create_task(failing())
+    await asyncio.sleep(0)
+    await stopped(helper, OSError)
+    assert helper.done()
+    await stopped(None)
 
 
 def test_no_loop_waits_on_an_event_through_wait_for() -> None:

@@ -41,6 +41,7 @@ from gql.live import position_of
 from gql.schema.context import Context
 from gql.schema.errors import client_error
 from gql.schema.subscriptions import Rendered
+from gql.waiting import stopped
 
 EVENT_STREAM = "text/event-stream"
 log = logging.getLogger("ordergraph.sse")
@@ -190,10 +191,7 @@ class _Stream:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._pinger is not None:
-            self._pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OSError):
-                await self._pinger
+        await stopped(self._pinger, OSError)
 
     async def write(self, chunk: bytes) -> None:
         async with self._lock:

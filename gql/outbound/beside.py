@@ -8,7 +8,6 @@ lets one deliver while the others stand by to take over.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -20,6 +19,7 @@ from gql.metrics import CONSUMER_LAG_EVENTS, CONSUMER_LAG_SECONDS
 from gql.outbound.consumer import ConsumerRunner, Stopped
 from gql.store import Pool
 from gql.store.consumers import list_consumers
+from gql.waiting import stopped
 
 log = logging.getLogger("ordergraph.outbound")
 
@@ -81,8 +81,7 @@ class Relays:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stopped(task)
 
 
 async def consumer_lag(pool: Pool) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from gql.listener import Listener
 from gql.metrics import RELAYED
 from gql.store import DATABASE_ERRORS, Connection, consumers
 from gql.store.consumers import Consumer, LogRow, ParkedEvent
-from gql.waiting import until_set
+from gql.waiting import stopped, until_set
 
 log = logging.getLogger("ordergraph.outbound")
 
@@ -228,7 +228,4 @@ class ConsumerRunner:
 
 async def _cancelled(task: asyncio.Task[tuple[list[LogRow], bool]] | None) -> None:
     """Cancel a read ahead and wait until it is gone (its connection is then free again)."""
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, *DATABASE_ERRORS):
-            await task
+    await stopped(task, *DATABASE_ERRORS)

@@ -11,7 +11,6 @@ database back, instead of one traceback per request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from gql.metrics import DATABASE_UP
+from gql.waiting import stopped
 
 log = logging.getLogger("ordergraph.database")
 RETRY_AFTER = 1  # seconds a client is told to wait before it tries again
@@ -118,7 +118,4 @@ class DatabaseHealth:
             return
 
     async def stop(self) -> None:
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
+        await stopped(self._probe)

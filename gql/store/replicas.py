@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import itertools
 import logging
 import time
@@ -26,6 +25,7 @@ from gql.metrics import REPLICA_IN_ROTATION, REPLICA_LAG_BYTES, REPLICA_LAG_SECO
 from gql.store import DATABASE_ERRORS
 from gql.store.connection import create_pool, describe, target
 from gql.store.lane import ReadLane
+from gql.waiting import stopped
 
 log = logging.getLogger("ordergraph.replicas")
 # the insert position, not the write position: with asynchronous commit a transaction can
@@ -118,10 +118,7 @@ class Replicas:
             self._task = asyncio.create_task(self._watch())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stopped(self._task)
         for replica in self.replicas:
             if replica.pool is not None:
                 await replica.pool.close()
