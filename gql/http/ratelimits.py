@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import math
@@ -181,9 +182,14 @@ class Leases:
                  for budget, lease, amount in zip(budgets, leases, amounts, strict=True)]
         asking = asyncio.ensure_future(self._take(counters, budgets, wants, amounts))
         self._asking[counters.stored] = asking
-        asking.add_done_callback(lambda done: self._asking.pop(counters.stored, None)
-                                 if self._asking.get(counters.stored) is done else None)
+        asking.add_done_callback(functools.partial(self._asked, counters.stored))
         return await asyncio.shield(asking)  # a caller that leaves does not undo the lease
+
+    def _asked(self, stored: tuple[str, ...], done: asyncio.Future[list[int]]) -> None:
+        if self._asking.get(stored) is done:
+            del self._asking[stored]
+        if not done.cancelled():
+            done.exception()  # its asker reports a failure; one that left has it dropped here
 
     async def _take(self, counters: _Counters, budgets: Sequence[int], wants: Sequence[int],
                     amounts: Sequence[int]) -> list[int]:
