@@ -16,6 +16,8 @@ import coredis
 import httpx
 import jwt
 from graphql import parse
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from gql.config import Settings
@@ -230,3 +232,50 @@ async def test_ratelimits_servers_taking_leases_never_admit_more_than_the_budget
         if not cost:  # a share of one: nothing is left over
             assert sum(results) == admitted
         assert not any(results[-30:])  # the last ones, on every server, refused
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests=st.integers(1, 200), cost=st.integers(1, 1000), servers=st.integers(1, 3),
+       charges=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 12)), min_size=1, max_size=150),
+       together=st.integers(1, 20))
+def test_ratelimits_leases_never_admit_more_than_either_budget(
+        requests: int, cost: int, servers: int, charges: list[tuple[int, int]], together: int) -> None:
+    """Any mix of servers, costs and concurrency: what is admitted fits both budgets, and on
+    one server a charge is refused only when it did not fit what was left."""
+    prefix = f"ordergraph-test-{uuid.uuid4().hex}"
+
+    async def run() -> list[tuple[int, bool]]:
+        fleet = [_redis_limits(f"{requests} per 60 seconds", prefix, f"{cost} per 60 seconds")
+                 for _ in range(servers)]
+
+        async def one(server: int, amount: int) -> tuple[int, bool]:
+            try:
+                await fleet[server % servers].charge("subject:any", amount)
+            except RateLimited:
+                return amount, False
+            return amount, True
+
+        done: list[tuple[int, bool]] = []
+        for start in range(0, len(charges), together):  # `together` at a time, concurrently
+            done += await asyncio.gather(*(one(*c) for c in charges[start:start + together]))
+        redis = coredis.Redis.from_url(REDIS)
+        await redis.delete(await redis.keys(f"{prefix}:*") or [f"{prefix}:none"])
+        return done
+
+    done = asyncio.run(run())
+    admitted = [amount for amount, ok in done if ok]
+    assert len(admitted) <= requests and sum(admitted) <= cost
+    if servers == 1:
+        for amount, ok in done:
+            assert ok or len(admitted) + 1 > requests or sum(admitted) + amount > cost
+
+
+async def test_ratelimits_a_lease_taken_on_a_stale_view_keeps_only_what_fits() -> None:
+    """Server A leases, server B spends the rest of the budget; A, asking again for a slice of
+    what it thinks is left, gets none: nothing more is admitted, then or later."""
+    prefix = f"ordergraph-test-{uuid.uuid4().hex}"
+    a, b = (_redis_limits("1600 per 30 seconds", prefix) for _ in range(2))
+    assert await _admitted(a, "subject:x", 100) == 100  # its first slice: 1600 / 16
+    assert await _admitted(b, "subject:x", 2_000) == 1_500
+    assert await _admitted(a, "subject:x", 1) == 0  # asks for 93 more: none fits
+    assert await _admitted(a, "subject:x", 50) == 0  # and spends none of them later
