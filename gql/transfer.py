@@ -21,6 +21,7 @@ from typing import IO, Any
 
 import orjson
 
+from gql import traces
 from gql.errors import BadUserInput
 from gql.events import Position
 from gql.store import Connection
@@ -142,8 +143,16 @@ def parse_line(number: int, raw: bytes) -> ImportedEvent:
         occurred_at=_time(data, "occurred_at"), correlation_id=_uuid(data, "correlation_id"),
         causation_id=_uuid(data, "causation_id"), actor_type=_text(data, "actor_type"),
         actor_id=_text(data, "actor_id"), schema_version=_int(data, "schema_version"),
-        customer=customer,
+        customer=customer, trace_parent=_trace_parent(data),
     )
+
+
+def _trace_parent(data: dict[str, Any]) -> str | None:
+    value = _text(data, "trace_parent")
+    if value is not None and traces.trace_id_of(value) is None:
+        raise BadUserInput("trace_parent must be a W3C traceparent such as "
+                           "00-<32 hex>-<16 hex>-01", field="trace_parent")
+    return value
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,15 @@ from tests.test_cli import ROOT, _one_clean_line, run
 LOG = """
 select md5(coalesce(string_agg(concat_ws('|', event_id, order_id, stream_version, event_type,
        occurred_at, correlation_id, causation_id, actor_type, actor_id, customer_id, payload,
-       schema_version, status), ',' order by log_xid, global_position), '')) from order_events
+       schema_version, status, trace_parent), ',' order by log_xid, global_position), ''))
+from order_events
 """
 READ_MODEL = """
 select md5(coalesce(string_agg(concat_ws('|', order_id, customer_id, status, currency, total_amount,
        authorized_amount, captured_amount, items, version, placed_at, last_event_at), ','
        order by order_id), '')) from orders_current
 """
+TRACED = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 # customers as readers see them: sealed under keys of each database's own, opened to compare
 CUSTOMER_IDS = "select customer_id from customers order by customer_id"
 
@@ -44,9 +46,10 @@ async def _seeded(url: str) -> None:
         await seed(pool, orders=30, customers=6, seed=11, concurrency=4)
         order_id = await pool.fetchval(
             "select order_id from orders_current where status = 'PLACED' order by order_id limit 1")
-        await pool.execute("insert into order_events (event_id, order_id, event_type, payload) "
-                           "values ($1, $2, 'OrderCancelled', '{\"reason\": \"out of stock\"}')",
-                           uuid.uuid4(), order_id)  # an event of schema_version 1
+        await pool.execute("insert into order_events (event_id, order_id, event_type, payload, "
+                           "trace_parent) values ($1, $2, 'OrderCancelled', "
+                           "'{\"reason\": \"out of stock\"}', $3)",  # an event of schema_version 1,
+                           uuid.uuid4(), order_id, TRACED)  # appended in a trace
         # an export shows the log's safe prefix: on a shared server another database's open
         # transaction can hold its tail back for a moment
         await settled_end(pool)
@@ -86,6 +89,7 @@ async def test_transfer_round_trip_gives_the_same_log_and_read_models(
     source = await _state(database_url)
     assert len(lines) == source[3] and lines[0]["event_type"] == "OrderPlaced"
     assert {"position", "global_position", "log_xid", "recorded_at", "payload"} <= set(lines[0])
+    assert [e["trace_parent"] for e in lines if e["trace_parent"]] == [TRACED]  # kept, then compared
     assert "status" not in lines[0]  # derived by the receiving database's state machine
     imported = run("import", str(tmp_path / "log.ndjson"), "--database-url", second_database_url)
     assert imported.returncode == 0, imported.stderr
@@ -155,16 +159,18 @@ async def test_transfer_import_reports_refused_lines_and_writes_nothing_of_them(
     conflict = {**first, "payload": {**first["payload"], "currency": other}}
     skipped = _item_added(first, stream_version=9)
     unknown = {**_item_added(first, stream_version=2), "order_id": str(uuid.uuid4())}
-    rows = [first, "not json", conflict, skipped, unknown, {"event_type": "OrderPlaced"}]
+    untraceable = {**_item_added(first, stream_version=2), "trace_parent": "00-not-a-trace"}
+    rows = [first, "not json", conflict, skipped, unknown, {"event_type": "OrderPlaced"}, untraceable]
     (tmp_path / "mixed.ndjson").write_bytes(
         b"\n".join(r.encode() if isinstance(r, str) else orjson.dumps(r) for r in rows) + b"\n")
     result = run("import", str(tmp_path / "mixed.ndjson"), "--database-url", second_database_url)
     assert result.returncode == 1
-    assert "appended 1, deduplicated 0, refused 5" in result.stdout
+    assert "appended 1, deduplicated 0, refused 6" in result.stdout
     reported = [line.split(":")[:2] for line in result.stderr.splitlines() if line.startswith("line ")]
     assert reported == [["line 2", " BAD_USER_INPUT"], ["line 3", " IDEMPOTENCY_CONFLICT"],
                         ["line 4", " WRONG_EXPECTED_VERSION"], ["line 5", " ORDER_NOT_FOUND"],
-                        ["line 6", " BAD_USER_INPUT"]]
+                        ["line 6", " BAD_USER_INPUT"], ["line 7", " BAD_USER_INPUT"]]
+    assert "line 7: BAD_USER_INPUT: trace_parent must be a W3C traceparent" in result.stderr
     conn = await asyncpg.connect(second_database_url)
     try:
         stored = await conn.fetch("select event_id from order_events")

@@ -66,9 +66,10 @@ where k.key is not null
 
 _BATCH = """
 unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::bigint[], $6::timestamptz[],
-       $7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::int[])
+       $7::uuid[], $8::uuid[], $9::text[], $10::text[], $11::int[], $12::text[])
     with ordinality as b(event_id, order_id, event_type, payload, stream_version, occurred_at,
-                         correlation_id, causation_id, actor_type, actor_id, schema_version, n)
+                         correlation_id, causation_id, actor_type, actor_id, schema_version,
+                         trace_parent, n)
 """
 # Which of a batch's events the log already has, and whether with the same content.
 IMPORT_KNOWN = f"""
@@ -79,12 +80,13 @@ from {_BATCH} join order_events e on e.event_id = b.event_id
 # rule (state machine, amounts, the stream version, the read model) to each row.
 IMPORT_NEW = f"""
 insert into order_events (event_id, order_id, event_type, payload, stream_version, occurred_at,
-                          correlation_id, causation_id, actor_type, actor_id, schema_version)
+                          correlation_id, causation_id, actor_type, actor_id, schema_version,
+                          trace_parent)
 select b.event_id, b.order_id, b.event_type, b.payload, b.stream_version,
        coalesce(b.occurred_at, now()), b.correlation_id, b.causation_id, b.actor_type, b.actor_id,
-       coalesce(b.schema_version, v.schema_version, 1)
+       coalesce(b.schema_version, v.schema_version, 1), b.trace_parent
 from {_BATCH} left join event_schema_versions v on v.event_type = b.event_type
-where not (b.n = any($12::bigint[]))
+where not (b.n = any($13::bigint[]))
 order by b.n
 """
 # One event through og_append, the single append's own path (idempotency by event id and
@@ -94,7 +96,7 @@ select a.deduplicated
 from og_append(p_event_id => $1, p_order_id => $2, p_event_type => $3, p_payload => $4,
                p_expected_version => $5 - 1, p_occurred_at => $6, p_correlation_id => $7,
                p_causation_id => $8, p_actor_type => $9, p_actor_id => $10,
-               p_schema_version => $11) a
+               p_schema_version => $11, p_trace_parent => $12) a
 """
 
 
@@ -115,6 +117,7 @@ class ImportedEvent:
     actor_id: str | None
     schema_version: int | None
     customer: ImportedCustomer | None
+    trace_parent: str | None = None  # the appending request's trace, kept across systems
 
 
 @dataclass(frozen=True)
@@ -169,7 +172,7 @@ def _columns(events: Sequence[ImportedEvent]) -> list[list[Any]]:
         [e.stream_version for e in events], [e.occurred_at for e in events],
         [e.correlation_id for e in events], [e.causation_id for e in events],
         [e.actor_type for e in events], [e.actor_id for e in events],
-        [e.schema_version for e in events],
+        [e.schema_version for e in events], [e.trace_parent for e in events],
     ]
 
 
