@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import itertools
 import os
 import re
@@ -34,6 +35,29 @@ from gql.store.migrations import migrate
 from tests.factories import settled_end
 
 _counter = itertools.count()
+
+
+_loop: asyncio.AbstractEventLoop | None = None  # the session's loop, for a hung test's report
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _session_loop() -> AsyncIterator[None]:
+    global _loop
+    _loop = asyncio.get_running_loop()
+    yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A test that pytest-timeout stopped reports where each of the loop's tasks was waiting:
+    the thread stacks only show the loop's select()."""
+    report = yield
+    if report.failed and _loop is not None and "Timeout" in str(report.longrepr):
+        out = io.StringIO()
+        for task in asyncio.all_tasks(_loop):
+            task.print_stack(limit=12, file=out)
+        report.sections.append(("asyncio tasks when the test timed out", out.getvalue()))
+    return report
 
 
 def with_database(url: str, name: str) -> str:
