@@ -24,14 +24,16 @@ async def until_set(event: asyncio.Event, seconds: float) -> bool:
 
 async def stopped(task: asyncio.Future[Any] | None, *ignored: type[Exception]) -> None:
     """Cancel `task` and wait until it has ended, its cancel (and `ignored` errors) swallowed.
-    A cancel of the caller itself while it waits still propagates: a loop that stops a helper
-    task is not kept running by it."""
+    A cancel of the caller that arrives while it waits still propagates: a loop that stops a
+    helper task is not kept running by it. One the caller was already handling (stopping its
+    helpers in a `finally`) does not cut that clean-up short."""
     if task is None:
         return
+    current = asyncio.current_task()
+    cancels = current.cancelling() if current is not None else 0
     task.cancel()
     try:
         await task
     except (asyncio.CancelledError, *ignored):
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
+        if current is not None and current.cancelling() > cancels:
             raise

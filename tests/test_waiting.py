@@ -62,6 +62,26 @@ async def test_stopping_a_helper_keeps_the_stoppers_own_cancel() -> None:
             await task
 
 
+async def test_stopping_helpers_in_a_finally_after_a_cancel_finishes_the_clean_up() -> None:
+    cleaned = []
+
+    async def runner() -> None:  # the relay's shape: stop the listener, then close the sink
+        helpers = [asyncio.create_task(asyncio.sleep(10)) for _ in range(2)]
+        try:
+            await asyncio.sleep(10)
+        finally:
+            for helper in helpers:
+                await stopped(helper)
+                cleaned.append(helper)
+
+    task = asyncio.create_task(runner())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(cleaned) == 2 and all(h.cancelled() for h in cleaned)
+
+
 async def test_stopping_a_helper_swallows_its_cancel_and_the_named_errors() -> None:
     async def failing() -> None:
         try:
