@@ -16,7 +16,7 @@ import coredis
 import httpx
 import jwt
 from graphql import parse
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
@@ -238,6 +238,7 @@ async def test_ratelimits_servers_taking_leases_never_admit_more_than_the_budget
 @given(requests=st.integers(1, 200), cost=st.integers(1, 1000), servers=st.integers(1, 3),
        charges=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 12)), min_size=1, max_size=150),
        together=st.integers(1, 20))
+@example(requests=1, cost=1, servers=1, charges=[(0, 5), (0, 1)], together=1)  # refused: spends none
 def test_ratelimits_leases_never_admit_more_than_either_budget(
         requests: int, cost: int, servers: int, charges: list[tuple[int, int]], together: int) -> None:
     """Any mix of servers, costs and concurrency: what is admitted fits both budgets, and on
@@ -279,3 +280,21 @@ async def test_ratelimits_a_lease_taken_on_a_stale_view_keeps_only_what_fits() -
     assert await _admitted(b, "subject:x", 2_000) == 1_500
     assert await _admitted(a, "subject:x", 1) == 0  # asks for 93 more: none fits
     assert await _admitted(a, "subject:x", 50) == 0  # and spends none of them later
+
+
+async def test_ratelimits_a_refused_request_spends_nothing_of_either_budget() -> None:
+    """Refused by its cost, a request does not spend the request budget either: in memory and
+    in Redis, the next requests that fit are admitted."""
+    for redis in ("", REDIS):
+        limits = RateLimits(Settings(database_url="", rate_limit_requests="2 per 30 seconds",
+                                     rate_limit_cost="1 per 30 seconds", rate_limit_redis=redis,
+                                     rate_limit_prefix=f"ordergraph-test-{uuid.uuid4().hex}"))
+        outcomes = []
+        for cost in (2, 0, 1, 0):
+            try:
+                await limits.charge("subject:a", cost)
+            except RateLimited:
+                outcomes.append(False)
+            else:
+                outcomes.append(True)
+        assert outcomes == [False, True, True, False], redis or "memory"

@@ -119,10 +119,16 @@ Spend = Callable[[_Counters, Sequence[int]], Awaitable[list[int]]]
 
 
 def memory_counts(storage: Storage) -> Spend:
-    """Each counter incremented in memory, at once."""
+    """Each counter incremented in memory, at once; taken back when the request is refused
+    (a refused request spends nothing, as with leases)."""
     async def incr(counters: _Counters, amounts: Sequence[int]) -> list[int]:
-        return [await storage.incr(key, expiry, amount)
-                for key, expiry, amount in zip(counters.stored, counters.expiries, amounts, strict=True)]
+        values = [await storage.incr(key, expiry, amount)
+                  for key, expiry, amount in zip(counters.stored, counters.expiries, amounts, strict=True)]
+        if any(amount and value > budget.amount for (budget, _), amount, value
+               in zip(counters.budgets, amounts, values, strict=True)):
+            for key, amount in zip(counters.stored, amounts, strict=True):
+                await storage.decr(key, amount)
+        return values
     return incr
 
 
@@ -144,7 +150,8 @@ class Leases:
     other requests on this server wait for that answer instead of asking too. A large budget
     then costs a round trip per slice rather than per request; a small one (under twice
     LEASE_SHARE) is asked for at every request that fits, as before. A caller known to have
-    spent its budget is refused without asking until the window ends.
+    spent its budget is refused without asking until the window ends, and a refused request
+    spends nothing of its lease.
 
     No more than the budget is admitted, in a fleet as in one server; a caller may be refused
     before its budget is spent by slices other servers took and have not used (each at most
@@ -156,29 +163,30 @@ class Leases:
         self._asking: dict[tuple[str, ...], asyncio.Future[list[int]]] = {}
 
     async def incr(self, counters: _Counters, amounts: Sequence[int]) -> list[int]:
-        while True:
-            leases = [self._live(key) for key in counters.stored]
-            budgets = [budget.amount for budget, _ in counters.budgets]
-            covered = True
-            for lease, budget, amount in zip(leases, budgets, amounts, strict=True):
-                if lease is not None and lease.left + max(0, budget - lease.top) < amount:
-                    # spent in this window, as far as anyone could take: refused, no round trip
-                    return [0 if other is None else other.top - other.left + spend
-                            for other, spend in zip(leases, amounts, strict=True)]
-                covered = covered and lease is not None and lease.left >= amount
-            if covered:  # no await between the test and the spending
-                values = []
-                for lease, amount in zip(leases, amounts, strict=True):
-                    assert lease is not None
-                    lease.left -= amount
-                    values.append(lease.top - lease.left)
-                return values
-            asking = self._asking.get(counters.stored)
-            if asking is None:
-                break
+        while (asking := self._asking.get(counters.stored)) is not None:
+            # one question at a time per caller, and no spending meanwhile: its answer changes
+            # the leases, and whoever waited decides on them afterwards
             with contextlib.suppress(Exception):  # its failure is its asker's to report
                 await asyncio.shield(asking)
-        wants = [max(amount, (budget - (lease.top if lease else 0)) // LEASE_SHARE)
+        leases = [self._live(key) for key in counters.stored]
+        budgets = [budget.amount for budget, _ in counters.budgets]
+        covered = True
+        for lease, budget, amount in zip(leases, budgets, amounts, strict=True):
+            if lease is not None and lease.left + max(0, budget - lease.top) < amount:
+                # spent in this window, as far as anyone could take: refused, no round trip
+                return [0 if other is None else other.top - other.left + spend
+                        for other, spend in zip(leases, amounts, strict=True)]
+            covered = covered and lease is not None and lease.left >= amount
+        if covered:  # no await between the test and the spending
+            values = []
+            for lease, amount in zip(leases, amounts, strict=True):
+                assert lease is not None
+                lease.left -= amount
+                values.append(lease.top - lease.left)
+            return values
+        # what the leases lack for this request, or a slice of what is left, whichever is more
+        wants = [max(amount - (lease.left if lease else 0),
+                     (budget - (lease.top if lease else 0)) // LEASE_SHARE, 0)
                  for budget, lease, amount in zip(budgets, leases, amounts, strict=True)]
         asking = asyncio.ensure_future(self._take(counters, budgets, wants, amounts))
         self._asking[counters.stored] = asking
@@ -194,16 +202,25 @@ class Leases:
     async def _take(self, counters: _Counters, budgets: Sequence[int], wants: Sequence[int],
                     amounts: Sequence[int]) -> list[int]:
         found, left_ms = await self.counts(counters.stored, counters.expiries, wants)
-        values = []
-        for key, budget, want, amount, value, ms in zip(counters.stored, budgets, wants, amounts,
-                                                        found, left_ms, strict=True):
-            usable = min(want, max(0, budget - (value - want)))  # of the slice, within the budget
-            values.append(value - want + amount)  # the counter as if this request came alone
+        leases = []
+        for key, ms in zip(counters.stored, left_ms, strict=True):
             lease = self._live(key)
             if lease is None:
                 lease = self._leases[key] = _Lease(0, 0, time.monotonic() + ms / 1000)
-            lease.left += usable - (amount if usable >= amount else 0)
-            lease.top = max(lease.top, value - want + usable)
+            leases.append(lease)
+        # of each slice, what fits in the budget; the request spends its share only if it fits
+        # every budget (a refused request spends nothing, as one refused without asking)
+        rooms = [min(want, max(0, budget - (value - want)))
+                 for budget, want, value in zip(budgets, wants, found, strict=True)]
+        fits = all(lease.left + room >= amount
+                   for lease, room, amount in zip(leases, rooms, amounts, strict=True))
+        values = []
+        for lease, budget, want, amount, value, room in zip(leases, budgets, wants, amounts, found,
+                                                            rooms, strict=True):
+            lease.left += room - (amount if fits else 0)
+            # the counter before this slice (what of it fits the budget), and the slice's room
+            lease.top = max(lease.top, min(budget, value - want) + room)
+            values.append(lease.top - lease.left if fits else lease.top + amount - lease.left)
         return values
 
     def seconds_left(self, key: str) -> float | None:
