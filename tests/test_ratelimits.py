@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -298,3 +299,29 @@ async def test_ratelimits_a_refused_request_spends_nothing_of_either_budget() ->
             else:
                 outcomes.append(True)
         assert outcomes == [False, True, True, False], redis or "memory"
+
+
+def test_ratelimits_a_steady_stream_across_window_ends_keeps_the_loop_turning() -> None:
+    """Requests arriving every turn of the loop while leases end with their one-second
+    windows and are asked for again: every charge is answered. Run in a thread of its own with
+    its own loop, so that a charge spinning without yielding fails the test instead of
+    stopping the suite's loop."""
+    answered: list[int] = []
+
+    async def stream() -> None:
+        limits = _redis_limits("1000000 per 1 second", f"ordergraph-test-{uuid.uuid4().hex}")
+        pending = set()
+        until = time.monotonic() + 2.5  # three windows
+        while time.monotonic() < until:
+            task = asyncio.create_task(limits.charge("subject:steady", 1))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            task.add_done_callback(lambda _: answered.append(1))
+            await asyncio.sleep(0)
+        await asyncio.gather(*pending)
+
+    thread = threading.Thread(target=asyncio.run, args=(stream(),), daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "a charge kept the loop from turning"
+    assert len(answered) > 1000

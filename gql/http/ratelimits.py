@@ -163,9 +163,11 @@ class Leases:
         self._asking: dict[tuple[str, ...], asyncio.Future[list[int]]] = {}
 
     async def incr(self, counters: _Counters, amounts: Sequence[int]) -> list[int]:
-        while (asking := self._asking.get(counters.stored)) is not None:
+        while (asking := self._asking.get(counters.stored)) is not None and not asking.done():
             # one question at a time per caller, and no spending meanwhile: its answer changes
-            # the leases, and whoever waited decides on them afterwards
+            # the leases, and whoever waited decides on them afterwards. (An answered one may
+            # still be registered until its callback runs: awaiting it would not yield, and this
+            # loop would spin.)
             with contextlib.suppress(Exception):  # its failure is its asker's to report
                 await asyncio.shield(asking)
         leases = [self._live(key) for key in counters.stored]
