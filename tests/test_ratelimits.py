@@ -152,11 +152,11 @@ async def _admitted(limits: RateLimits, caller: str, count: int) -> int:
 
 
 async def test_ratelimits_concurrent_requests_spend_the_budget_exactly() -> None:
-    """Increments sent together (coalesced) admit as many as one at a time would."""
+    """Requests charged together admit as many as one at a time would."""
     for redis in ("", REDIS):
-        settings = Settings(database_url="", rate_limit_requests="7 per 30 seconds",
-                            rate_limit_redis=redis, rate_limit_prefix=f"ordergraph-test-{uuid.uuid4().hex}")
-        limits = RateLimits(settings)
+        limits = RateLimits(Settings(database_url="", rate_limit_requests="7 per 30 seconds",
+                                     rate_limit_redis=redis,
+                                     rate_limit_prefix=f"ordergraph-test-{uuid.uuid4().hex}"))
         assert await _admitted(limits, "address:10.0.0.1", 20) == 7, redis or "memory"
         assert await _admitted(limits, "address:10.0.0.2", 5) == 5, redis or "memory"
 
@@ -165,10 +165,7 @@ async def test_ratelimits_in_redis_keep_both_counters_with_their_windows() -> No
     """One charge updates the request and the cost counter together (one script call), under
     the keys and expiries `limits` reads for Retry-After, and refuses on either budget."""
     prefix = f"ordergraph-test-{uuid.uuid4().hex}"
-    settings = Settings(database_url="", rate_limit_requests="5 per 30 seconds",
-                        rate_limit_cost="100 per 60 seconds", rate_limit_redis=REDIS,
-                        rate_limit_prefix=prefix)
-    limits = RateLimits(settings)
+    limits = _redis_limits("5 per 30 seconds", prefix, "100 per 60 seconds")
     await asyncio.gather(*(limits.charge("subject:a", 30) for _ in range(3)))
     redis = coredis.Redis.from_url(REDIS, decode_responses=True)
     keys = sorted(await redis.keys(f"{prefix}:*"))
