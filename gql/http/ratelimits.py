@@ -113,22 +113,17 @@ class _Counters:
     budgets: list[tuple[RateLimitItem, str]]
     stored: tuple[str, ...]
     expiries: tuple[int, ...]
+    amounts: tuple[int, ...]  # each budget's amount (per window)
 
 
 Spend = Callable[[_Counters, Sequence[int]], Awaitable[list[int]]]
 
 
 def memory_counts(storage: Storage) -> Spend:
-    """Each counter incremented in memory, at once; taken back when the request is refused
-    (a refused request spends nothing, as with leases)."""
+    """Each counter incremented in memory, at once."""
     async def incr(counters: _Counters, amounts: Sequence[int]) -> list[int]:
-        values = [await storage.incr(key, expiry, amount)
-                  for key, expiry, amount in zip(counters.stored, counters.expiries, amounts, strict=True)]
-        if any(amount and value > budget.amount for (budget, _), amount, value
-               in zip(counters.budgets, amounts, values, strict=True)):
-            for key, amount in zip(counters.stored, amounts, strict=True):
-                await storage.decr(key, amount)
-        return values
+        return [await storage.incr(key, expiry, amount)
+                for key, expiry, amount in zip(counters.stored, counters.expiries, amounts, strict=True)]
     return incr
 
 
@@ -171,7 +166,7 @@ class Leases:
             with contextlib.suppress(Exception):  # its failure is its asker's to report
                 await asyncio.shield(asking)
         leases = [self._live(key) for key in counters.stored]
-        budgets = [budget.amount for budget, _ in counters.budgets]
+        budgets = counters.amounts
         covered = True
         for lease, budget, amount in zip(leases, budgets, amounts, strict=True):
             if lease is not None and lease.left + max(0, budget - lease.top) < amount:
@@ -190,7 +185,7 @@ class Leases:
         wants = [max(amount - (lease.left if lease else 0),
                      (budget - (lease.top if lease else 0)) // LEASE_SHARE, 0)
                  for budget, lease, amount in zip(budgets, leases, amounts, strict=True)]
-        asking = asyncio.ensure_future(self._take(counters, budgets, wants, amounts))
+        asking = asyncio.ensure_future(self._take(counters, wants, amounts))
         self._asking[counters.stored] = asking
         asking.add_done_callback(functools.partial(self._asked, counters.stored))
         return await asyncio.shield(asking)  # a caller that leaves does not undo the lease
@@ -201,8 +196,9 @@ class Leases:
         if not done.cancelled():
             done.exception()  # its asker reports a failure; one that left has it dropped here
 
-    async def _take(self, counters: _Counters, budgets: Sequence[int], wants: Sequence[int],
-                    amounts: Sequence[int]) -> list[int]:
+    async def _take(self, counters: _Counters, wants: Sequence[int], amounts: Sequence[int],
+                    ) -> list[int]:
+        budgets = counters.amounts
         found, left_ms = await self.counts(counters.stored, counters.expiries, wants)
         leases = []
         for key, ms in zip(counters.stored, left_ms, strict=True):
@@ -265,7 +261,8 @@ class RateLimits:
                 (self.requests, "requests"), (self.cost, "cost")) if budget is not None]
             found = self._keys[caller] = _Counters(
                 key, budgets, tuple(budget.key_for(what, key) for budget, what in budgets),
-                tuple(budget.get_expiry() for budget, _ in budgets))
+                tuple(budget.get_expiry() for budget, _ in budgets),
+                tuple(budget.amount for budget, _ in budgets))
         return found
 
     @classmethod
@@ -283,6 +280,9 @@ class RateLimits:
             for (budget, what), stored, amount, value in zip(counters.budgets, counters.stored, spent,
                                                              values, strict=True):
                 if amount and value > budget.amount:
+                    if self._leases is None:  # in memory it was counted: a refusal spends nothing
+                        for key, share in zip(counters.stored, spent, strict=True):
+                            await self.limiter.storage.decr(key, share)
                     left = self._leases.seconds_left(stored) if self._leases else None
                     if left is None:
                         stats = await self.limiter.get_window_stats(budget, what, counters.key)
