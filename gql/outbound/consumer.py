@@ -192,7 +192,9 @@ class ConsumerRunner:
                     raise Stopped(f"consumer {self.name} stopped at an event it could not "
                                   f"deliver: {outcome.error}")
                 if not finished:
-                    ahead = await _cancelled(ahead)  # read again from the position
+                    # read again from the position, once the read ahead gave its connection back
+                    await stopped(ahead, *DATABASE_ERRORS)
+                    ahead = None
                     failures += 1
                     pause = min(FAILURE_BACKOFF[0] * 2 ** (failures - 1), FAILURE_BACKOFF[1])
                     log.warning("consumer %s: %s; again in %.1f s", self.name, outcome.error, pause)
@@ -205,7 +207,7 @@ class ConsumerRunner:
                 await until_set(self._wake, retry or self.poll_interval)
                 self._wake.clear()
         finally:
-            await _cancelled(ahead)
+            await stopped(ahead, *DATABASE_ERRORS)
 
     async def _read(self, reader: Connection, after: Position) -> tuple[list[LogRow], bool]:
         return await consumers.read_log(reader, after=after, types=self.types, limit=self.batch)
@@ -224,8 +226,3 @@ class ConsumerRunner:
         RELAYED.labels(self.name, "replayed").inc(redelivered)
         log.info("consumer %s: replayed %d parked events, %d parked again", self.name,
                  redelivered, len(outcome.parked))
-
-
-async def _cancelled(task: asyncio.Task[tuple[list[LogRow], bool]] | None) -> None:
-    """Cancel a read ahead and wait until it is gone (its connection is then free again)."""
-    await stopped(task, *DATABASE_ERRORS)
